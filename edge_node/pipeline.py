@@ -1,0 +1,70 @@
+"""One payload on the edge: check, rebuild, verify the probes, install atomically, evaluate.
+
+`apply_payload(cfg, payload)` never raises for a bad payload: it returns {"installed": False, "reason": ...}
+and the previously installed adapter stays live. Torch is imported only once the payload has passed the
+radio-side checks (size, SHA-256, manifest, model identity).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from edge_node import install as inst
+from edge_node.payload_reader import check_payload, edge_identity, summary
+from edge_node.rebuild import rebuild
+from host.payload import PayloadError
+from testbed.config import TestbedConfig
+from testbed.errors import AirLoraError
+
+
+def _refusal(stage: str, reason: str, cfg: TestbedConfig, started: float, **extra: Any) -> dict[str, Any]:
+    current = inst.current_adapter(cfg.edge.adapter_dir)
+    return {"installed": False, "stage": stage, "reason": reason, "adapter_dir": str(current) if current else None,
+            "apply_s": time.perf_counter() - started, **extra}
+
+
+def apply_payload(cfg: TestbedConfig, payload: bytes, evaluate: bool = True) -> dict[str, Any]:
+    """Check, rebuild, verify, install and evaluate one payload; a dict report either way."""
+    started = time.perf_counter()
+    try:
+        decoded = check_payload(payload, edge_identity(cfg), cfg.data.task)
+    except PayloadError as exc:
+        return _refusal("check", str(exc), cfg, started, payload_bytes=len(payload))
+    manifest = decoded.manifest
+    staged = inst.staging_dir(cfg.edge.adapter_dir)
+    try:
+        rebuild(decoded, staged)
+        from edge_node import evaluate as ev  # torch from here on
+        from edge_node.verify import check_probe
+
+        model_cfg = cfg.model.model_copy(update={"max_length": manifest["model"].get("max_length", cfg.model.max_length)})
+        model, tokenizer = ev.load_adapted(model_cfg, staged, int(manifest["model"]["num_labels"]))
+        probe = ev.probe_logits(model, tokenizer, manifest["probe"]["texts"], model_cfg.max_length)
+        err = check_probe(probe, manifest)
+    except (PayloadError, AirLoraError) as exc:
+        inst.discard(staged)
+        return _refusal("verify", str(exc), cfg, started, sha256=decoded.sha256)
+    except Exception as exc:  # peft/torch refusing the folder: still a refusal, never a half install
+        inst.discard(staged)
+        return _refusal("verify", f"the adapter does not load: {type(exc).__name__}: {exc}", cfg, started,
+                        sha256=decoded.sha256)
+    folder = inst.install(staged, cfg.edge.adapter_dir, decoded.sha256[:16], cfg.edge.keep_previous)
+    report: dict[str, Any] = {
+        "installed": True, "adapter_dir": str(folder), "sha256": decoded.sha256, "payload_bytes": len(payload),
+        "probe_max_abs_err": err, "reason": None, **summary(manifest),
+    }
+    if evaluate:
+        from host.data import load_task
+
+        t0 = time.perf_counter()
+        report["accuracy"] = ev.test_accuracy(model, tokenizer, load_task(cfg.data), model_cfg.max_length)
+        report["eval_s"] = time.perf_counter() - t0
+    report["apply_s"] = time.perf_counter() - started
+    return report
+
+
+def installed_adapter(cfg: TestbedConfig) -> Path | None:
+    """The live adapter folder of this edge, if any."""
+    return inst.current_adapter(cfg.edge.adapter_dir)

@@ -1,0 +1,1 @@
+"""The air interface: framing, FEC, modulation, pulse shaping, sync, SNR, link adaptation, channels, backends."""

@@ -1,0 +1,112 @@
+"""The radio backend interface: full-scale complex64 samples in with tx(), the continuous stream out with rx()."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from types import TracebackType
+
+import numpy as np
+
+from radio.errors import BackendError
+
+FULL_SCALE_TOLERANCE = 1e-6
+"""How far above |x| = 1 a transmitted sample may be (rounding) before tx() refuses it."""
+
+
+def check_tx_samples(iq: np.ndarray) -> np.ndarray:
+    """(n,) complex samples -> (n,) complex64, refusing non-1-D, non-finite or beyond-full-scale input."""
+    x = np.asarray(iq)
+    if x.ndim != 1:
+        raise BackendError(f"tx() takes a 1-D array of complex samples, got shape {x.shape}")
+    x = x.astype(np.complex64, copy=False)
+    if len(x) == 0:
+        return x
+    if not np.all(np.isfinite(x)):
+        raise BackendError("tx() samples contain NaN or infinity")
+    peak = float(np.max(np.abs(x)))
+    if peak > 1.0 + FULL_SCALE_TOLERANCE:
+        raise BackendError(
+            f"tx() samples exceed full scale: peak |x| = {peak:.4f} > 1; scale the burst down "
+            "(the backend refuses rather than clips)"
+        )
+    return x
+
+
+class RadioBackend(ABC):
+    """Moves complex baseband samples: tx(iq) in full scale |x| <= 1, rx(n) the next n samples of the stream.
+
+    Subclasses implement `sample_rate_hz`, `_tx`, `_rx` and optionally `_close`; this class checks
+    arguments, counts samples and refuses use after close(). Use it as a context manager.
+    """
+
+    _samples_sent = 0
+    _samples_received = 0
+    _closed = False
+
+    @property
+    @abstractmethod
+    def sample_rate_hz(self) -> float:
+        """Baseband sample rate of both directions in samples per second."""
+
+    @property
+    def samples_sent(self) -> int:
+        """Samples passed to tx() so far."""
+        return self._samples_sent
+
+    @property
+    def samples_received(self) -> int:
+        """Samples returned by rx() so far."""
+        return self._samples_received
+
+    @property
+    def closed(self) -> bool:
+        """True once close() has been called."""
+        return self._closed
+
+    def tx(self, iq: np.ndarray) -> None:
+        """Transmit (n,) complex64 samples with |x| <= 1; raises BackendError naming the peak otherwise."""
+        self._check_open()
+        x = check_tx_samples(iq)
+        if len(x):
+            self._tx(x)
+        self._samples_sent += len(x)
+
+    def rx(self, num_samples: int) -> np.ndarray:
+        """Return the next (num_samples,) complex64 samples of the continuous received stream."""
+        self._check_open()
+        if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 0:
+            raise BackendError(f"rx() needs a non-negative int number of samples, got {num_samples!r}")
+        n = int(num_samples)
+        y = self._rx(n) if n else np.zeros(0, np.complex64)
+        self._samples_received += n
+        return y
+
+    def close(self) -> None:
+        """Release the device; further tx()/rx() raise BackendError. Safe to call twice."""
+        if not self._closed:
+            self._closed = True
+            self._close()
+
+    def __enter__(self) -> RadioBackend:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        self.close()
+        return False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BackendError(f"{type(self).__name__} is closed")
+
+    @abstractmethod
+    def _tx(self, iq: np.ndarray) -> None:
+        """Transmit checked (n,) complex64 samples, n >= 1."""
+
+    @abstractmethod
+    def _rx(self, num_samples: int) -> np.ndarray:
+        """Return the next (num_samples,) complex64 samples, num_samples >= 1."""
+
+    def _close(self) -> None:
+        """Release resources (default: nothing)."""

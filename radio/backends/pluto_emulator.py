@@ -1,0 +1,396 @@
+"""An in-process stand-in for pyadi-iio's `adi.Pluto`: same properties, same buffer rules, a Channel between TX and RX.
+
+Behaviours copied from pyadi-iio 0.0.21 (`adi/ad936x.py`, `adi/rx_tx.py`, `adi/attribute.py`,
+`adi/compat.py` for libiio 0.x) and emulated here:
+
+- tx(data) casts real and imaginary parts with ``astype(int16)`` (truncation; out-of-range values
+  wrap, they are not clipped); the AD936x DAC takes the 12 MSBs of each 16-bit word, so full scale
+  is +-2**15 and the customary ``iq * 2**14`` is 6 dB below it.
+- rx() returns a complex128 array of ``rx_buffer_size`` samples whose parts are 12-bit ADC codes
+  (-2048..2047) sign-extended to int16; the ADC saturates at those codes.
+- The first tx() creates the TX buffer with the data's length; a later tx() of another length
+  raises "Buffer length different than data length..." until tx_destroy_buffer().
+- In cyclic mode a second tx() raises "TX buffer has been submitted in cyclic mode..." and
+  tx_cyclic_buffer cannot change while a TX buffer exists.
+- The RX buffer is created by the first rx() with the rx_buffer_size of that moment; changing
+  rx_buffer_size later has no effect until rx_destroy_buffer().
+- rx_lo, tx_lo, rx_rf_bandwidth, tx_rf_bandwidth must be Python ints ("Value must be an int");
+  hardware gains must be int or float ("Value must be a float"); sample_rate below 521e3 raises
+  ValueError; values the kernel driver refuses raise OSError(EINVAL) as libiio reports them.
+- rx_hardwaregain_chan0 is silently ignored unless gain_control_mode_chan0 is 'manual'.
+- Numeric attributes read back as int when integral (pyadi-iio's get_numbers).
+
+Emulation choices (not the device): the stock AD9363 Pluto ranges (LO 325 MHz..3.8 GHz, sample
+rate 521 kSPS..61.44 MSPS, RF bandwidth clamped to 200 kHz..56 MHz as the driver does); RX gain
+range by LO band from the AD9361 full gain table (-1..73 dB below 1.3 GHz, -3..71 dB up to 4 GHz);
+TX attenuation 0..89.75 dB in 0.25 dB steps (truncated). The channel sees DAC samples in units of
+2**14 (the pyadi-iio convention, so a Channel built for full-scale |x| <= 1 sees its reference
+power); tx and rx gains and `link_gain_db` scale signal and noise together after the channel, so
+the channel's snr_db is the SNR at the ADC (plus quantization). AGC modes are emulated as settled:
+the gain puts a burst of the channel's reference power at about -12 dBFS, with no attack or decay.
+Time advances only as rx() is called: unlike the real device, nothing is lost when the caller is
+slow, and non-cyclic TX data pushed before a tx_destroy_buffer() is still received.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+from types import TracebackType
+
+import numpy as np
+
+from radio.backends.sim import SampleQueue, idle_start
+from radio.channel import Channel
+
+LO_RANGE_HZ = (325_000_000, 3_800_000_000)
+SAMPLE_RATE_RANGE = (521e3, 61.44e6)
+RF_BANDWIDTH_RANGE_HZ = (200_000, 56_000_000)
+TX_HARDWAREGAIN_RANGE_DB = (-89.75, 0.0)
+GAIN_CONTROL_MODES = ("manual", "slow_attack", "fast_attack", "hybrid")
+DAC_FULL_SCALE = 2**15
+ADC_FULL_SCALE = 2**11
+CHANNEL_UNIT = 2**14
+AGC_TARGET_DBFS = -12.0
+
+
+def _einval() -> OSError:
+    """The error libiio raises when the kernel driver refuses an attribute write."""
+    return OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+
+
+def _number(value: float) -> int | float:
+    """Read-back like pyadi-iio's get_numbers: int when integral, else float."""
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def rx_gain_range_db(lo_hz: float) -> tuple[int, int]:
+    """Manual RX gain limits of the AD9361 full gain table for the LO band."""
+    if lo_hz < 1_300_000_000:
+        return (-1, 73)
+    if lo_hz < 4_000_000_000:
+        return (-3, 71)
+    return (-10, 62)
+
+
+def _to_int16(values: np.ndarray) -> np.ndarray:
+    """numpy's float -> int16 cast as it behaves on x86: truncate toward zero, wrap modulo 2**16."""
+    return np.trunc(np.nan_to_num(values)).astype(np.int64).astype(np.int16)
+
+
+class EmulatedPluto:
+    """Emulated ADALM-PLUTO with the `adi.Pluto` attribute and buffer API.
+
+    Parameters
+    ----------
+    uri: kept as `uri` for display, like adi.Pluto(uri).
+    channel: the channel model between TX and RX, fed DAC samples / 2**14; None is a noiseless cable.
+        It keeps its own sample rate (for CFO and phase noise) whatever `sample_rate` is set to.
+    link_gain_db: ADC full scale over DAC full scale at 0 dB TX attenuation and 0 dB RX gain,
+        including the cable or air path.
+    idle_start_samples: samples before the first transmitted sample can arrive; None draws 0..5000.
+    seed: seed of the idle-start draw.
+    """
+
+    _device_name = "PlutoSDR"
+    _rx_channel_names = ["voltage0", "voltage1"]
+    _tx_channel_names = ["voltage0", "voltage1"]
+
+    def __init__(
+        self,
+        uri: str = "emulated:",
+        channel: Channel | None = None,
+        link_gain_db: float = -30.0,
+        idle_start_samples: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.uri = uri
+        self.channel = channel
+        self.link_gain_db = float(link_gain_db)
+        self._rx_lo = 2_400_000_000
+        self._tx_lo = 2_450_000_000
+        self._sample_rate = 30_720_000
+        self._rx_rf_bandwidth = 18_000_000
+        self._tx_rf_bandwidth = 18_000_000
+        self._gain_control_mode = "slow_attack"
+        self._manual_rx_gain = 71.0
+        self._tx_hardwaregain = -10.0
+        self._rx_buffer_size = 1024
+        self._rx_enabled_channels = [0]
+        self._tx_enabled_channels = [0]
+        self._tx_cyclic_buffer = False
+        self._txbuf = False
+        self._tx_buffer_size = 0
+        self._rxbuf_size: int | None = None
+        self._cyclic: np.ndarray | None = None
+        self._cyclic_pos = 0
+        self._queue = SampleQueue()
+        self._queue.push(np.zeros(idle_start(idle_start_samples, np.random.default_rng(seed)), np.complex64))
+
+    def __repr__(self) -> str:
+        return f'EmulatedPluto(uri="{self.uri}") rx_lo={self.rx_lo} sample_rate={self.sample_rate}'
+
+    # context manager, like adi.context_manager
+    def close(self) -> None:
+        """Close the (emulated) IIO context: both buffers are destroyed."""
+        self.tx_destroy_buffer()
+        self.rx_destroy_buffer()
+
+    def __enter__(self) -> EmulatedPluto:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        self.close()
+        return False
+
+    # ----- settings -----
+    @property
+    def rx_lo(self) -> int:
+        """rx_lo: Carrier frequency of RX path"""
+        return self._rx_lo
+
+    @rx_lo.setter
+    def rx_lo(self, value: int) -> None:
+        self._rx_lo = self._check_lo(value)
+
+    @property
+    def tx_lo(self) -> int:
+        """tx_lo: Carrier frequency of TX path"""
+        return self._tx_lo
+
+    @tx_lo.setter
+    def tx_lo(self, value: int) -> None:
+        self._tx_lo = self._check_lo(value)
+
+    @staticmethod
+    def _check_lo(value: int) -> int:
+        if not isinstance(value, int):
+            raise Exception("Value must be an int")
+        if not LO_RANGE_HZ[0] <= value <= LO_RANGE_HZ[1]:
+            raise _einval()
+        return value
+
+    @property
+    def sample_rate(self) -> int | float:
+        """sample_rate: Sample rate RX and TX paths in samples per second"""
+        return _number(self._sample_rate)
+
+    @sample_rate.setter
+    def sample_rate(self, rate: float) -> None:
+        if rate < SAMPLE_RATE_RANGE[0]:
+            raise ValueError("Error: Does not currently support sample rates below 521e3")
+        if rate > SAMPLE_RATE_RANGE[1]:
+            raise _einval()
+        self._sample_rate = int(rate)
+
+    @property
+    def rx_rf_bandwidth(self) -> int:
+        """rx_rf_bandwidth: Bandwidth of front-end analog filter of RX path"""
+        return self._rx_rf_bandwidth
+
+    @rx_rf_bandwidth.setter
+    def rx_rf_bandwidth(self, value: int) -> None:
+        self._rx_rf_bandwidth = self._check_bandwidth(value)
+
+    @property
+    def tx_rf_bandwidth(self) -> int:
+        """tx_rf_bandwidth: Bandwidth of front-end analog filter of TX path"""
+        return self._tx_rf_bandwidth
+
+    @tx_rf_bandwidth.setter
+    def tx_rf_bandwidth(self, value: int) -> None:
+        self._tx_rf_bandwidth = self._check_bandwidth(value)
+
+    @staticmethod
+    def _check_bandwidth(value: int) -> int:
+        if not isinstance(value, int):
+            raise Exception("Value must be an int")
+        return min(max(value, RF_BANDWIDTH_RANGE_HZ[0]), RF_BANDWIDTH_RANGE_HZ[1])
+
+    @property
+    def gain_control_mode_chan0(self) -> str:
+        """gain_control_mode_chan0: Mode of receive path AGC. Options are: slow_attack, fast_attack, manual"""
+        return self._gain_control_mode
+
+    @gain_control_mode_chan0.setter
+    def gain_control_mode_chan0(self, value: str) -> None:
+        if value not in GAIN_CONTROL_MODES:
+            raise _einval()
+        if value == "manual" and self._gain_control_mode != "manual":
+            self._manual_rx_gain = float(self._agc_gain())  # the driver keeps the AGC's last gain
+        self._gain_control_mode = value
+
+    @property
+    def rx_hardwaregain_chan0(self) -> int | float:
+        """rx_hardwaregain_chan0: Gain applied to RX path. Only applicable when gain_control_mode is set to 'manual'"""
+        return _number(self._rx_gain_db())
+
+    @rx_hardwaregain_chan0.setter
+    def rx_hardwaregain_chan0(self, value: float) -> None:
+        if self._gain_control_mode != "manual":
+            return  # pyadi-iio silently ignores the write outside manual mode
+        value = self._check_float(value)
+        low, high = rx_gain_range_db(self._rx_lo)
+        if not low <= value <= high:
+            raise _einval()
+        self._manual_rx_gain = float(round(value))
+
+    @property
+    def tx_hardwaregain_chan0(self) -> int | float:
+        """tx_hardwaregain_chan0: Attenuation applied to TX path"""
+        return _number(self._tx_hardwaregain)
+
+    @tx_hardwaregain_chan0.setter
+    def tx_hardwaregain_chan0(self, value: float) -> None:
+        value = self._check_float(value)
+        if not TX_HARDWAREGAIN_RANGE_DB[0] <= value <= TX_HARDWAREGAIN_RANGE_DB[1]:
+            raise _einval()
+        atten_mdb = int(round(-value * 1000))
+        self._tx_hardwaregain = -(atten_mdb // 250) * 0.25
+
+    @staticmethod
+    def _check_float(value: float) -> float:
+        if isinstance(value, int):
+            value = float(value)
+        if not isinstance(value, float):
+            raise Exception("Value must be a float")
+        return value
+
+    @property
+    def rx_buffer_size(self) -> int:
+        """rx_buffer_size: Size of receive buffer in samples"""
+        return self._rx_buffer_size
+
+    @rx_buffer_size.setter
+    def rx_buffer_size(self, value: int) -> None:
+        self._rx_buffer_size = value
+
+    @property
+    def tx_cyclic_buffer(self) -> bool:
+        """tx_cyclic_buffer: Enable cyclic buffer for TX"""
+        return self._tx_cyclic_buffer
+
+    @tx_cyclic_buffer.setter
+    def tx_cyclic_buffer(self, value: bool) -> None:
+        if self._txbuf:
+            raise Exception(
+                "TX buffer already created, buffer must be destroyed then recreated to modify tx_cyclic_buffer"
+            )
+        self._tx_cyclic_buffer = value
+
+    @property
+    def rx_enabled_channels(self) -> list[int]:
+        """rx_enabled_channels: List of enabled channels (channel 1 is 0)"""
+        return self._rx_enabled_channels
+
+    @rx_enabled_channels.setter
+    def rx_enabled_channels(self, value: list[int]) -> None:
+        if not value:
+            raise Exception("rx_enabled_channels cannot be empty")
+        self._rx_enabled_channels = self._check_channels(value, "RX", self._rx_channel_names)
+
+    @property
+    def tx_enabled_channels(self) -> list[int]:
+        """tx_enabled_channels: List of enabled channels (channel 1 is 0)"""
+        return self._tx_enabled_channels
+
+    @tx_enabled_channels.setter
+    def tx_enabled_channels(self, value: list[int]) -> None:
+        self._tx_enabled_channels = self._check_channels(value, "TX", self._tx_channel_names) if value else value
+
+    @staticmethod
+    def _check_channels(value: list, direction: str, names: list[str]) -> list[int]:
+        name = f"{direction.lower()}_enabled_channels"
+        if not isinstance(value, list):
+            raise Exception(f"{name} must be a list")
+        if not all(isinstance(x, int) for x in value) and not all(isinstance(x, str) for x in value):
+            raise Exception(f"{name} must be a list of integers or list of channel names")
+        if isinstance(value[0], str):
+            for cname in value:
+                if cname not in names:
+                    raise Exception(f"Invalid channel name: {cname}. Must be one of {names}")
+            return sorted({names.index(c) for c in value})
+        if max(value) > len(names) / 2 - 1:
+            raise Exception(f"{direction} mapping exceeds available channels")
+        return value
+
+    # ----- buffers -----
+    def tx_destroy_buffer(self) -> None:
+        """tx_destroy_buffer: Clears TX buffer"""
+        self._txbuf = False
+        self._cyclic = None
+
+    def rx_destroy_buffer(self) -> None:
+        """rx_destroy_buffer: Clears RX buffer"""
+        self._rxbuf_size = None
+
+    def tx(self, data_np: np.ndarray | None = None) -> None:
+        """Transmit complex int16-unit samples (12 MSBs reach the DAC); see the module docstring for the rules."""
+        if not self._tx_enabled_channels:
+            if data_np is not None and len(data_np):
+                raise Exception(
+                    "When tx_enabled_channels is None or empty, the input to tx() must be None or empty or not provided"
+                )
+            return
+        if self._txbuf and self._tx_cyclic_buffer:
+            raise Exception(
+                "TX buffer has been submitted in cyclic mode. To push more data the tx buffer must be destroyed first."
+            )
+        data = np.asarray(data_np)
+        i, q = _to_int16(np.real(data)), _to_int16(np.imag(data))
+        if not self._txbuf:
+            self._tx_buffer_size = len(i)
+            self._txbuf = True
+        if len(i) != self._tx_buffer_size:
+            raise Exception("Buffer length different than data length. Cannot change buffer length on the fly")
+        # the DAC keeps the 12 most significant bits of each 16-bit word
+        dac = ((i.astype(np.int32) >> 4) << 4) + 1j * ((q.astype(np.int32) >> 4) << 4)
+        samples = (dac / CHANNEL_UNIT).astype(np.complex64)
+        if self._tx_cyclic_buffer:
+            self._cyclic, self._cyclic_pos = samples, 0
+        else:
+            self._queue.push(samples)
+
+    def rx(self) -> np.ndarray:
+        """Receive one buffer: (rx_buffer_size,) complex128 of 12-bit ADC codes, the next samples of the stream."""
+        if self._rxbuf_size is None:
+            size = self._rx_buffer_size
+            if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+                raise TypeError(f"rx_buffer_size must be an int, got {size!r}")
+            if size <= 0:
+                raise _einval()
+            self._rxbuf_size = int(size)
+        n = self._rxbuf_size
+        x = self._next_transmitted(n)
+        y = self.channel.apply(x) if self.channel is not None else x
+        gain_db = self._tx_hardwaregain + self.link_gain_db + self._rx_gain_db()
+        scale = CHANNEL_UNIT / DAC_FULL_SCALE * 10.0 ** (gain_db / 20.0) * ADC_FULL_SCALE
+        codes = np.round(y.astype(np.complex128) * scale)
+        low, high = -ADC_FULL_SCALE, ADC_FULL_SCALE - 1
+        return np.clip(codes.real, low, high).astype(np.int16) + 1j * np.clip(codes.imag, low, high).astype(np.int16)
+
+    def _next_transmitted(self, n: int) -> np.ndarray:
+        """(n,) complex64 transmitted samples (channel units) of the stream: queue, then cyclic buffer, then zeros."""
+        x = self._queue.pop(n)
+        missing = n - len(x)
+        if missing and self._cyclic is not None and len(self._cyclic):
+            idx = (self._cyclic_pos + np.arange(missing)) % len(self._cyclic)
+            self._cyclic_pos = int((self._cyclic_pos + missing) % len(self._cyclic))
+            x = np.concatenate([x, self._cyclic[idx]])
+        elif missing:
+            x = np.concatenate([x, np.zeros(missing, np.complex64)])
+        return x
+
+    def _rx_gain_db(self) -> float:
+        return self._manual_rx_gain if self._gain_control_mode == "manual" else float(self._agc_gain())
+
+    def _agc_gain(self) -> int:
+        """Settled AGC gain: a burst of the channel's reference power lands at about AGC_TARGET_DBFS."""
+        reference = self.channel.reference_power if self.channel is not None else 1.0
+        at_adc_db = 10.0 * math.log10(reference * (CHANNEL_UNIT / DAC_FULL_SCALE) ** 2)
+        gain = AGC_TARGET_DBFS - at_adc_db - self._tx_hardwaregain - self.link_gain_db
+        low, high = rx_gain_range_db(self._rx_lo)
+        return int(min(max(round(gain), low), high))

@@ -1,0 +1,23 @@
+"""Error types of the radio layer."""
+
+from testbed.errors import AirLoraError
+
+
+class RadioError(AirLoraError):
+    """Base class for errors raised by the air interface."""
+
+
+class FecError(RadioError, ValueError):
+    """Bad input to the forward error correction (wrong length, unknown rate, non-binary bits)."""
+
+
+class BackendError(RadioError):
+    """A radio backend refused an operation (samples beyond full scale, bad setting, closed or missing device)."""
+
+
+class FrameError(RadioError):
+    """A frame or header could not be parsed (it becomes an erasure)."""
+
+
+class LinkError(RadioError):
+    """The link could not deliver (e.g. the retransmission bound was reached)."""

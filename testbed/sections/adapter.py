@@ -1,0 +1,61 @@
+"""The `model:`, `data:`, `finetune:` and `edge:` sections of testbed.yaml (adapters: host and edge)."""
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from testbed.sections.base import Section
+
+
+class ModelConfig(Section):
+    """The base model both the host and the edge build (they must build the same one)."""
+
+    name: str = Field("minilm-l6", min_length=1,
+                      description="minilm-l6 | smollm2-135m (embedded) | a Hugging Face id | a local folder")
+    max_length: int = Field(64, ge=8, le=4096, description="tokens per example (longer inputs are truncated)")
+    head_seed: int = Field(0, ge=0, description="seed of the randomly initialised classification head")
+    cache_dir: str = Field("~/.cache/airlora", description="converted models (GGUF -> safetensors) and hashes")
+
+
+class DataConfig(Section):
+    """The classification task and its deterministic train / validation / test splits."""
+
+    task: str = Field("rotten_tomatoes", description="rotten_tomatoes | bbc_news | hf:<dataset>[/<config>]")
+    train_size: int = Field(2000, ge=1, description="training examples")
+    val_size: int = Field(500, ge=0, description="validation examples")
+    test_size: int = Field(1000, ge=1, description="test examples (host and edge evaluate on the same ones)")
+    seed: int = Field(0, ge=0, description="seed of the split shuffle")
+    probe_count: int = Field(4, ge=1, le=64, description="test texts whose logits travel in the manifest")
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str) -> str:
+        if value not in ("rotten_tomatoes", "bbc_news") and not value.startswith("hf:"):
+            raise ValueError("must be rotten_tomatoes, bbc_news or hf:<dataset>[/<config>]")
+        return value
+
+
+class FinetuneConfig(Section):
+    """LoRA fine-tuning with one rank per adapted projection, and how the adapter is shipped."""
+
+    ranks: str = Field("uniform:8", description="rank vector: uniform:<r> or a JSON file {module: rank}")
+    alpha_mode: Literal["fixed", "rmax"] = Field(
+        "fixed", description="fixed: every module's alpha/r = alpha; rmax: every module's alpha/r = alpha / r_max")
+    alpha: float = Field(2.0, gt=0.0, le=1.0e4, description="alpha/r in fixed mode; the paper's alpha in rmax mode")
+    target_modules: list[str] | Literal["auto"] = Field(
+        "auto", description="projection kinds to adapt, e.g. [query, key, value, dense]; auto picks per model")
+    steps: int = Field(125, ge=1, description="optimizer steps")
+    batch_size: int = Field(16, ge=1, le=4096, description="examples per step")
+    lr: float = Field(2.0e-3, gt=0.0, lt=1.0, description="AdamW learning rate")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="LoRA dropout")
+    seed: int = Field(0, ge=0, description="seed of adapter init and batch order")
+    quant: Literal["none", "fp16", "int8", "nf4", "fp4"] = Field("nf4", description="adapter quantization")
+    block_size: int = Field(64, ge=16, le=4096, description="elements per quantization block (int8, nf4, fp4)")
+    adalora_target_rank: int = Field(4, ge=1, le=1024, description="AdaLoRA average rank budget (--adalora)")
+
+
+class EdgeConfig(Section):
+    """Where the edge node keeps its installed adapters."""
+
+    adapter_dir: str = Field("~/.cache/airlora/edge", description="installed adapters; `current` names the live one")
+    keep_previous: int = Field(2, ge=1, le=100, description="installed adapter versions kept on disk")

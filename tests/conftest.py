@@ -1,0 +1,34 @@
+"""Shared pytest options: --pluto-uri enables the hardware-marked tests."""
+
+from __future__ import annotations
+
+import pytest
+
+HARDWARE_SKIP_REASON = "needs --pluto-uri ip:... and a Pluto"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--pluto-uri",
+        action="store",
+        default=None,
+        help="libiio URI of an ADALM-PLUTO for hardware tests, e.g. ip:192.168.2.1",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--pluto-uri"):
+        return
+    skip = pytest.mark.skip(reason=HARDWARE_SKIP_REASON)
+    for item in items:
+        if "hardware" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def pluto_uri(request: pytest.FixtureRequest) -> str:
+    """The --pluto-uri value; skips the test when it was not given."""
+    uri = request.config.getoption("--pluto-uri")
+    if not uri:
+        pytest.skip(HARDWARE_SKIP_REASON)
+    return uri
