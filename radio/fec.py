@@ -14,6 +14,8 @@ from __future__ import annotations
 import time
 
 import numba
+import functools
+
 import numpy as np
 
 from radio.errors import FecError
@@ -50,8 +52,16 @@ def _pattern(rate: str) -> np.ndarray:
 
 
 def _mask(rate: str, n_mother: int) -> np.ndarray:
-    """Keep-mask of length n_mother, bool."""
-    return np.resize(_pattern(rate), n_mother)
+    """Keep-mask of length n_mother, bool (read-only, cached per length)."""
+    return _cached_mask(_pattern(rate).tobytes(), n_mother)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_mask(pattern: bytes, n_mother: int) -> np.ndarray:
+    base = np.frombuffer(pattern, dtype=bool)
+    mask = np.tile(base, -(-n_mother // base.size))[:n_mother]
+    mask.flags.writeable = False
+    return mask
 
 
 def _check_bits(bits: np.ndarray) -> np.ndarray:

@@ -16,14 +16,23 @@ TX_POWER = TX_RMS**2  # nominal mean power of a burst: the channel's SNR referen
 GAP_SYMBOLS = 16  # silence between packets of one burst
 
 
-def _block(bits: np.ndarray, mcs: Mcs) -> np.ndarray:
-    """Coded, interleaved, mapped data symbols with pilots inserted: the layout of one block."""
+def block_bits(bits: np.ndarray, mcs: Mcs) -> np.ndarray:
+    """The bits a block maps onto its data symbols: coded, repeated, padded to whole symbols, interleaved."""
     coded = np.tile(fec.encode(bits, mcs.rate), mcs.repeat)
-    m = mcs.bits_per_symbol
-    pad = (-coded.size) % m
+    pad = (-coded.size) % mcs.bits_per_symbol
     if pad:
         coded = np.concatenate([coded, np.zeros(pad, np.uint8)])
-    data = map_bits(interleaver.interleave(coded), constellation(mcs.modulation))
+    return interleaver.interleave(coded)
+
+
+def payload_block_bits(payload: bytes, mcs: Mcs) -> np.ndarray:
+    """The on-air bits of a payload block (what an uncoded BER measurement compares against)."""
+    return block_bits(bytes_to_bits(payload_with_crc(payload)), mcs)
+
+
+def _block(bits: np.ndarray, mcs: Mcs) -> np.ndarray:
+    """Data symbols of one block with pilots inserted on its layout."""
+    data = map_bits(block_bits(bits, mcs), constellation(mcs.modulation))
     total, data_pos, pilot_pos = layout(data.size)
     block = np.empty(total, np.complex64)
     block[data_pos] = data

@@ -17,24 +17,32 @@ VERBS: dict[str, str] = {
     "finetune": "Fine-tune LoRA with a rank vector (or AdaLoRA), quantize and write the adapter payload",
     "apply": "Rebuild, verify, install and evaluate an adapter payload on this edge node",
     "mcs-table": "Measure PER curves and write the MCS table used by link adaptation",
+    "keys": "Write CurveZMQ key pairs for the control plane (edge, host)",
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with one sub-parser per verb (modules are imported lazily)."""
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; only the chosen verb's module is imported (all of them for --help)."""
     parser = argparse.ArgumentParser(prog="airlora", description="AirLoRA Testbed")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
-    for verb, help_text in VERBS.items():
-        module = importlib.import_module(f"testbed.commands.{verb.replace('-', '_')}")
-        module.add_arguments(sub.add_parser(verb, help=help_text, description=help_text))
+    for name, help_text in VERBS.items():
+        verb_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if verb is None or verb == name:
+            _module(name).add_arguments(verb_parser)
     return parser
+
+
+def _module(verb: str):
+    return importlib.import_module(f"testbed.commands.{verb.replace('-', '_')}")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `airlora` console script."""
-    args = build_parser().parse_args(argv)
-    module = importlib.import_module(f"testbed.commands.{args.verb.replace('-', '_')}")
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(chosen if chosen in VERBS else None).parse_args(argv)
+    module = _module(args.verb)
     try:
         return int(module.run(args) or 0)
     except AirLoraError as exc:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from testbed.errors import ConfigError
 from testbed.sections.base import Section
 from testbed.sections.adapter import DataConfig, EdgeConfig, FinetuneConfig, ModelConfig
+from testbed.sections.control import ControlConfig
 from testbed.sections.radio import ChannelConfig, RadioConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "testbed.yaml"
@@ -25,6 +26,7 @@ class TestbedConfig(Section):
     data: DataConfig = DataConfig()
     finetune: FinetuneConfig = FinetuneConfig()
     edge: EdgeConfig = EdgeConfig()
+    control: ControlConfig = ControlConfig()
 
 
 def _describe(err: dict[str, Any]) -> str:

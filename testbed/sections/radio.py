@@ -2,15 +2,40 @@
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from testbed.sections.base import Section
+
+
+class ZmqConfig(Section):
+    """The ZeroMQ IQ cable (backend zmq): one side binds, the other connects; the host transmits, the edge receives."""
+
+    endpoint: str = Field("tcp://127.0.0.1:5600", description="address the connecting side dials")
+    bind_endpoint: str | None = Field(
+        None, description="address the binding side listens on, e.g. tcp://*:5600 (default: endpoint)"
+    )
+    bind_side: Literal["rx", "tx"] = Field("rx", description="which side binds: rx (the edge) or tx (the host)")
+    timeout_s: float = Field(
+        1.0, gt=0.0, le=600.0, description="receiver wait for samples from an active transmitter before idling"
+    )
+    send_timeout_s: float = Field(
+        10.0, gt=0.0, le=3600.0, description="transmitter wait on a full queue before tx() fails"
+    )
+    pause_after_tx: bool = Field(True, description="each tx() burst ends in open-ended silence (like sim)")
+    hwm_messages: int = Field(16, ge=1, le=1024, description="high-water mark per side in messages of 32768 samples")
+
+    @field_validator("endpoint", "bind_endpoint")
+    @classmethod
+    def _transport(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("tcp://", "ipc://", "inproc://")):
+            raise ValueError(f"{value!r} is not a ZeroMQ address (tcp://, ipc:// or inproc://)")
+        return value
 
 
 class RadioConfig(Section):
     """The air interface and which backend carries the IQ samples."""
 
-    backend: Literal["sim", "zmq", "pluto"] = Field("sim", description="how IQ samples move")
+    backend: Literal["sim", "zmq", "pluto", "replay"] = Field("sim", description="how IQ samples move")
     sample_rate_hz: float = Field(1.0e6, ge=65.0e3, le=61.44e6, description="baseband sample rate")
     samples_per_symbol: int = Field(4, ge=2, le=16, description="oversampling of the RRC pulse")
     rolloff: float = Field(0.25, ge=0.05, le=1.0, description="root-raised-cosine roll-off")
@@ -18,6 +43,24 @@ class RadioConfig(Section):
     target_per: float = Field(0.1, gt=0.0, lt=1.0, description="packet error rate the MCS rule aims for")
     packet_payload_bytes: int = Field(1024, ge=16, le=65000, description="payload bytes per packet")
     max_rounds: int = Field(30, ge=1, le=1000, description="retransmission rounds before giving up")
+    zmq: ZmqConfig = Field(default_factory=ZmqConfig, description="the ZeroMQ IQ cable (backend zmq)")
+    record_sigmf: str | None = Field(
+        None, description="record the received stream to <path>.sigmf-data/.sigmf-meta (null: off)"
+    )
+    replay_sigmf: str | None = Field(None, description="SigMF recording the replay backend plays as received IQ")
+
+    @model_validator(mode="after")
+    def _replay_needs_a_file(self) -> "RadioConfig":
+        if self.backend == "replay" and not self.replay_sigmf:
+            raise ValueError("backend replay needs radio.replay_sigmf (base path of a SigMF recording)")
+        return self
+
+
+class SnrStep(Section):
+    """One step of an SNR schedule: from at_s seconds of received-stream time on, the SNR is snr_db."""
+
+    at_s: float = Field(ge=0.0, le=1.0e6, description="stream time of the step in seconds (x sample rate = sample index)")
+    snr_db: float = Field(ge=-30.0, le=60.0, description="SNR (Es/N0) from this step on")
 
 
 class ChannelConfig(Section):
@@ -32,3 +75,16 @@ class ChannelConfig(Section):
     phase_noise_linewidth_hz: float = Field(0.0, ge=0.0, description="Wiener phase noise linewidth")
     dc_offset: float = Field(0.0, ge=0.0, le=0.5, description="DC offset magnitude (full scale 1)")
     seed: int = Field(1, ge=0, description="seed of the channel's random numbers")
+    snr_schedule: list[SnrStep] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="SNR steps over received-stream time (snr_db holds until the first step); at_s increasing",
+    )
+
+    @field_validator("snr_schedule")
+    @classmethod
+    def _increasing(cls, steps: list[SnrStep]) -> list[SnrStep]:
+        times = [s.at_s for s in steps]
+        if any(b <= a for a, b in zip(times, times[1:])):
+            raise ValueError(f"snr_schedule at_s must be strictly increasing, got {times}")
+        return steps

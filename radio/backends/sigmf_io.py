@@ -1,0 +1,221 @@
+"""SigMF IQ recordings: record what any backend's rx() returns, and replay a recording as a backend.
+
+A recording is `<base>.sigmf-data` (cf32_le samples, interleaved I/Q float32 little-endian) plus
+`<base>.sigmf-meta` (JSON: global core:datatype, core:version, core:sample_rate, core:hw,
+core:description, core:recorder; one capture at sample 0; optional annotations). The meta file is
+written by hand following the SigMF 1.2 specification, so the edge needs no extra package; the
+`sigmf` package validates it in the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from radio.backends.base import RadioBackend
+from radio.errors import BackendError
+
+log = logging.getLogger(__name__)
+
+SIGMF_VERSION = "1.2.0"
+DATATYPE = "cf32_le"
+RECORDER = "airlora-testbed"
+_SUFFIXES = (".sigmf-meta", ".sigmf-data", ".sigmf")
+
+
+class EndOfRecording(BackendError, EOFError):
+    """rx() was called on a replay whose samples are all returned."""
+
+
+def sigmf_paths(path: str | Path) -> tuple[Path, Path]:
+    """(meta, data) paths of a recording given its base path, with or without a SigMF suffix."""
+    p = Path(path).expanduser()
+    if p.suffix in _SUFFIXES:
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".sigmf-meta"), p.with_name(p.name + ".sigmf-data")
+
+
+class SigmfRecorder(RadioBackend):
+    """Wraps a backend: tx() passes through, rx() also appends what it returns to a SigMF recording.
+
+    The meta file is written when recording starts and rewritten with annotations on close(), so a
+    crashed run still leaves a readable recording. close() closes the wrapped backend too.
+
+    Parameters
+    ----------
+    backend: the backend whose received stream is recorded.
+    path: base path of the recording (`.sigmf-meta` / `.sigmf-data` are appended); parent folders are made.
+    description: core:description of the recording.
+    hw: core:hw; the wrapped backend's class name by default.
+    """
+
+    def __init__(self, backend: RadioBackend, path: str | Path, description: str = "", hw: str | None = None) -> None:
+        self._backend = backend
+        self.meta_path, self.data_path = sigmf_paths(path)
+        self.meta_path.parent.mkdir(parents=True, exist_ok=True)
+        self._annotations: list[dict] = []
+        self._global = {
+            "core:datatype": DATATYPE,
+            "core:version": SIGMF_VERSION,
+            "core:sample_rate": float(backend.sample_rate_hz),
+            "core:num_channels": 1,
+            "core:recorder": RECORDER,
+            "core:hw": hw or type(backend).__name__,
+            "core:description": description or "received IQ stream of an AirLoRA testbed backend",
+        }
+        self._capture = {
+            "core:sample_start": 0,
+            "core:datetime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        }
+        self._data = self.data_path.open("wb")
+        self._write_meta()
+
+    @property
+    def sample_rate_hz(self) -> float:
+        """Sample rate of the wrapped backend."""
+        return self._backend.sample_rate_hz
+
+    @property
+    def backend(self) -> RadioBackend:
+        """The wrapped backend."""
+        return self._backend
+
+    def annotate(self, sample_start: int, sample_count: int, label: str, comment: str | None = None) -> None:
+        """Mark samples of the recording (e.g. a detected packet); written to the meta file on close()."""
+        entry = {"core:sample_start": int(sample_start), "core:sample_count": int(sample_count), "core:label": label}
+        if comment:
+            entry["core:comment"] = comment
+        self._annotations.append(entry)
+
+    def metadata(self) -> dict:
+        """The SigMF metadata as a dict (global, captures, annotations sorted by sample_start)."""
+        notes = sorted(self._annotations, key=lambda a: a["core:sample_start"])
+        return {"global": dict(self._global), "captures": [dict(self._capture)], "annotations": notes}
+
+    def _write_meta(self) -> None:
+        tmp = self.meta_path.with_name(self.meta_path.name + ".tmp")
+        tmp.write_text(json.dumps(self.metadata(), indent=2) + "\n")
+        tmp.replace(self.meta_path)
+
+    def _tx(self, iq: np.ndarray) -> None:
+        self._backend.tx(iq)
+
+    def _rx(self, num_samples: int) -> np.ndarray:
+        y = self._backend.rx(num_samples)
+        self._data.write(np.ascontiguousarray(y, dtype="<c8").tobytes())
+        return y
+
+    def _close(self) -> None:
+        try:
+            self._data.close()
+            self._write_meta()
+        finally:
+            self._backend.close()
+
+
+def read_meta(path: str | Path) -> dict:
+    """The parsed `.sigmf-meta` of a recording; BackendError if missing or not a cf32_le single-channel recording."""
+    meta_path, _ = sigmf_paths(path)
+    try:
+        meta = json.loads(meta_path.read_text())
+    except OSError as exc:
+        raise BackendError(f"{meta_path}: cannot read the SigMF meta file ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise BackendError(f"{meta_path}: not valid JSON ({exc})") from None
+    glob = meta.get("global") if isinstance(meta, dict) else None
+    if not isinstance(glob, dict):
+        raise BackendError(f"{meta_path}: no 'global' object")
+    if glob.get("core:datatype") not in (DATATYPE, "cf32"):
+        raise BackendError(f"{meta_path}: datatype {glob.get('core:datatype')!r} is not supported; only {DATATYPE}")
+    if glob.get("core:num_channels", 1) != 1:
+        raise BackendError(f"{meta_path}: {glob['core:num_channels']} channels; only single-channel recordings")
+    rate = glob.get("core:sample_rate")
+    if not isinstance(rate, (int, float)) or rate <= 0:
+        raise BackendError(f"{meta_path}: core:sample_rate missing or not positive")
+    return meta
+
+
+class SigmfReplayBackend(RadioBackend):
+    """Replays a SigMF recording as the received stream; tx() raises.
+
+    End of file: rx(n) returns n samples while that many remain; the call that reaches the end returns
+    the remainder (1..n samples, never an empty array), and every later call raises EndOfRecording
+    (a BackendError and an EOFError). With loop=True the recording repeats
+    and rx(n) always returns n samples. samples_received counts the samples actually returned.
+
+    Parameters
+    ----------
+    path: base path of the recording (or its .sigmf-meta / .sigmf-data file).
+    sample_rate_hz: if given, must equal the recording's core:sample_rate (else BackendError).
+    loop: repeat the recording instead of ending.
+    """
+
+    def __init__(self, path: str | Path, sample_rate_hz: float | None = None, loop: bool = False) -> None:
+        self.meta = read_meta(path)
+        self.meta_path, self.data_path = sigmf_paths(path)
+        self._sample_rate_hz = float(self.meta["global"]["core:sample_rate"])
+        if sample_rate_hz is not None and abs(sample_rate_hz - self._sample_rate_hz) > 1e-9 * self._sample_rate_hz:
+            raise BackendError(
+                f"{self.meta_path}: recorded at {self._sample_rate_hz:g} Hz but the radio runs at {sample_rate_hz:g} Hz"
+            )
+        try:
+            size = self.data_path.stat().st_size
+        except OSError as exc:
+            raise BackendError(f"{self.data_path}: cannot read the SigMF data file ({exc.strerror})") from None
+        if size % 8:
+            log.warning("%s: %d trailing bytes are not a whole cf32 sample; ignored", self.data_path, size % 8)
+        n = size // 8
+        self._samples = np.memmap(self.data_path, dtype="<c8", mode="r", shape=(n,)) if n else np.zeros(0, "<c8")
+        self._loop = bool(loop)
+        self._pos = 0
+
+    @property
+    def sample_rate_hz(self) -> float:
+        """core:sample_rate of the recording."""
+        return self._sample_rate_hz
+
+    @property
+    def total_samples(self) -> int:
+        """Samples in the recording."""
+        return len(self._samples)
+
+    @property
+    def remaining(self) -> int:
+        """Samples left before the end (the recording's length when looping)."""
+        return len(self._samples) - self._pos
+
+    @property
+    def annotations(self) -> list[dict]:
+        """The recording's annotations."""
+        return list(self.meta.get("annotations", []))
+
+    def rx(self, num_samples: int) -> np.ndarray:
+        """The next num_samples of the recording; fewer at its end, then EndOfRecording (see class doc)."""
+        y = super().rx(num_samples)
+        self._samples_received -= num_samples - len(y)
+        return y
+
+    def _tx(self, iq: np.ndarray) -> None:
+        raise BackendError("SigmfReplayBackend only replays received samples; it cannot transmit")
+
+    def _rx(self, num_samples: int) -> np.ndarray:
+        total = len(self._samples)
+        if self._loop:
+            if not total:
+                raise EndOfRecording(f"{self.data_path}: the recording is empty")
+            idx = (self._pos + np.arange(num_samples)) % total
+            self._pos = int((self._pos + num_samples) % total)
+            return np.asarray(self._samples[idx], np.complex64)
+        if self._pos >= total:
+            raise EndOfRecording(f"{self.data_path}: end of recording after {total} samples")
+        end = min(self._pos + num_samples, total)
+        y = np.array(self._samples[self._pos:end], np.complex64)
+        self._pos = end
+        return y
+
+    def _close(self) -> None:
+        self._samples = np.zeros(0, "<c8")

@@ -1,0 +1,485 @@
+"""IQ over ZeroMQ: a virtual radio cable between two processes or machines, with the channel at the receiver.
+
+The design, in the spirit of srsRAN's ZeroMQ radio but pushed rather than pulled:
+
+- The transmitter (`ZmqTxBackend`, a PUSH socket) keeps a sample clock. tx(iq) sends the samples as
+  chunks stamped with the clock index of their first sample; `idle(n)` declares n samples of silence
+  (the clock advances by n, nothing is sent but a header); `pause()` declares open-ended silence
+  ("nothing more until my next burst"). By default every tx() ends with a pause (`pause_after_tx`),
+  which gives the SimBackend's semantics: bursts back to back while the receiver is behind, noise
+  between them otherwise.
+- The receiver (`ZmqRxBackend`, a PULL socket) owns time: its stream index is the number of samples
+  rx() has returned. It maps the transmitter's clock onto its own stream (rx index = tx index + offset)
+  and fills declared gaps with silence. The channel model (noise, fading, CFO, timing offset, SNR
+  schedule) is applied here, to the whole stream, so noise continues through idle time.
+- What blocks: rx(n) returns at once when the queued samples cover n, or when the transmitter is idle
+  (paused, closed, or never heard): the rest is silence and the receiver's time runs ahead. While the
+  transmitter is active (it sent samples without a pause), rx(n) waits for more; if nothing arrives for
+  `timeout_s` it logs a warning and treats the transmitter as paused. A burst that arrives after the
+  receiver ran ahead starts where the receiver is (the offset grows; see `placements`), so no sample
+  is dropped and a burst is never split by silence unless its transmitter stalled beyond timeout_s.
+  On the transmitter, tx() blocks when the high-water marks are full (backpressure: the receiver reads
+  only what rx() needs), and raises BackendError after `send_timeout_s`.
+- Messages are [header] or [header, complex64 bytes]; the header carries a magic, a version, the
+  kind, the transmitter's random stream id, the start index, the count and the sample rate.
+  Malformed messages are logged and dropped (a gap they leave in a stream is filled with silence);
+  a sample-rate mismatch is refused: rx() raises BackendError naming both rates. A new stream id
+  (a restarted transmitter) starts where the receiver is.
+
+One cable carries one direction; a host and an edge that both transmit use two.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import struct
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+import zmq
+
+from radio.backends.base import RadioBackend
+from radio.channel import Channel
+from radio.errors import BackendError
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"AIQ\x01"
+PROTOCOL_VERSION = 1
+KIND_DATA, KIND_IDLE, KIND_PAUSE = 0, 1, 2
+FLAG_PAUSE_AFTER = 0x01
+DTYPE_CF32_LE = 1
+HEADER = struct.Struct("<4sBBBBIQQd")  # magic, version, kind, flags, dtype, stream id, start, count, rate
+MAX_CHUNK_SAMPLES = 1 << 18
+"""Largest data message accepted (2 MiB of complex64); bigger ones are malformed."""
+MAX_IDLE_SAMPLES = 1 << 40
+"""Largest silence one idle message may declare."""
+DEFAULT_CHUNK_SAMPLES = 1 << 15
+DEFAULT_HWM_MESSAGES = 16
+
+
+def _rate_matches(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+
+
+def pack_header(kind: int, stream_id: int, start: int, count: int, sample_rate_hz: float, flags: int = 0) -> bytes:
+    """The 36-byte little-endian header of one message."""
+    return HEADER.pack(MAGIC, PROTOCOL_VERSION, kind, flags, DTYPE_CF32_LE, stream_id, start, count, sample_rate_hz)
+
+
+class ScheduledChannel:
+    """A Channel whose SNR steps to given values at given sample indices of its output stream.
+
+    steps: (at_sample, snr_db) pairs, at_sample strictly increasing; each step is applied once when the
+    stream reaches it (a manual `set_snr_db` in between holds until the next step). Before the first
+    step the wrapped channel keeps its own SNR.
+    """
+
+    def __init__(self, channel: Channel, steps: Sequence[tuple[int, float]]) -> None:
+        ats = [int(a) for a, _ in steps]
+        if any(a < 0 for a in ats) or any(b <= a for a, b in zip(ats, ats[1:])):
+            raise BackendError(f"SNR schedule sample indices must be >= 0 and strictly increasing, got {ats}")
+        self.channel = channel
+        self.steps = [(int(a), float(s)) for a, s in steps]
+        self._next = 0  # index of the first step not applied yet
+        self._n = 0
+
+    @classmethod
+    def from_seconds(cls, channel: Channel, steps_s: Sequence[tuple[float, float]]) -> ScheduledChannel:
+        """Steps given as (at_s, snr_db); at_s * sample_rate_hz, rounded, is the sample index."""
+        return cls(channel, [(round(at * channel.sample_rate_hz), snr) for at, snr in steps_s])
+
+    @property
+    def sample_rate_hz(self) -> float:
+        """Sample rate of the wrapped channel."""
+        return self.channel.sample_rate_hz
+
+    @property
+    def reference_power(self) -> float:
+        """Nominal burst power the SNR refers to."""
+        return self.channel.reference_power
+
+    @property
+    def snr_db(self) -> float:
+        """SNR the next samples get."""
+        return self.channel.snr_db
+
+    def set_snr_db(self, value: float) -> None:
+        """Change the SNR now (until the next scheduled step)."""
+        self.channel.set_snr_db(value)
+
+    @property
+    def noise_variance(self) -> float:
+        """Noise variance per complex sample at the current SNR."""
+        return self.channel.noise_variance
+
+    @property
+    def samples_processed(self) -> int:
+        """Stream time: samples output so far."""
+        return self._n
+
+    def apply(self, iq: np.ndarray) -> np.ndarray:
+        """(n,) complex -> (n,) complex64, switching SNR exactly at the scheduled sample indices."""
+        x = np.asarray(iq)
+        parts, i = [], 0
+        while i < len(x):
+            now = self._n + i
+            while self._next < len(self.steps) and self.steps[self._next][0] <= now:
+                self.channel.set_snr_db(self.steps[self._next][1])
+                self._next += 1
+            end = len(x)
+            if self._next < len(self.steps):
+                end = min(end, self.steps[self._next][0] - self._n)
+            parts.append(self.channel.apply(x[i:end]))
+            i = end
+        self._n += len(x)
+        if not parts:
+            return np.zeros(0, np.complex64)
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+class ZmqTxBackend(RadioBackend):
+    """Transmit side of the ZeroMQ IQ cable (PUSH). rx() raises: this side only transmits.
+
+    Parameters
+    ----------
+    endpoint: ZeroMQ address, e.g. tcp://127.0.0.1:5600, tcp://*:5600 with bind, or inproc://name.
+    sample_rate_hz: baseband sample rate; the receiver refuses messages stamped with another rate.
+    bind: bind the endpoint (True) or connect to it (False).
+    context: ZeroMQ context; the process-wide instance by default (inproc needs both sides in one).
+    pause_after_tx: end every tx() with a pause (the receiver fills silence once it has read the burst);
+        False makes a continuous stream in which gaps must be declared with idle() or pause().
+    chunk_samples: samples per data message.
+    hwm_messages: send high-water mark in messages; beyond it tx() blocks (nothing is dropped).
+    send_timeout_s: how long tx() may block on a full queue before raising BackendError; None waits forever.
+    linger_s: how long close() waits for queued messages to leave.
+    stream_id: identifies this transmitter's stream to the receiver; random by default.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        sample_rate_hz: float,
+        bind: bool = False,
+        *,
+        context: zmq.Context | None = None,
+        pause_after_tx: bool = True,
+        chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+        hwm_messages: int = DEFAULT_HWM_MESSAGES,
+        send_timeout_s: float | None = 10.0,
+        linger_s: float = 5.0,
+        stream_id: int | None = None,
+    ) -> None:
+        if not sample_rate_hz > 0:
+            raise BackendError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
+        if not 1 <= chunk_samples <= MAX_CHUNK_SAMPLES:
+            raise BackendError(f"chunk_samples must be in 1..{MAX_CHUNK_SAMPLES}, got {chunk_samples}")
+        self._sample_rate_hz = float(sample_rate_hz)
+        self._pause_after_tx = bool(pause_after_tx)
+        self._chunk = int(chunk_samples)
+        self._stream_id = secrets.randbits(32) if stream_id is None else int(stream_id) & 0xFFFFFFFF
+        self._clock = 0
+        self._linger_ms = int(linger_s * 1000)
+        self._sock = (context or zmq.Context.instance()).socket(zmq.PUSH)
+        self._sock.setsockopt(zmq.SNDHWM, int(hwm_messages))
+        self._sock.setsockopt(zmq.SNDTIMEO, -1 if send_timeout_s is None else int(send_timeout_s * 1000))
+        self._sock.setsockopt(zmq.LINGER, self._linger_ms)
+        try:
+            if bind:
+                self._sock.bind(endpoint)
+                self._endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            else:
+                self._sock.connect(endpoint)
+                self._endpoint = endpoint
+        except zmq.ZMQError as exc:
+            self._sock.close(linger=0)
+            raise BackendError(f"zmq TX cannot {'bind' if bind else 'connect'} {endpoint}: {exc}") from None
+
+    @property
+    def sample_rate_hz(self) -> float:
+        """Baseband sample rate in samples per second."""
+        return self._sample_rate_hz
+
+    @property
+    def endpoint(self) -> str:
+        """The address in use (the resolved port when bound to tcp://host:*)."""
+        return self._endpoint
+
+    @property
+    def stream_id(self) -> int:
+        """32-bit id of this transmitter's stream."""
+        return self._stream_id
+
+    @property
+    def clock_samples(self) -> int:
+        """Transmitter clock: samples sent plus silence declared with idle()."""
+        return self._clock
+
+    def idle(self, num_samples: int) -> None:
+        """Declare num_samples of silence after what was sent (exact: the receiver inserts them)."""
+        self._check_open()
+        n = int(num_samples)
+        if not 0 <= n <= MAX_IDLE_SAMPLES:
+            raise BackendError(f"idle() takes 0..{MAX_IDLE_SAMPLES} samples, got {num_samples}")
+        if n:
+            self._send([pack_header(KIND_IDLE, self._stream_id, self._clock, n, self._sample_rate_hz)])
+            self._clock += n
+
+    def pause(self) -> None:
+        """Declare open-ended silence: the receiver fills noise until the next burst, which starts where it is."""
+        self._check_open()
+        self._send([pack_header(KIND_PAUSE, self._stream_id, self._clock, 0, self._sample_rate_hz)])
+
+    def _send(self, parts: list) -> None:
+        try:
+            self._sock.send_multipart(parts, copy=False)
+        except zmq.Again:
+            raise BackendError(
+                f"zmq TX to {self._endpoint}: the receiver has not drained the queue within the send timeout "
+                "(is the edge running and calling rx()?)"
+            ) from None
+
+    def _tx(self, iq: np.ndarray) -> None:
+        for i in range(0, len(iq), self._chunk):
+            chunk = np.ascontiguousarray(iq[i:i + self._chunk], dtype="<c8")
+            last = i + self._chunk >= len(iq)
+            flags = FLAG_PAUSE_AFTER if last and self._pause_after_tx else 0
+            self._send([pack_header(KIND_DATA, self._stream_id, self._clock, len(chunk), self._sample_rate_hz, flags),
+                        memoryview(chunk).cast("B")])
+            self._clock += len(chunk)
+
+    def _rx(self, num_samples: int) -> np.ndarray:
+        raise BackendError("ZmqTxBackend is the transmit side of the IQ cable; receive with a ZmqRxBackend")
+
+    def _close(self) -> None:
+        try:
+            self._sock.send_multipart([pack_header(KIND_PAUSE, self._stream_id, self._clock, 0, self._sample_rate_hz)],
+                                      flags=zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass
+        self._sock.close(linger=self._linger_ms)
+
+
+class ZmqRxBackend(RadioBackend):
+    """Receive side of the ZeroMQ IQ cable (PULL); owns stream time and applies the channel. tx() raises.
+
+    Parameters
+    ----------
+    endpoint: ZeroMQ address (see ZmqTxBackend).
+    sample_rate_hz: baseband sample rate; messages stamped with another rate are refused.
+    channel: Channel or ScheduledChannel applied to the received stream; None passes samples through
+        unchanged (silence is exact zeros), for tests of the cable itself.
+    bind: bind the endpoint (True, the usual edge side) or connect to it.
+    timeout_s: while the transmitter is active, how long rx() waits for samples before treating it as
+        paused (logged); None waits forever.
+    context: ZeroMQ context; the process-wide instance by default.
+    hwm_messages: receive high-water mark in messages (backpressure to the transmitter).
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        sample_rate_hz: float,
+        channel: Channel | ScheduledChannel | None = None,
+        bind: bool = True,
+        timeout_s: float | None = 1.0,
+        *,
+        context: zmq.Context | None = None,
+        hwm_messages: int = DEFAULT_HWM_MESSAGES,
+    ) -> None:
+        if not sample_rate_hz > 0:
+            raise BackendError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
+        if channel is not None and not _rate_matches(channel.sample_rate_hz, sample_rate_hz):
+            raise BackendError(
+                f"channel sample rate {channel.sample_rate_hz} Hz differs from backend {sample_rate_hz} Hz"
+            )
+        if timeout_s is not None and timeout_s < 0:
+            raise BackendError(f"timeout_s must be >= 0 or None, got {timeout_s}")
+        self._sample_rate_hz = float(sample_rate_hz)
+        self._channel = channel
+        self._timeout_ms = None if timeout_s is None else int(timeout_s * 1000)
+        self._queue: deque[np.ndarray | int] = deque()  # samples, or a count of silent samples
+        self._queued = 0
+        self._pos = 0  # stream index of the next sample rx() returns
+        self._stream_id: int | None = None
+        self._tx_next = 0  # transmitter clock index the next message of the stream should start at
+        self._offset = 0  # rx index = tx index + offset
+        self._active = False  # the transmitter said more samples follow
+        self._placements: list[tuple[int, int, int]] = []
+        self.malformed_messages = 0
+        self.lost_samples = 0
+        self._sock = (context or zmq.Context.instance()).socket(zmq.PULL)
+        self._sock.setsockopt(zmq.RCVHWM, int(hwm_messages))
+        self._sock.setsockopt(zmq.MAXMSGSIZE, HEADER.size + 8 * MAX_CHUNK_SAMPLES)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        try:
+            if bind:
+                self._sock.bind(endpoint)
+                self._endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            else:
+                self._sock.connect(endpoint)
+                self._endpoint = endpoint
+        except zmq.ZMQError as exc:
+            self._sock.close(linger=0)
+            raise BackendError(f"zmq RX cannot {'bind' if bind else 'connect'} {endpoint}: {exc}") from None
+
+    @property
+    def sample_rate_hz(self) -> float:
+        """Baseband sample rate in samples per second."""
+        return self._sample_rate_hz
+
+    @property
+    def endpoint(self) -> str:
+        """The address in use (the resolved port when bound to tcp://host:*)."""
+        return self._endpoint
+
+    @property
+    def channel(self) -> Channel | ScheduledChannel | None:
+        """The channel model applied to the received stream (None: pass-through)."""
+        return self._channel
+
+    @property
+    def tx_active(self) -> bool:
+        """True while the transmitter has announced more samples (rx() waits for them)."""
+        return self._active
+
+    @property
+    def pending(self) -> int:
+        """Samples (and declared silence) received from the cable but not yet returned by rx()."""
+        return self._queued
+
+    @property
+    def placements(self) -> list[tuple[int, int, int]]:
+        """(stream id, tx clock index, rx stream index) for every point where a transmitter's clock was anchored."""
+        return list(self._placements)
+
+    def _tx(self, iq: np.ndarray) -> None:
+        raise BackendError("ZmqRxBackend is the receive side of the IQ cable; transmit with a ZmqTxBackend")
+
+    # --- receiving --------------------------------------------------------------------------------
+    def _rx(self, num_samples: int) -> np.ndarray:
+        while self._queued < num_samples:
+            if self._poll(0):
+                continue
+            if not self._active:
+                self._enqueue(num_samples - self._queued)  # the transmitter is idle: silence
+                break
+            if not self._poll(self._timeout_ms):
+                log.warning("zmq RX %s: no samples for %.1f s from an active transmitter; treating it as idle",
+                            self._endpoint, (self._timeout_ms or 0) / 1000)
+                self._active = False
+        x = self._pop(num_samples)
+        self._pos += num_samples
+        return x if self._channel is None else self._channel.apply(x)
+
+    def _poll(self, timeout_ms: int | None) -> bool:
+        """Handle one message if one arrives within timeout_ms; False when none did."""
+        if not self._sock.poll(timeout_ms, zmq.POLLIN):
+            return False
+        self._handle(self._sock.recv_multipart(copy=False))
+        return True
+
+    def _malformed(self, why: str) -> None:
+        self.malformed_messages += 1
+        log.warning("zmq RX %s: dropped a malformed message: %s", self._endpoint, why)
+
+    def _handle(self, frames: list) -> None:
+        head = frames[0].bytes
+        if len(head) != HEADER.size:
+            return self._malformed(f"header of {len(head)} bytes, expected {HEADER.size}")
+        magic, version, kind, flags, dtype, stream_id, start, count, rate = HEADER.unpack(head)
+        if magic != MAGIC:
+            return self._malformed(f"bad magic {magic!r}")
+        if version != PROTOCOL_VERSION:
+            return self._malformed(f"protocol version {version}, this receiver speaks {PROTOCOL_VERSION}")
+        if dtype != DTYPE_CF32_LE or flags & ~FLAG_PAUSE_AFTER or kind not in (KIND_DATA, KIND_IDLE, KIND_PAUSE):
+            return self._malformed(f"unknown dtype {dtype}, flags {flags:#x} or kind {kind}")
+        if not np.isfinite(rate) or rate <= 0:
+            return self._malformed(f"sample rate {rate}")
+        if start + count >= 1 << 63:
+            return self._malformed(f"start {start} + count {count} overflows")
+        samples = None
+        if kind == KIND_DATA:
+            if len(frames) != 2 or not 1 <= count <= MAX_CHUNK_SAMPLES or len(frames[1].buffer) != 8 * count:
+                return self._malformed(f"data message of {len(frames)} frames announcing {count} samples")
+            samples = np.frombuffer(frames[1].buffer, dtype="<c8")
+            if not np.all(np.isfinite(samples)):
+                return self._malformed("samples contain NaN or infinity")
+        elif len(frames) != 1 or (kind == KIND_IDLE and not 1 <= count <= MAX_IDLE_SAMPLES) or (
+            kind == KIND_PAUSE and count != 0
+        ):
+            return self._malformed(f"{'idle' if kind == KIND_IDLE else 'pause'} message with {len(frames)} frames, "
+                                   f"count {count}")
+        if not _rate_matches(rate, self._sample_rate_hz):
+            self.malformed_messages += 1
+            raise BackendError(
+                f"zmq RX {self._endpoint}: the transmitter runs at {rate:g} Hz but this receiver at "
+                f"{self._sample_rate_hz:g} Hz; set the same radio.sample_rate_hz on both sides"
+            )
+        write = self._pos + self._queued
+        if stream_id != self._stream_id:
+            if self._stream_id is not None:
+                log.info("zmq RX %s: new transmitter stream %08x", self._endpoint, stream_id)
+            self._anchor(stream_id, start, write)
+        elif start < self._tx_next:
+            return self._malformed(f"stream {stream_id:08x} went back from sample {self._tx_next} to {start}")
+        elif start + self._offset < write:  # the receiver ran ahead while the transmitter was idle
+            self._anchor(stream_id, start, write)
+        elif start > self._tx_next:
+            self.lost_samples += start - self._tx_next
+            log.warning("zmq RX %s: %d samples of stream %08x missing; filled with silence",
+                        self._endpoint, start - self._tx_next, stream_id)
+        self._enqueue(start + self._offset - write)  # a declared or lost gap
+        if samples is not None:
+            self._queue.append(samples)
+            self._queued += count
+        elif kind == KIND_IDLE:
+            self._enqueue(count)
+        self._tx_next = start + count
+        self._active = kind != KIND_PAUSE and not flags & FLAG_PAUSE_AFTER
+
+    def _anchor(self, stream_id: int, start: int, rx_index: int) -> None:
+        self._stream_id, self._tx_next, self._offset = stream_id, start, rx_index - start
+        self._placements.append((stream_id, start, rx_index))
+
+    def _enqueue(self, silent_samples: int) -> None:
+        if silent_samples > 0:
+            self._queue.append(int(silent_samples))
+            self._queued += silent_samples
+
+    def _pop(self, n: int) -> np.ndarray:
+        out = np.zeros(n, np.complex64)
+        i = 0
+        while i < n:
+            head = self._queue[0]
+            size = head if isinstance(head, int) else len(head)
+            take = min(n - i, size)
+            if not isinstance(head, int):
+                out[i:i + take] = head[:take]
+            if take == size:
+                self._queue.popleft()
+            else:
+                self._queue[0] = head - take if isinstance(head, int) else head[take:]
+            i += take
+        self._queued -= n
+        return out
+
+    def _close(self) -> None:
+        self._queue.clear()
+        self._queued = 0
+        self._sock.close(linger=0)
+
+
+def loopback_pair(
+    sample_rate_hz: float,
+    channel: Channel | ScheduledChannel | None = None,
+    endpoint: str | None = None,
+    timeout_s: float | None = 1.0,
+    **tx_options,
+) -> tuple[ZmqTxBackend, ZmqRxBackend]:
+    """A connected (tx, rx) pair in this process: the receiver binds `endpoint` (a fresh inproc one by default)."""
+    rx = ZmqRxBackend(endpoint or f"inproc://airlora-iq-{secrets.token_hex(4)}", sample_rate_hz, channel,
+                      bind=True, timeout_s=timeout_s)
+    return ZmqTxBackend(rx.endpoint, sample_rate_hz, bind=False, **tx_options), rx

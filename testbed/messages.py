@@ -1,0 +1,353 @@
+"""The control-plane message set: small typed records, msgpack on the wire, validated on receipt.
+
+Every message is a msgpack map with `type`, `version` (PROTOCOL_VERSION) and `req` (request id: a reply
+echoes the id of the message it answers; 0 = unsolicited). `decode` refuses anything else with a
+ProtocolError that names the problem: bytes that are not msgpack, a payload over the size limit, an
+unknown type or version, a missing, extra or wrongly typed field, or a value out of range.
+
+Direction (host = the DEALER that connects, edge = the ROUTER that binds):
+  host -> edge: hello, session_start, burst_done, heartbeat, bye
+  edge -> host: hello_ack, session_ack, snr_report, missing_request, transfer_complete, apply_result,
+                heartbeat (the answer to the host's), error, bye
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any, ClassVar, Iterable, Literal
+
+import msgpack
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from testbed.errors import AirLoraError
+
+PROTOCOL_VERSION = 1
+DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
+MAX_RANGES = 4096  # run-length ranges in one missing_request / burst_done
+MAX_PACKETS_PER_REPORT = 4096  # per-packet entries in one snr_report
+MAX_CAPABILITIES = 64
+
+
+class ProtocolError(AirLoraError):
+    """A control message is malformed, oversized, of an unknown type or version, or fails validation."""
+
+
+def new_instance_id() -> str:
+    """A fresh random id for one run of a process: a peer that restarts gets a new one."""
+    return os.urandom(8).hex()
+
+
+U32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
+U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
+Name = Annotated[str, Field(min_length=1, max_length=128)]
+Text = Annotated[str, Field(max_length=1024)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Seconds = Annotated[float, Field(ge=0.0, le=1.0e9, allow_inf_nan=False)]
+SnrDb = Annotated[float, Field(ge=-100.0, le=200.0, allow_inf_nan=False)]
+SeqRange = Annotated[list[U32], Field(min_length=2, max_length=2)]
+"""[first, last] of a run of packet sequence numbers, both inclusive."""
+
+
+class Record(BaseModel):
+    """A nested record inside a message: unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Message(Record):
+    """Base of every control message: `type`, `version` and the request id `req`."""
+
+    type: str
+    version: Literal[1] = PROTOCOL_VERSION
+    req: U32 = Field(0, description="request id; a reply echoes it, 0 = unsolicited")
+
+    TYPE: ClassVar[str] = ""
+
+
+def _check_ranges(ranges: list[list[int]]) -> list[list[int]]:
+    """Ranges must be [first, last] with first <= last, ascending and not overlapping."""
+    previous = -1
+    for first, last in ranges:
+        if first > last:
+            raise ValueError(f"range [{first}, {last}] has first > last")
+        if first <= previous:
+            raise ValueError(f"range [{first}, {last}] overlaps or is not ascending")
+        previous = last
+    return ranges
+
+
+def seqs_to_ranges(seqs: Iterable[int]) -> list[list[int]]:
+    """Sequence numbers -> compact ascending [first, last] runs (duplicates merged)."""
+    ranges: list[list[int]] = []
+    for seq in sorted(set(int(s) for s in seqs)):
+        if ranges and seq == ranges[-1][1] + 1:
+            ranges[-1][1] = seq
+        else:
+            ranges.append([seq, seq])
+    return ranges
+
+
+def ranges_to_seqs(ranges: Iterable[list[int]]) -> list[int]:
+    """[first, last] runs -> the sequence numbers they cover, ascending."""
+    return [seq for first, last in ranges for seq in range(first, last + 1)]
+
+
+# --- identity -------------------------------------------------------------------------------------
+
+
+class ModelIdentity(Record):
+    """Which base model a node runs: adapters only apply to the model they were trained on."""
+
+    name: Name
+    sha256: Sha256 | None = Field(None, description="hash of the base weights, when known")
+
+
+class _Identity(Message):
+    """Who a node is; carried by hello (host) and hello_ack (edge)."""
+
+    role: Literal["host", "edge"]
+    node_id: Name
+    instance: Annotated[str, Field(pattern=r"^[0-9a-f]{8,64}$")] = Field(
+        default_factory=new_instance_id, description="random per process start: a change means a restart")
+    software_version: Annotated[str, Field(min_length=1, max_length=64)]
+    base_model: ModelIdentity | None = None
+    capabilities: list[Name] = Field(default_factory=list, max_length=MAX_CAPABILITIES,
+                                     description='e.g. ["apply", "radio:sim", "radio:zmq"]')
+    adapter_id: Name | None = Field(None, description="the installed adapter, None when none")
+
+
+class Hello(_Identity):
+    """host -> edge: first message after connecting, and again after the edge restarted."""
+
+    TYPE: ClassVar[str] = "hello"
+    type: Literal["hello"] = "hello"
+
+
+class HelloAck(_Identity):
+    """edge -> host: the answer to hello, with the edge's own identity."""
+
+    TYPE: ClassVar[str] = "hello_ack"
+    type: Literal["hello_ack"] = "hello_ack"
+    accepted: bool = True
+    reason: Text | None = None
+
+
+# --- session --------------------------------------------------------------------------------------
+
+
+class SessionStart(Message):
+    """host -> edge: what is coming over the air, on which MCS, and how to verify it."""
+
+    TYPE: ClassVar[str] = "session_start"
+    type: Literal["session_start"] = "session_start"
+    session: U32
+    payload_bytes: Annotated[int, Field(ge=1, le=2**40)]
+    packet_count: Annotated[int, Field(ge=1, le=2**32 - 1)]
+    packet_payload_bytes: Annotated[int, Field(ge=1, le=65535)]
+    mcs: Name
+    payload_sha256: Sha256
+    deadline_s: Annotated[float, Field(gt=0.0, le=1.0e6, allow_inf_nan=False)]
+    sample_rate_hz: Annotated[float, Field(gt=0.0, le=1.0e10, allow_inf_nan=False)]
+    backend: Name
+    adapter_id: Name | None = None
+
+
+class SessionAck(Message):
+    """edge -> host: ready to receive the session, or why not."""
+
+    TYPE: ClassVar[str] = "session_ack"
+    type: Literal["session_ack"] = "session_ack"
+    session: U32
+    ready: bool
+    reason: Text | None = None
+
+
+class PacketSnr(Record):
+    """One detected packet: its sequence number, the SNR measured on it, whether its CRC passed."""
+
+    seq: U32
+    snr_db: SnrDb
+    crc_ok: bool
+
+
+class SnrReport(Message):
+    """edge -> host: what the edge measured on one burst (summary, optionally per packet)."""
+
+    TYPE: ClassVar[str] = "snr_report"
+    type: Literal["snr_report"] = "snr_report"
+    session: U32
+    burst: U32
+    sample_index: U64 = Field(description="receive-stream sample index where the burst was processed")
+    time_s: Seconds = Field(description="edge clock (time.time()) when the report was made")
+    mean_snr_db: SnrDb | None = Field(description="mean over detected packets; None when none was detected")
+    packets_detected: U32
+    packets_crc_ok: U32
+    packets: list[PacketSnr] = Field(default_factory=list, max_length=MAX_PACKETS_PER_REPORT)
+
+
+class MissingRequest(Message):
+    """edge -> host: selective repeat, the sequence numbers still missing as [first, last] runs."""
+
+    TYPE: ClassVar[str] = "missing_request"
+    type: Literal["missing_request"] = "missing_request"
+    session: U32
+    round: U32 = Field(description="repair round, 0 after the first pass")
+    ranges: list[SeqRange] = Field(max_length=MAX_RANGES)
+    missing_count: U32 = Field(description="packets missing in total (may exceed what ranges lists)")
+    truncated: bool = Field(False, description="ranges lists only the first MAX_RANGES runs")
+
+    @field_validator("ranges")
+    @classmethod
+    def _canonical_ranges(cls, value: list[list[int]]) -> list[list[int]]:
+        return _check_ranges(value)
+
+
+class BurstDone(Message):
+    """host -> edge: one burst has been transmitted, where it starts and which packets it held."""
+
+    TYPE: ClassVar[str] = "burst_done"
+    type: Literal["burst_done"] = "burst_done"
+    session: U32
+    burst: U32
+    first_sample: U64 = Field(description="transmit-stream sample index where the burst starts")
+    samples_sent: U64
+    ranges: list[SeqRange] = Field(max_length=MAX_RANGES, description="packets sent, as [first, last] runs")
+    airtime_s: Seconds
+
+    @field_validator("ranges")
+    @classmethod
+    def _canonical_ranges(cls, value: list[list[int]]) -> list[list[int]]:
+        return _check_ranges(value)
+
+
+class TransferComplete(Message):
+    """edge -> host: every packet received and the payload SHA-256 matches."""
+
+    TYPE: ClassVar[str] = "transfer_complete"
+    type: Literal["transfer_complete"] = "transfer_complete"
+    session: U32
+    payload_sha256: Sha256
+    packets_received: U32
+    packets_retransmitted: U32 = 0
+    elapsed_s: Seconds
+
+
+class ApplyResult(Message):
+    """edge -> host: whether the adapter was installed and how it does on the edge."""
+
+    TYPE: ClassVar[str] = "apply_result"
+    type: Literal["apply_result"] = "apply_result"
+    session: U32
+    installed: bool
+    reason: Text | None = None
+    accuracy: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] | None = None
+    latency_s: Seconds
+    adapter_id: Name | None = None
+    probe_max_abs_err: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
+
+
+# --- liveness and errors --------------------------------------------------------------------------
+
+
+class Heartbeat(Message):
+    """Both ways: the host sends one every heartbeat_s, the edge answers each with its own."""
+
+    TYPE: ClassVar[str] = "heartbeat"
+    type: Literal["heartbeat"] = "heartbeat"
+    seq: U64
+    time_s: Seconds
+    instance: Annotated[str, Field(pattern=r"^[0-9a-f]{8,64}$")]
+
+
+class Error(Message):
+    """Either way: a request was refused; `code` is machine-readable, `message` is for people."""
+
+    TYPE: ClassVar[str] = "error"
+    type: Literal["error"] = "error"
+    code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    message: Text = ""
+
+
+class Bye(Message):
+    """Either way: the sender is closing on purpose."""
+
+    TYPE: ClassVar[str] = "bye"
+    type: Literal["bye"] = "bye"
+    reason: Text | None = None
+
+
+# Error codes used by the control plane itself.
+ERR_BAD_MESSAGE = "bad_message"
+ERR_HELLO_REQUIRED = "hello_required"
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.TYPE: cls
+    for cls in (Hello, HelloAck, SessionStart, SessionAck, SnrReport, MissingRequest, BurstDone,
+                TransferComplete, ApplyResult, Heartbeat, Error, Bye)
+}
+
+
+def type_name(kind: str | type[Message]) -> str:
+    """'hello' or Hello -> 'hello' (unknown names are refused)."""
+    name = kind.TYPE if isinstance(kind, type) else kind
+    if name not in MESSAGE_TYPES:
+        raise ProtocolError(f"unknown message type {name!r}")
+    return name
+
+
+def _describe(err: dict[str, Any]) -> str:
+    """One short line for one pydantic error."""
+    field = ".".join(str(p) for p in err["loc"]) or "(message)"
+    if err["type"] == "extra_forbidden":
+        return f"unknown field '{field}'"
+    if err["type"] == "missing":
+        return f"missing field '{field}'"
+    value = repr(err.get("input"))
+    if len(value) > 40:
+        value = value[:37] + "..."
+    return f"{field}: {err['msg']} (got {value})"
+
+
+def encode(msg: Message, max_bytes: int | None = None) -> bytes:
+    """A message -> msgpack bytes; ProtocolError if it exceeds max_bytes."""
+    if not isinstance(msg, Message) or msg.type not in MESSAGE_TYPES:
+        raise ProtocolError(f"cannot encode {type(msg).__name__}: not a control message")
+    data = msgpack.packb(msg.model_dump(mode="python"), use_bin_type=True)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ProtocolError(f"'{msg.type}' message is {len(data)} bytes, over max_message_bytes {max_bytes}")
+    return data
+
+
+def decode(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Message:
+    """msgpack bytes -> a validated message; ProtocolError naming the problem otherwise."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ProtocolError(f"expected bytes, got {type(data).__name__}")
+    if len(data) > max_bytes:
+        raise ProtocolError(f"message of {len(data)} bytes is over max_message_bytes {max_bytes}")
+    if len(data) == 0:
+        raise ProtocolError("empty message")
+    try:
+        obj = msgpack.unpackb(bytes(data), raw=False, use_list=True, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise ProtocolError(f"not valid msgpack ({detail})"[:300]) from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"a message must be a msgpack map, got {type(obj).__name__}")
+    kind = obj.get("type")
+    if kind is None:
+        raise ProtocolError("message has no 'type' field")
+    if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
+        shown = repr(kind) if len(repr(kind)) <= 40 else repr(kind)[:37] + "..."
+        raise ProtocolError(f"unknown message type {shown}")
+    version = obj.get("version")
+    if version is None:
+        raise ProtocolError(f"'{kind}' message has no 'version' field")
+    if type(version) is not int or version != PROTOCOL_VERSION:
+        shown = repr(version) if len(repr(version)) <= 40 else repr(version)[:37] + "..."
+        raise ProtocolError(f"'{kind}' message has protocol version {shown}; this side speaks {PROTOCOL_VERSION}")
+    try:
+        return MESSAGE_TYPES[kind].model_validate(obj, strict=True)
+    except ValidationError as exc:
+        problems = [_describe(e) for e in exc.errors()]
+        more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ProtocolError(f"invalid '{kind}' message: " + "; ".join(problems[:3]) + more) from None
