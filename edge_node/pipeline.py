@@ -50,7 +50,11 @@ def apply_payload(cfg: TestbedConfig, payload: bytes, evaluate: bool = True) -> 
         inst.discard(staged)
         return _refusal("verify", f"the adapter does not load: {type(exc).__name__}: {exc}", cfg, started,
                         sha256=decoded.sha256)
-    folder = inst.install(staged, cfg.edge.adapter_dir, decoded.sha256[:16], cfg.edge.keep_previous)
+    try:
+        folder = inst.install(staged, cfg.edge.adapter_dir, decoded.sha256[:16], cfg.edge.keep_previous)
+    except OSError as exc:
+        inst.discard(staged)
+        return _refusal("install", f"cannot install: {exc}", cfg, started, sha256=decoded.sha256)
     report: dict[str, Any] = {
         "installed": True, "adapter_dir": str(folder), "sha256": decoded.sha256, "payload_bytes": len(payload),
         "probe_max_abs_err": err, "reason": None, **summary(manifest),

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.numpy import save_file
 
 from host.payload import Payload, PayloadError
 from host.ranks import MAX_RANK, exact_key
@@ -76,6 +75,8 @@ def adapter_config(spec: dict[str, Any], base_model: str) -> dict[str, Any]:
 
 def write_peft_folder(spec: dict[str, Any], tensors: dict[str, np.ndarray], folder: Path, base_model: str) -> Path:
     """Write adapter_config.json and adapter_model.safetensors into `folder` (created)."""
+    from safetensors.numpy import save_file  # numpy-only writer: no torch on this path
+
     check_tensors(spec, tensors)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ def _gguf_to_folder(gguf: Path, out: Path) -> Path:
     if (out / "config.json").exists():
         return out
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    hf_logging.disable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     model.hf_quantizer = None  # dequantized on load; transformers still marks it as a GGUF-quantized model
@@ -73,15 +74,20 @@ def load_classifier(cfg: ModelConfig, num_labels: int, on: torch.device | None =
     torch.manual_seed(cfg.head_seed)  # the head (and any pooler missing from the checkpoint) is random init
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "some weights were newly initialized" is expected here
+    hf_logging.disable_progress_bar()
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=num_labels, dtype=torch.float32)
+        # on a GPU host accelerate places the layers (several GPUs are fine); fp32 weights, bf16 autocast in training
+        placement = {"device_map": "auto"} if on is None and torch.cuda.is_available() else {}
+        model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=num_labels, dtype=torch.float32,
+                                                                   **placement)
     except (OSError, ValueError) as exc:
         raise AirLoraError(f"cannot load model {cfg.name!r} from {folder}: {exc}") from None
     finally:
         hf_logging.set_verbosity(verbosity)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    model.to(on or device())
+    if not getattr(model, "hf_device_map", None):
+        model.to(on or device())
     model.eval()
     return model, tokenizer
 

@@ -196,3 +196,10 @@ def _check_manifest(m: Any, body_len: int) -> None:
     for row in probe["logits"]:
         _need(isinstance(row, list) and 0 < len(row) <= 65536
               and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row), "probe logits malformed")
+
+
+def lora_body_bytes(ranks: dict[str, int], shapes: dict[str, tuple[int, int]], scheme: str, block_size: int) -> int:
+    """Exact body bytes of the LoRA factors of a rank vector (shapes are (out, in)), before training: what a
+    rank policy needs to weigh airtime. The manifest and the head add a few kB on top."""
+    return sum(tensor_nbytes((r, shapes[m][1]), scheme, block_size) + tensor_nbytes((shapes[m][0], r), scheme, block_size)
+               for m, r in ranks.items() if r > 0)

@@ -20,6 +20,7 @@ from host.payload import decode, encode
 from testbed.config import TestbedConfig
 
 FP32_BYTES = 4
+PROBE_CHARS = 300  # probe texts are cut (host and edge both use the cut text) to keep the manifest small
 
 
 def _schemes(adapter, quant: str) -> dict[str, str]:
@@ -73,7 +74,7 @@ def finetune_and_pack(cfg: TestbedConfig, ranks: str | dict[str, int] | None = N
         result = ft.train_lora(model, tokenizer, splits.train, rk.parse_ranks(spec, modules), cfg.finetune, heads,
                                max_len, steps)
     acc_after = accuracy(result.model, tokenizer, splits.test, max_len)
-    probe_texts = [t for t, _ in splits.test[: cfg.data.probe_count]]
+    probe_texts = [t[:PROBE_CHARS] for t, _ in splits.test[: cfg.data.probe_count]]
     logits_fp32 = logits(result.model, tokenizer, probe_texts, max_len)
     adapter, tensors = result.adapter, result.adapter.tensors()
     schemes = _schemes(adapter, quant)

@@ -110,3 +110,8 @@ def lora_config(ranks: dict[str, int], alpha_by_module: dict[str, float], module
 def lora_param_count(ranks: dict[str, int], shapes: dict[str, tuple[int, int]]) -> int:
     """LoRA parameters of a rank vector: r * (in + out) per module; shapes are (out, in)."""
     return sum(r * (shapes[m][0] + shapes[m][1]) for m, r in ranks.items() if r > 0)
+
+
+def module_shapes(model, modules: list[str]) -> dict[str, tuple[int, int]]:
+    """(out_features, in_features) of each module (works on a meta-device model too)."""
+    return {m: tuple(int(d) for d in model.get_submodule(m).weight.shape) for m in modules}

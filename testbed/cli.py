@@ -11,6 +11,7 @@ from testbed.errors import AirLoraError
 # verb -> module under testbed.commands; each module has add_arguments(parser) and run(args) -> int
 VERBS: dict[str, str] = {
     "run": "Run the configured rounds end to end (the main job)",
+    "edge": "Run the edge daemon: receive, verify, install and evaluate adapters, report to the host",
     "link": "Send random bytes over the radio link and report delivery, SNR and goodput",
     "ber": "Uncoded BER of the full waveform receiver against theory",
     "bench": "Benchmarks that print figures (radio throughput)",

@@ -12,6 +12,7 @@ from testbed.errors import ConfigError
 from testbed.sections.base import Section
 from testbed.sections.adapter import DataConfig, EdgeConfig, FinetuneConfig, ModelConfig
 from testbed.sections.control import ControlConfig
+from testbed.sections.run import RunConfig
 from testbed.sections.radio import ChannelConfig, RadioConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "testbed.yaml"
@@ -27,6 +28,7 @@ class TestbedConfig(Section):
     finetune: FinetuneConfig = FinetuneConfig()
     edge: EdgeConfig = EdgeConfig()
     control: ControlConfig = ControlConfig()
+    run: RunConfig = RunConfig()
 
 
 def _describe(err: dict[str, Any]) -> str:

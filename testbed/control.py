@@ -279,12 +279,12 @@ class _Endpoint:
                 if self._pipe_io in events and not self._drain_pipe():
                     return
                 if self._sock in events:
-                    self._drain_socket()
+                    self._guarded(self._drain_socket)
                 if self._monitor in events:
-                    self._drain_monitor()
+                    self._guarded(self._drain_monitor)
                 now = time.monotonic()
                 if now >= next_tick:
-                    self._tick(now)
+                    self._guarded(self._tick, now)
                     next_tick = now + tick_s
         except BaseException as exc:  # noqa: BLE001 - reported to callers, never silent
             log.exception("%s I/O thread failed", self._kind)
@@ -299,6 +299,16 @@ class _Endpoint:
             self._monitor.close(linger=0)
             self._sock.close(linger=0)
             self._pipe_io.close(linger=0)
+
+    def _guarded(self, handler: Callable[..., None], *args: Any) -> None:
+        """Run one handler; a bug in handling one event is logged and counted, the loop keeps serving."""
+        try:
+            handler(*args)
+        except (zmq.ContextTerminated, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception:  # noqa: BLE001
+            self._count("internal_errors")
+            log.exception("%s: error while handling an event (the control loop continues)", self._kind)
 
     def _drain_pipe(self) -> bool:
         """Forward queued outgoing messages; False when asked to quit."""
@@ -362,10 +372,11 @@ class ControlServer(_Endpoint):
     def __init__(self, endpoint: str, identity: Hello | None = None, *, curve: CurveServerKeys | None = None,
                  heartbeat_s: float = 1.0, peer_timeout_s: float = 5.0,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, max_peers: int = 16) -> None:
-        super().__init__(max_message_bytes, heartbeat_s, peer_timeout_s)
-        self._identity = identity or default_identity("edge")
-        if self._identity.role != "edge":
+        identity = identity or default_identity("edge")
+        if identity.role != "edge":
             raise ControlError("a ControlServer's identity must have role 'edge'")
+        super().__init__(max_message_bytes, heartbeat_s, peer_timeout_s)
+        self._identity = identity
         self.max_peers = max_peers
         self._peers: dict[bytes, PeerInfo] = {}
         self._auth = None
@@ -563,12 +574,13 @@ class ControlClient(_Endpoint):
                  heartbeat_s: float = 1.0, peer_timeout_s: float = 5.0, request_timeout_s: float = 10.0,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, reconnect_s: float = 0.1,
                  reconnect_max_s: float = 2.0) -> None:
+        hello = hello or default_identity("host")
+        if hello.role != "host":
+            raise ControlError("a ControlClient's hello must have role 'host'")
         super().__init__(max_message_bytes, heartbeat_s, peer_timeout_s)
         self.endpoint = endpoint
         self.request_timeout_s = float(request_timeout_s)
-        self.hello = hello or default_identity("host")
-        if self.hello.role != "host":
-            raise ControlError("a ControlClient's hello must have role 'host'")
+        self.hello = hello
         self._peer_hello: HelloAck | None = None
         self._ready = False
         self._last_recv: float | None = None
@@ -578,7 +590,6 @@ class ControlClient(_Endpoint):
         self._beat_seq = 0
         self._next_beat = 0.0
         self._next_hello = 0.0
-        self._connected = False
         sock = self._ctx.socket(zmq.DEALER)
         try:
             _common_options(sock, max_message_bytes, heartbeat_s, peer_timeout_s)
@@ -665,6 +676,13 @@ class ControlClient(_Endpoint):
             expect_types = [expect_types]
         expect = {type_name(t) for t in expect_types}
         timeout = self.request_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout
+        if not isinstance(msg, Hello):
+            # Sent before the edge accepted our hello, a request would be dropped or refused: wait first.
+            try:
+                self.wait_ready(timeout)
+            except PeerTimeout as exc:
+                raise PeerTimeout(f"cannot send '{msg.type}': {exc}") from None
         with self._cond:
             self._next_req = self._next_req % (2**32 - 1) + 1
             rid = self._next_req
@@ -681,7 +699,7 @@ class ControlClient(_Endpoint):
                                   f"{'/'.join(sorted(expect))} (request '{msg.type}')")
             return None
 
-        reply = self._take(timeout, pick)
+        reply = self._take(deadline - time.monotonic(), pick)
         if reply is None:
             raise PeerTimeout(f"no {'/'.join(sorted(expect))} from the edge at {self.endpoint} within "
                               f"{timeout:.1f} s (request '{msg.type}'; edge alive: {self.peer_alive})")
@@ -778,11 +796,9 @@ class ControlClient(_Endpoint):
     def _on_monitor(self, event: dict[str, Any]) -> None:
         kind = event["event"]
         if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-            self._connected = True
             log.debug("connected to the edge at %s", self.endpoint)
             self._send_hello(time.monotonic())  # say hello at once on every (re)connection
         elif kind == zmq.EVENT_DISCONNECTED:
-            self._connected = False
             log.info("TCP connection to the edge at %s closed; ZeroMQ reconnects", self.endpoint)
         elif kind & _HANDSHAKE_FAILED:
             self._count("handshake_failed")

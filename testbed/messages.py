@@ -43,6 +43,7 @@ Name = Annotated[str, Field(min_length=1, max_length=128)]
 Text = Annotated[str, Field(max_length=1024)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Seconds = Annotated[float, Field(ge=0.0, le=1.0e9, allow_inf_nan=False)]
+EpochSeconds = Annotated[float, Field(ge=0.0, le=1.0e11, allow_inf_nan=False)]
 SnrDb = Annotated[float, Field(ge=-100.0, le=200.0, allow_inf_nan=False)]
 SeqRange = Annotated[list[U32], Field(min_length=2, max_length=2)]
 """[first, last] of a run of packet sequence numbers, both inclusive."""
@@ -150,6 +151,9 @@ class SessionStart(Message):
     sample_rate_hz: Annotated[float, Field(gt=0.0, le=1.0e10, allow_inf_nan=False)]
     backend: Name
     adapter_id: Name | None = None
+    apply: bool = Field(True, description="install and evaluate the payload (False: a channel-sounding session)")
+    channel_snr_db: SnrDb | None = Field(
+        None, description="emulated channels only: the SNR the edge's channel model applies from now on")
 
 
 class SessionAck(Message):
@@ -178,11 +182,14 @@ class SnrReport(Message):
     session: U32
     burst: U32
     sample_index: U64 = Field(description="receive-stream sample index where the burst was processed")
-    time_s: Seconds = Field(description="edge clock (time.time()) when the report was made")
+    time_s: EpochSeconds = Field(description="edge clock (time.time()) when the report was made")
     mean_snr_db: SnrDb | None = Field(description="mean over detected packets; None when none was detected")
     packets_detected: U32
     packets_crc_ok: U32
     packets: list[PacketSnr] = Field(default_factory=list, max_length=MAX_PACKETS_PER_REPORT)
+    constellation: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
+        default_factory=list, max_length=1024, description="equalized symbols (I, Q) of one packet of the burst")
+    constellation_mcs: Name | None = None
 
 
 class MissingRequest(Message):
@@ -255,7 +262,7 @@ class Heartbeat(Message):
     TYPE: ClassVar[str] = "heartbeat"
     type: Literal["heartbeat"] = "heartbeat"
     seq: U64
-    time_s: Seconds
+    time_s: EpochSeconds = Field(description="sender's clock, time.time()")
     instance: Annotated[str, Field(pattern=r"^[0-9a-f]{8,64}$")]
 
 

@@ -71,7 +71,8 @@ def _build(
         z = radio_cfg.zmq
         bind = z.bind_side == "rx"
         return ZmqRxBackend((z.bind_endpoint or z.endpoint) if bind else z.endpoint, fs, channel, bind=bind,
-                            timeout_s=z.timeout_s, hwm_messages=z.hwm_messages)
+                            timeout_s=z.timeout_s, hwm_messages=z.hwm_messages,
+                            realtime_idle=z.realtime_idle)
     if kind == "sim":
         return SimBackend(channel, fs, seed=channel_cfg.seed)
     if kind == "pluto":

@@ -18,6 +18,8 @@ The design, in the spirit of srsRAN's ZeroMQ radio but pushed rather than pulled
   `timeout_s` it logs a warning and treats the transmitter as paused. A burst that arrives after the
   receiver ran ahead starts where the receiver is (the offset grows; see `placements`), so no sample
   is dropped and a burst is never split by silence unless its transmitter stalled beyond timeout_s.
+  With `realtime_idle`, silence is produced no faster than the sample rate of wall time (an idle edge
+  does not spin); a burst arriving during that wait is placed at the start of the pending request.
   On the transmitter, tx() blocks when the high-water marks are full (backpressure: the receiver reads
   only what rx() needs), and raises BackendError after `send_timeout_s`.
 - Messages are [header] or [header, complex64 bytes]; the header carries a magic, a version, the
@@ -34,6 +36,7 @@ from __future__ import annotations
 import logging
 import secrets
 import struct
+import time
 from collections import deque
 from collections.abc import Sequence
 
@@ -276,6 +279,9 @@ class ZmqRxBackend(RadioBackend):
         paused (logged); None waits forever.
     context: ZeroMQ context; the process-wide instance by default.
     hwm_messages: receive high-water mark in messages (backpressure to the transmitter).
+    realtime_idle: while the transmitter is idle, produce silence no faster than sample_rate_hz of wall
+        time (rx() waits, and a burst arriving meanwhile cuts the wait short); saves CPU on an idle edge
+        and makes stream time track wall time. False (the default, for tests and CI) returns at once.
     """
 
     def __init__(
@@ -288,6 +294,7 @@ class ZmqRxBackend(RadioBackend):
         *,
         context: zmq.Context | None = None,
         hwm_messages: int = DEFAULT_HWM_MESSAGES,
+        realtime_idle: bool = False,
     ) -> None:
         if not sample_rate_hz > 0:
             raise BackendError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
@@ -308,6 +315,8 @@ class ZmqRxBackend(RadioBackend):
         self._offset = 0  # rx index = tx index + offset
         self._active = False  # the transmitter said more samples follow
         self._placements: list[tuple[int, int, int]] = []
+        self._realtime = bool(realtime_idle)
+        self._clock_anchor = (time.monotonic(), 0)  # (wall time, stream index) for realtime_idle
         self.malformed_messages = 0
         self.lost_samples = 0
         self._sock = (context or zmq.Context.instance()).socket(zmq.PULL)
@@ -351,6 +360,19 @@ class ZmqRxBackend(RadioBackend):
         return self._queued
 
     @property
+    def tx_clock_received(self) -> int:
+        """Transmit-clock index just past the last sample (or declared silence) received from the cable."""
+        return self._tx_next if self._stream_id is not None else 0
+
+    def poll_cable(self, max_messages: int = 64) -> int:
+        """Take in messages already waiting on the cable without advancing the stream; how many were read."""
+        self._check_open()
+        count = 0
+        while count < max_messages and self._poll(0):
+            count += 1
+        return count
+
+    @property
     def placements(self) -> list[tuple[int, int, int]]:
         """(stream id, tx clock index, rx stream index) for every point where a transmitter's clock was anchored."""
         return list(self._placements)
@@ -364,6 +386,8 @@ class ZmqRxBackend(RadioBackend):
             if self._poll(0):
                 continue
             if not self._active:
+                if self._realtime and self._pace(num_samples):
+                    continue  # a message came while pacing
                 self._enqueue(num_samples - self._queued)  # the transmitter is idle: silence
                 break
             if not self._poll(self._timeout_ms):
@@ -373,6 +397,15 @@ class ZmqRxBackend(RadioBackend):
         x = self._pop(num_samples)
         self._pos += num_samples
         return x if self._channel is None else self._channel.apply(x)
+
+    def _pace(self, num_samples: int) -> bool:
+        """Wait until wall time reaches the stream time of the request's end; True if a message arrived first."""
+        now = time.monotonic()
+        t0, n0 = self._clock_anchor
+        if (self._pos - n0) / self._sample_rate_hz < now - t0 - 0.5:  # caller fell behind: restart the clock
+            t0, n0 = self._clock_anchor = (now, self._pos)
+        wait_s = (self._pos + num_samples - n0) / self._sample_rate_hz - (now - t0)
+        return wait_s > 0 and self._poll(int(wait_s * 1000) + 1)
 
     def _poll(self, timeout_ms: int | None) -> bool:
         """Handle one message if one arrives within timeout_ms; False when none did."""
@@ -477,9 +510,13 @@ def loopback_pair(
     channel: Channel | ScheduledChannel | None = None,
     endpoint: str | None = None,
     timeout_s: float | None = 1.0,
+    realtime_idle: bool = False,
     **tx_options,
 ) -> tuple[ZmqTxBackend, ZmqRxBackend]:
-    """A connected (tx, rx) pair in this process: the receiver binds `endpoint` (a fresh inproc one by default)."""
+    """A connected (tx, rx) pair in this process: the receiver binds `endpoint` (a fresh inproc one by default).
+
+    tx_options go to ZmqTxBackend (pause_after_tx, chunk_samples, hwm_messages, ...).
+    """
     rx = ZmqRxBackend(endpoint or f"inproc://airlora-iq-{secrets.token_hex(4)}", sample_rate_hz, channel,
-                      bind=True, timeout_s=timeout_s)
+                      bind=True, timeout_s=timeout_s, realtime_idle=realtime_idle)
     return ZmqTxBackend(rx.endpoint, sample_rate_hz, bind=False, **tx_options), rx

@@ -22,12 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cfo-hz", type=float, default=None, help="carrier frequency offset")
     parser.add_argument("--mcs", default=None, help="'auto' or an MCS name such as qpsk-1/2")
     parser.add_argument("--sample-rate-hz", type=float, default=None, help="baseband sample rate")
+    parser.add_argument("--backend", choices=["sim", "zmq", "pluto"], default="sim",
+                        help="sim (in-process), zmq (a loopback IQ cable) or pluto (emulated without --pluto-uri)")
+    parser.add_argument("--pluto-uri", default=None, help="a real Pluto with TX cabled to RX, e.g. ip:192.168.2.1")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def overrides_from_args(args: argparse.Namespace) -> list[str]:
     """--snr-db and friends become --set overrides, so they are validated like the file."""
-    pairs = [("channel.snr_db", args.snr_db), ("channel.model", args.channel), ("channel.cfo_hz", args.cfo_hz),
+    pairs = [("radio.backend", args.backend), ("channel.snr_db", args.snr_db), ("channel.model", args.channel), ("channel.cfo_hz", args.cfo_hz),
              ("radio.mcs", args.mcs), ("radio.sample_rate_hz", args.sample_rate_hz), ("channel.seed", args.seed)]
     return [f"{key}={value}" for key, value in pairs if value is not None]
 
@@ -52,9 +55,8 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_config(cfg)
     seed = cfg.channel.seed
     data = np.random.default_rng(seed).bytes(args.bytes)
-    backend = make_backend(cfg.radio, cfg.channel, TX_POWER)
     progress = None if args.json else _progress
-    with backend:
+    with _loopback(cfg, args.pluto_uri) as backend:
         report = transfer(data, backend, settings, session=seed & 0xFFFF, on_round=progress)
     airtime_s = report.samples_sent / settings.sample_rate_hz
     goodput = 8 * len(data) / airtime_s if report.delivered else 0.0
@@ -89,6 +91,38 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_summary(result)
     return 0 if report.delivered else 1
+
+
+def _loopback(cfg, pluto_uri: str | None):
+    """The backend `airlora link` sends through: one object with tx() and rx()."""
+    if cfg.radio.backend != "zmq":
+        return make_backend(cfg.radio, cfg.channel, TX_POWER, pluto_uri=pluto_uri)
+    return _ZmqLoop(cfg)
+
+
+class _ZmqLoop:
+    """Both ends of a ZeroMQ IQ cable in this process (tx() on one, rx() on the other)."""
+
+    def __init__(self, cfg) -> None:
+        from radio.backends.factory import make_channel
+        from radio.backends.zmq_iq import loopback_pair
+
+        channel = make_channel(cfg.channel, cfg.radio.sample_rate_hz, cfg.radio.samples_per_symbol, TX_POWER)
+        self._tx, self._rx = loopback_pair(cfg.radio.sample_rate_hz, channel)
+        self.sample_rate_hz = cfg.radio.sample_rate_hz
+
+    def tx(self, iq) -> None:
+        self._tx.tx(iq)
+
+    def rx(self, n: int):
+        return self._rx.rx(n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._tx.close()
+        self._rx.close()
 
 
 def _progress(report) -> None:

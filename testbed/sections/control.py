@@ -14,7 +14,8 @@ _SCHEMES = ("tcp://", "ipc://", "inproc://")
 def _check_endpoint(value: str) -> str:
     if not value.startswith(_SCHEMES) or len(value.split("://", 1)[1]) == 0:
         raise ValueError("must look like tcp://HOST:PORT (or ipc://PATH)")
-    if value.startswith("tcp://") and not value.rsplit(":", 1)[-1].isdigit():
+    port = value.rsplit(":", 1)[-1]
+    if value.startswith("tcp://") and not (port.isdigit() or port == "*"):
         raise ValueError("a tcp endpoint needs a port, e.g. tcp://127.0.0.1:5555")
     return value
 

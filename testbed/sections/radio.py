@@ -22,6 +22,9 @@ class ZmqConfig(Section):
         10.0, gt=0.0, le=3600.0, description="transmitter wait on a full queue before tx() fails"
     )
     pause_after_tx: bool = Field(True, description="each tx() burst ends in open-ended silence (like sim)")
+    realtime_idle: bool = Field(
+        False, description="edge produces idle noise no faster than real time (saves CPU; stream time ~ wall time)"
+    )
     hwm_messages: int = Field(16, ge=1, le=1024, description="high-water mark per side in messages of 32768 samples")
 
     @field_validator("endpoint", "bind_endpoint")
@@ -59,7 +62,7 @@ class RadioConfig(Section):
 class SnrStep(Section):
     """One step of an SNR schedule: from at_s seconds of received-stream time on, the SNR is snr_db."""
 
-    at_s: float = Field(ge=0.0, le=1.0e6, description="stream time of the step in seconds (x sample rate = sample index)")
+    at_s: float = Field(ge=0.0, le=1.0e6, description="received-stream time of the step in s (x sample rate = index)")
     snr_db: float = Field(ge=-30.0, le=60.0, description="SNR (Es/N0) from this step on")
 
 

@@ -310,5 +310,8 @@ def test_make_backend_builds_each_kind() -> None:
     assert sim.channel.noise_variance == pytest.approx(0.5 * 8 / 10 ** 1.2)
     pluto = make_backend(RadioConfig(backend="pluto", sample_rate_hz=2e6), ch_cfg, 0.5)
     assert isinstance(pluto, PlutoBackend) and pluto.is_emulated and pluto.sample_rate_hz == 2e6
-    with pytest.raises(BackendError, match="zmq backend not implemented yet"):
-        make_backend(RadioConfig(backend="zmq"), ch_cfg, 0.5)
+    from radio.backends.zmq_iq import ZmqTxBackend
+
+    tx = make_backend(RadioConfig(backend="zmq"), ch_cfg, 0.5, role="tx")
+    assert isinstance(tx, ZmqTxBackend)
+    tx.close()

@@ -141,7 +141,8 @@ def test_active_transmitter_that_stalls_is_treated_as_idle_after_the_timeout() -
 
 
 def test_snr_schedule_changes_the_noise_at_the_scheduled_sample() -> None:
-    cfg = ChannelConfig(snr_db=40.0, seed=4, snr_schedule=[{"at_s": 0.01, "snr_db": 0.0}, {"at_s": 0.03, "snr_db": 20.0}])
+    steps = [{"at_s": 0.01, "snr_db": 0.0}, {"at_s": 0.03, "snr_db": 20.0}]
+    cfg = ChannelConfig(snr_db=40.0, seed=4, snr_schedule=steps)
 
     def run(chunks: list[int]) -> np.ndarray:
         endpoint = f"inproc://zmq-test-snr-{len(chunks)}"  # a closed inproc name is released asynchronously
@@ -239,3 +240,15 @@ def test_factory_builds_both_ends_and_checks_role() -> None:
         RadioConfig(zmq={"endpoint": "http://x"})
     with pytest.raises(ValueError):
         RadioConfig(zmq={"port": 5})
+
+
+def test_realtime_idle_paces_silence_and_a_burst_cuts_in() -> None:
+    tx, rx = loopback_pair(FS, timeout_s=2.0, realtime_idle=True)
+    with tx, rx:
+        timer = threading.Timer(0.1, lambda: tx.tx(samples(1000)))
+        timer.start()
+        t0 = time.monotonic()
+        y = rx.rx(300_000)
+        assert 0.25 < time.monotonic() - t0 < 1.5  # 0.3 s of stream at 1 MS/s
+        assert rx.placements[0][2] == 0 and np.array_equal(y[:1000], samples(1000))
+        timer.join()

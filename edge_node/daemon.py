@@ -1,0 +1,178 @@
+"""The edge daemon: control port, receive stream, reassembly, verification, install, evaluation, reports.
+
+It serves any number of sessions one after another, across host restarts: a SessionStart for the session
+it already holds (same payload SHA-256) resumes it, any other SessionStart replaces it. Nothing is
+installed before the whole payload is there, its SHA-256 matches, and the adapter passes its checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from edge_node.install import current_adapter
+from edge_node.radio_input import RadioInput
+from edge_node.session import EdgeSession
+from radio.backends.base import RadioBackend
+from radio.backends.factory import make_backend
+from radio.receiver import Receiver
+from radio.transmitter import TX_POWER
+from testbed import __version__
+from testbed.config import TestbedConfig
+from testbed.control import ControlServer, PeerLost
+from testbed.messages import (ApplyResult, BurstDone, Bye, Error, Hello, Message, ModelIdentity, SessionAck,
+                              SessionStart, TransferComplete)
+
+log = logging.getLogger("airlora.edge")
+MAX_SESSION_BYTES = 1 << 30
+
+
+class EdgeDaemon:
+    """Runs the edge: call serve() (blocks) or step() in a loop."""
+
+    def __init__(self, cfg: TestbedConfig, backend: RadioBackend | None = None,
+                 control: ControlServer | None = None, node_id: str = "edge") -> None:
+        self.cfg = cfg
+        self.identity = self._identity(node_id)
+        self.control = control or ControlServer.from_config(cfg.control, self.identity)
+        self.backend = backend or make_backend(cfg.radio, cfg.channel, TX_POWER, role="rx")
+        r = cfg.radio
+        self.receiver = Receiver(r.sample_rate_hz, r.samples_per_symbol, r.rolloff, keep_symbols=True)
+        self.radio = RadioInput(self.backend, self.receiver)
+        self.session: EdgeSession | None = None
+        self.repair_round = 0
+        self.running = True
+        self.last_apply: dict | None = None
+
+    def _identity(self, node_id: str) -> Hello:
+        from edge_node.payload_reader import edge_identity
+
+        ident = edge_identity(self.cfg)
+        current = current_adapter(self.cfg.edge.adapter_dir)
+        return Hello(role="edge", node_id=node_id, software_version=__version__,
+                     base_model=ModelIdentity(name=ident["name"], sha256=ident["sha256"]),
+                     capabilities=["apply", f"radio:{self.cfg.radio.backend}"],
+                     adapter_id=current.name if current else None)
+
+    # --- main loop ---------------------------------------------------------------------------------
+    def serve(self, max_s: float | None = None) -> None:
+        """Serve until stopped (SIGTERM/KeyboardInterrupt ends it; max_s bounds it for tests)."""
+        deadline = None if max_s is None else time.monotonic() + max_s
+        try:
+            while self.running and (deadline is None or time.monotonic() < deadline):
+                self.step()
+        finally:
+            self.close()
+
+    def step(self) -> None:
+        """Handle pending control messages, then read the radio once."""
+        busy = self.radio.expecting
+        item = self.control.poll(0.0 if busy else 0.02)
+        while item is not None:
+            self._on_message(*item)
+            item = self.control.poll(0.0)
+        packets, burst_done = self.radio.step(self.session is not None, wait_s=0.0 if busy else 0.01)
+        if self.session is not None:
+            for packet in packets:
+                self.session.on_packet(packet)
+            if burst_done:
+                self._report_burst()
+
+    def close(self) -> None:
+        self.control.close()
+        self.backend.close()
+
+    # --- control messages --------------------------------------------------------------------------
+    def _on_message(self, peer: bytes, msg: Message | PeerLost) -> None:
+        if isinstance(msg, PeerLost):
+            log.info("host %s lost; the session stays open for a resume", peer.hex()[:12])
+        elif isinstance(msg, SessionStart):
+            self._on_session_start(peer, msg)
+        elif isinstance(msg, BurstDone):
+            self._on_burst_done(peer, msg)
+        elif isinstance(msg, Bye):
+            log.info("host %s said bye: %s", peer.hex()[:12], msg.reason)
+        elif msg.type not in ("hello", "heartbeat"):
+            self.control.reply(peer, msg, Error(code="unexpected", message=f"the edge does not take {msg.type!r}"))
+
+    def _on_session_start(self, peer: bytes, msg: SessionStart) -> None:
+        if abs(msg.sample_rate_hz - self.cfg.radio.sample_rate_hz) > 1e-6 * msg.sample_rate_hz:
+            reason = f"sample rate {msg.sample_rate_hz:g} Hz differs from the edge's {self.cfg.radio.sample_rate_hz:g} Hz"
+            self.control.reply(peer, msg, SessionAck(session=msg.session, ready=False, reason=reason))
+            return
+        if msg.payload_bytes > MAX_SESSION_BYTES:
+            reason = f"payload of {msg.payload_bytes} bytes exceeds the edge's limit of {MAX_SESSION_BYTES}"
+            self.control.reply(peer, msg, SessionAck(session=msg.session, ready=False, reason=reason))
+            return
+        if self.session is not None and self.session.matches(msg) and not self.session.finished:
+            self.session.peer = peer
+            log.info("session %d resumed: %d of %d packets held", msg.session, self.session.reassembly.received,
+                     msg.packet_count)
+        else:
+            self.session = EdgeSession(msg, peer)
+            self.repair_round = 0
+            log.info("session %d: %d bytes in %d packets at %s", msg.session, msg.payload_bytes, msg.packet_count,
+                     msg.mcs)
+        self._set_channel_snr(msg.channel_snr_db)
+        self.control.reply(peer, msg, SessionAck(session=msg.session, ready=True))
+
+    def _set_channel_snr(self, snr_db: float | None) -> None:
+        """Emulated channels only: the SNR the host's experiment sets for this session."""
+        channel = getattr(self.backend, "channel", None)
+        if snr_db is not None and channel is not None and hasattr(channel, "set_snr_db"):
+            channel.set_snr_db(snr_db)
+
+    def _on_burst_done(self, peer: bytes, msg: BurstDone) -> None:
+        if self.session is None or msg.session != self.session.session:
+            self.control.send(peer, Error(code="no_session", message=f"session {msg.session} is not open"))
+            return
+        self.session.peer = peer
+        self.session.bursts_done = msg.burst
+        self.radio.expect(msg.first_sample, msg.samples_sent)
+
+    # --- reports and apply -------------------------------------------------------------------------
+    def _report_burst(self) -> None:
+        s = self.session
+        assert s is not None
+        self.control.send(s.peer, s.snr_report(s.bursts_done, self.radio.samples_read))
+        s.burst = type(s.burst)()
+        if not s.reassembly.complete:
+            self.control.send(s.peer, s.missing_request(self.repair_round))
+            self.repair_round += 1
+            return
+        payload = s.payload_if_valid()
+        if payload is None:
+            log.warning("session %d: reassembled payload does not match its SHA-256; starting over", s.session)
+            self.control.send(s.peer, Error(code="sha_mismatch", message="reassembled payload fails its SHA-256"))
+            self.session = EdgeSession(s.start, s.peer)
+            self.control.send(s.peer, self.session.missing_request(self.repair_round))
+            return
+        s.finished = True
+        self.control.send(s.peer, TransferComplete(
+            session=s.session, payload_sha256=s.start.payload_sha256, packets_received=s.receptions,
+            packets_retransmitted=max(s.receptions - s.start.packet_count, 0),
+            elapsed_s=time.monotonic() - s.started))
+        if s.start.apply:
+            self._apply(s, payload)
+
+    def _apply(self, s: EdgeSession, payload: bytes) -> None:
+        from edge_node.pipeline import apply_payload
+
+        t0 = time.monotonic()
+        try:
+            report = apply_payload(self.cfg, payload)
+        except Exception as exc:  # never let one payload stop the daemon
+            log.exception("apply failed")
+            report = {"installed": False, "reason": f"{type(exc).__name__}: {exc}"}
+        self.last_apply = report
+        adapter_id = report.get("sha256", "")[:16] or None if report.get("installed") else None
+        acc = report.get("accuracy")
+        err = report.get("probe_max_abs_err")
+        self.control.send(s.peer, ApplyResult(
+            session=s.session, installed=bool(report.get("installed")), reason=report.get("reason"),
+            accuracy=float(acc) if acc is not None else None, latency_s=time.monotonic() - t0,
+            adapter_id=adapter_id, probe_max_abs_err=float(err) if err is not None else None))
+        if report.get("installed"):
+            current = current_adapter(self.cfg.edge.adapter_dir)
+            self.identity = self.identity.model_copy(update={"adapter_id": current.name if current else adapter_id})
+            self.control.set_identity(self.identity)

@@ -1,0 +1,69 @@
+"""The edge's receive stream: read it while a burst is on its way, and tell when a burst has fully arrived."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from radio.backends.base import RadioBackend
+from radio.receiver import Receiver, RxPacket
+
+CHUNK_SAMPLES = 1 << 17
+TAIL_SAMPLES = 16384  # silence fed after a burst so the receiver completes the last packet
+
+
+class RadioInput:
+    """Feeds the backend's stream to the receiver.
+
+    On the ZeroMQ cable the edge reads only what the transmitter has put on the cable (time does not run
+    while nobody transmits), and a burst is complete once the cable has delivered the transmit-clock
+    index the host announced. On a real-time radio (Pluto) the stream is read continuously while a session
+    is open, and a burst counts as complete once its length plus a margin has been read after the host
+    said it was sent.
+    """
+
+    def __init__(self, backend: RadioBackend, receiver: Receiver) -> None:
+        self.backend, self.receiver = backend, receiver
+        self.cable = hasattr(backend, "poll_cable")
+        self.samples_read = 0
+        self._burst_end: int | None = None  # transmit clock (cable) or stream index (real time) to reach
+
+    def expect(self, first_sample: int, samples_sent: int) -> None:
+        """The host has sent a burst: [first_sample, first_sample + samples_sent) of its transmit clock."""
+        if self.cable:
+            self._burst_end = first_sample + samples_sent
+        else:
+            self._burst_end = self.samples_read + samples_sent + TAIL_SAMPLES
+
+    @property
+    def expecting(self) -> bool:
+        return self._burst_end is not None
+
+    def step(self, session_open: bool, wait_s: float = 0.02) -> tuple[list[RxPacket], bool]:
+        """Read what is there; (decoded packets, True when the expected burst has fully arrived)."""
+        if self.cable:
+            return self._step_cable(wait_s)
+        if not session_open:
+            return [], False
+        packets = self._read(CHUNK_SAMPLES)
+        done = self._burst_end is not None and self.samples_read >= self._burst_end
+        if done:
+            self._burst_end = None
+        return packets, done
+
+    def _step_cable(self, wait_s: float) -> tuple[list[RxPacket], bool]:
+        b = self.backend
+        b.poll_cable()
+        if b.pending > 0:
+            return self._read(min(b.pending, CHUNK_SAMPLES)), False
+        if self._burst_end is not None and b.tx_clock_received >= self._burst_end:
+            self._burst_end = None
+            packets = self._read(TAIL_SAMPLES)  # silence: lets the receiver finish the last packet
+            return packets, True
+        if wait_s > 0:
+            b._poll(int(wait_s * 1000))  # wait for the cable (or return on timeout)
+        return [], False
+
+    def _read(self, n: int) -> list[RxPacket]:
+        samples = self.backend.rx(n)
+        self.samples_read += len(samples)
+        return self.receiver.feed(np.asarray(samples, np.complex64))

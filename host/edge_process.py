@@ -1,0 +1,43 @@
+"""Start and stop a local edge daemon process (`airlora edge`) for runs on one machine."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+
+class EdgeProcess:
+    """An `airlora edge` child process with its log in the run folder."""
+
+    def __init__(self, config_path: Path, log_path: Path, node_id: str = "edge-local") -> None:
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        env = dict(os.environ, HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"), PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "testbed.cli", "edge", "--config", str(config_path), "--node-id", node_id],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout_s: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL if it does not exit in time; the exit code."""
+        if self.alive:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+        return self.proc.returncode
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""

@@ -1,0 +1,186 @@
+"""Deliver one payload to the edge: session start, bursts over the radio, selective repeat, apply result.
+
+The MCS of every burst comes from the SNR the edge measured on the previous one (the host never uses a
+configured SNR). Packets the edge reports missing are sent again until it confirms the SHA-256, or the
+delivery deadline passes (DeliveryError). A vanished edge is waited for and the session resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from radio.backends.base import RadioBackend
+from radio.errors import BackendError
+from radio.link import LinkSettings, packets_burst, pick_mcs
+from radio.mcs import MCS_TABLE
+from radio.reassembly import split
+from testbed.control import ControlClient, PeerLost, PeerTimeout
+from testbed.errors import AirLoraError
+from testbed.messages import (ApplyResult, BurstDone, MissingRequest, SessionAck, SessionStart, SnrReport,
+                              TransferComplete, ranges_to_seqs, seqs_to_ranges)
+
+
+class DeliveryError(AirLoraError):
+    """A payload could not be delivered (deadline, refusal); the edge keeps its previous adapter."""
+
+
+@dataclass
+class Delivery:
+    """What one delivery did, measured."""
+
+    session: int
+    payload_bytes: int
+    packets_total: int
+    delivered: bool = False
+    bursts: int = 0
+    packets_sent: int = 0
+    samples_sent: int = 0
+    mcs_per_burst: list[str] = field(default_factory=list)
+    snr_reports: list[dict[str, Any]] = field(default_factory=list)
+    apply: ApplyResult | None = None
+    edge_restarts: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def packets_retransmitted(self) -> int:
+        return self.packets_sent - self.packets_total
+
+    def airtime_s(self, sample_rate_hz: float) -> float:
+        return self.samples_sent / sample_rate_hz
+
+    @property
+    def snr_db_measured(self) -> float | None:
+        """Mean of the edge's per-burst means, weighted by packets detected."""
+        pairs = [(r["mean_snr_db"], r["packets_detected"]) for r in self.snr_reports if r["mean_snr_db"] is not None]
+        total = sum(n for _, n in pairs)
+        return sum(s * n for s, n in pairs) / total if total else None
+
+
+class Sender:
+    """The host's half of a delivery over one control client and one transmit backend."""
+
+    def __init__(self, client: ControlClient, tx: RadioBackend, settings: LinkSettings, backend_name: str,
+                 on_event: Callable[..., None] | None = None) -> None:
+        self.client, self.tx, self.settings = client, tx, settings
+        self.backend_name = backend_name
+        self.on_event = on_event or (lambda kind, **f: None)
+        self.snr_db: float | None = None  # the edge's latest measurement
+
+    def deliver(self, payload: bytes, session: int, deadline_s: float, report_timeout_s: float,
+                apply: bool = True, apply_timeout_s: float = 600.0, channel_snr_db: float | None = None,
+                adapter_id: str | None = None) -> Delivery:
+        """Send payload until the edge confirms it (and, with apply, report its apply result)."""
+        t0 = time.monotonic()
+        chunks = split(payload, self.settings.packet_payload_bytes)
+        d = Delivery(session, len(payload), len(chunks))
+        start = SessionStart(
+            session=session, payload_bytes=len(payload), packet_count=len(chunks),
+            packet_payload_bytes=self.settings.packet_payload_bytes,
+            mcs=pick_mcs(self.settings, self.snr_db).name, payload_sha256=hashlib.sha256(payload).hexdigest(),
+            deadline_s=deadline_s, sample_rate_hz=self.settings.sample_rate_hz, backend=self.backend_name,
+            adapter_id=adapter_id, apply=apply, channel_snr_db=channel_snr_db)
+        self._start_session(start, t0 + deadline_s)
+        self.on_event("session", session=session, snr_db_set=channel_snr_db, apply=apply, payload_bytes=len(payload),
+                      packets=len(chunks))
+        missing = list(range(len(chunks)))
+        while missing:
+            if time.monotonic() > t0 + deadline_s:
+                raise DeliveryError(f"session {session}: {len(missing)} of {len(chunks)} packets still missing "
+                                    f"after the {deadline_s:.0f} s delivery deadline")
+            mcs = MCS_TABLE[-1] if self.snr_db is None else pick_mcs(self.settings, self.snr_db)
+            iq = packets_burst({s: chunks[s] for s in missing}, len(chunks), session, mcs, self.settings)
+            first = int(getattr(self.tx, "clock_samples", self.tx.samples_sent))
+            try:
+                self.tx.tx(iq)
+            except BackendError as exc:
+                self.on_event("tx_failed", session=session, error=str(exc))
+                self._wait_edge(start, t0 + deadline_s, d)
+                continue
+            d.bursts += 1
+            d.packets_sent += len(missing)
+            d.samples_sent += iq.size
+            d.mcs_per_burst.append(mcs.name)
+            airtime = iq.size / self.settings.sample_rate_hz
+            self.on_event("burst", session=session, burst=d.bursts, mcs=mcs.name, packets=len(missing),
+                          samples=iq.size, airtime_s=airtime)
+            self.client.send(BurstDone(session=session, burst=d.bursts, first_sample=first, samples_sent=iq.size,
+                                       ranges=seqs_to_ranges(missing)[:4096], airtime_s=airtime))
+            outcome = self._await_burst_outcome(session, d, report_timeout_s + airtime, t0 + deadline_s, start)
+            if outcome is None:
+                continue  # nothing heard: send the same packets again
+            missing = outcome
+        d.delivered = True
+        if apply:
+            d.apply = self._await_apply(session, apply_timeout_s)
+        d.wall_s = time.monotonic() - t0
+        return d
+
+    def _start_session(self, start: SessionStart, deadline: float) -> None:
+        while True:
+            try:
+                ack = self.client.request(start, SessionAck, timeout_s=max(1.0, min(10.0, deadline - time.monotonic())))
+            except PeerTimeout:
+                if time.monotonic() > deadline:
+                    raise DeliveryError(f"session {start.session}: the edge did not answer before the deadline") from None
+                continue
+            if not ack.ready:
+                raise DeliveryError(f"session {start.session}: the edge refused it: {ack.reason}")
+            return
+
+    def _wait_edge(self, start: SessionStart, deadline: float, d: Delivery) -> None:
+        """The edge vanished: wait for it, then resume the session (it may have lost what it held)."""
+        d.edge_restarts += 1
+        self.on_event("edge_lost", session=start.session)
+        while time.monotonic() < deadline:
+            try:
+                self.client.wait_ready(timeout_s=min(5.0, max(deadline - time.monotonic(), 0.1)))
+                self._start_session(start, deadline)
+                self.on_event("edge_back", session=start.session)
+                return
+            except PeerTimeout:
+                continue
+        raise DeliveryError(f"session {start.session}: the edge did not come back before the delivery deadline")
+
+    def _await_burst_outcome(self, session: int, d: Delivery, timeout_s: float, deadline: float,
+                             start: SessionStart) -> list[int] | None:
+        """The missing list after a burst ([] when complete); None when the edge said nothing in time."""
+        until = min(time.monotonic() + timeout_s, deadline)
+        while time.monotonic() < until:
+            msg = self.client.recv(timeout_s=min(0.5, max(until - time.monotonic(), 0.01)))
+            if msg is None:
+                continue
+            if isinstance(msg, PeerLost):
+                self._wait_edge(start, deadline, d)
+                return None
+            if getattr(msg, "session", session) != session:
+                continue
+            if isinstance(msg, SnrReport):
+                report = msg.model_dump(exclude={"type", "version", "req"})
+                d.snr_reports.append(report)
+                if msg.mean_snr_db is not None:
+                    self.snr_db = msg.mean_snr_db
+                self.on_event("snr_report", **report)
+            elif isinstance(msg, MissingRequest):
+                seqs = ranges_to_seqs(msg.ranges)
+                self.on_event("missing", session=session, missing=msg.missing_count)
+                return seqs if seqs or not msg.truncated else list(range(d.packets_total))
+            elif isinstance(msg, TransferComplete):
+                self.on_event("transfer_complete", session=session, packets_received=msg.packets_received)
+                return []
+        self.on_event("no_report", session=session)
+        return None
+
+    def _await_apply(self, session: int, timeout_s: float) -> ApplyResult:
+        until = time.monotonic() + timeout_s
+        while time.monotonic() < until:
+            msg = self.client.recv(timeout_s=0.5)
+            if isinstance(msg, ApplyResult) and msg.session == session:
+                self.on_event("apply_result", **msg.model_dump(exclude={"type", "version", "req"}))
+                return msg
+            if isinstance(msg, PeerLost):
+                raise DeliveryError(f"session {session}: the edge vanished while applying the adapter")
+        raise DeliveryError(f"session {session}: no apply result within {timeout_s:.0f} s")

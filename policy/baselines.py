@@ -1,0 +1,53 @@
+"""Baseline policies: fixed rank, SNR-threshold heuristic (largest uniform rank meeting the deadline), random."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from policy.base import Policy
+from policy.state import PolicyState
+
+
+class FixedRank(Policy):
+    """The same rank on every projection, whatever the channel."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+        self.name = f"fixed:{rank}"
+
+    def choose(self, state: PolicyState) -> dict[str, int]:
+        return {m: self.rank for m in state.modules}
+
+
+class SnrThreshold(Policy):
+    """The largest uniform rank whose real airtime at the measured SNR fits the deadline (0 if none)."""
+
+    name = "heuristic"
+
+    def __init__(self, cost: Callable[[dict[str, int], float], float], candidates: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)) -> None:
+        self.cost = cost  # (ranks, snr_db) -> airtime_s
+        self.candidates = candidates
+
+    def choose(self, state: PolicyState) -> dict[str, int]:
+        best = min(self.candidates)
+        for r in sorted(self.candidates):
+            if r > state.r_max:
+                break
+            ranks = {m: r for m in state.modules}
+            if self.cost(ranks, state.snr_db) <= state.deadline_s:
+                best = r
+        return {m: best for m in state.modules}
+
+
+class RandomRanks(Policy):
+    """Ranks drawn uniformly from 1..r_max per projection (a sanity baseline)."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def choose(self, state: PolicyState) -> dict[str, int]:
+        return {m: int(self.rng.integers(1, state.r_max + 1)) for m in state.modules}
