@@ -8,7 +8,10 @@ installed before the whole payload is there, its SHA-256 matches, and the adapte
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import time
+from pathlib import Path
 
 from edge_node.install import current_adapter
 from edge_node.radio_input import RadioInput
@@ -27,6 +30,42 @@ log = logging.getLogger("airlora.edge")
 MAX_SESSION_BYTES = 1 << 30
 
 
+def remove_leftovers(adapter_dir: str | Path) -> list[str]:
+    """Remove what an install interrupted by a crash left (staging-*/ folders, .current-* links); their names.
+
+    They were never installed (`current` only ever points into versions/), but they take disk space and
+    look like adapters to a person browsing the folder. A staging folder of a process still running (an
+    `airlora apply` next to the daemon; the pid is in its name) is left alone.
+    """
+    root = Path(adapter_dir).expanduser()
+    if not root.is_dir():
+        return []
+    removed = []
+    for path in sorted(root.glob("staging-*")) + sorted(root.glob(".current-*")):
+        if path.name.startswith("staging-") and _pid_alive(path.name.split("-")[1]):
+            continue
+        if path.is_symlink() or path.is_file():
+            path.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+        removed.append(path.name)
+    if removed:
+        log.warning("removed leftovers of an interrupted install in %s: %s", root, ", ".join(removed))
+    return removed
+
+
+def _pid_alive(text: str) -> bool:
+    if not text.isdigit() or int(text) == os.getpid():
+        return False
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
 class EdgeDaemon:
     """Runs the edge: call serve() (blocks) or step() in a loop."""
 
@@ -39,6 +78,7 @@ class EdgeDaemon:
         r = cfg.radio
         self.receiver = Receiver(r.sample_rate_hz, r.samples_per_symbol, r.rolloff, keep_symbols=True)
         self.radio = RadioInput(self.backend, self.receiver)
+        self.removed_leftovers = remove_leftovers(cfg.edge.adapter_dir)
         self.session: EdgeSession | None = None
         self.repair_round = 0
         self.running = True
@@ -69,7 +109,10 @@ class EdgeDaemon:
         busy = self.radio.expecting
         item = self.control.poll(0.0 if busy else 0.02)
         while item is not None:
-            self._on_message(*item)
+            try:
+                self._on_message(*item)
+            except Exception:  # one bad message (or a bug handling it) must not stop the daemon
+                log.exception("error while handling %s; the daemon goes on", getattr(item[1], "type", "a message"))
             item = self.control.poll(0.0)
         packets, burst_done = self.radio.step(self.session is not None, wait_s=0.0 if busy else 0.01)
         if self.session is not None:
@@ -113,6 +156,7 @@ class EdgeDaemon:
             self.repair_round = 0
             log.info("session %d: %d bytes in %d packets at %s", msg.session, msg.payload_bytes, msg.packet_count,
                      msg.mcs)
+        self.radio.cancel()  # a burst announced before this start (a vanished host's) is not waited for
         self._set_channel_snr(msg.channel_snr_db)
         self.control.reply(peer, msg, SessionAck(session=msg.session, ready=True))
 

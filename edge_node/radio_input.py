@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 import numpy as np
 
 from radio.backends.base import RadioBackend
+from radio.errors import BackendError
 from radio.receiver import Receiver, RxPacket
+
+log = logging.getLogger("airlora.edge.radio")
 
 CHUNK_SAMPLES = 1 << 17
 TAIL_SAMPLES = 16384  # silence fed after a burst so the receiver completes the last packet
+CABLE_WAIT_S = 0.005  # while a burst is expected but nothing is queued: wait this long on the cable (no spin)
+STALL_S = 3.0  # a burst whose announced samples stop arriving for this long is closed with what came
 
 
 class RadioInput:
@@ -26,20 +34,40 @@ class RadioInput:
         self.cable = hasattr(backend, "poll_cable")
         self.samples_read = 0
         self._burst_end: int | None = None  # transmit clock (cable) or stream index (real time) to reach
+        self._progress = time.monotonic()  # when the expected burst last made progress on the cable
+        self.stalled_bursts = 0
+        self.backend_errors = 0
 
     def expect(self, first_sample: int, samples_sent: int) -> None:
         """The host has sent a burst: [first_sample, first_sample + samples_sent) of its transmit clock."""
+        self._progress = time.monotonic()
         if self.cable:
             self._burst_end = first_sample + samples_sent
         else:
             self._burst_end = self.samples_read + samples_sent + TAIL_SAMPLES
+
+    def cancel(self) -> None:
+        """Forget the burst being waited for (a new session starts; the old burst's end may never come)."""
+        self._burst_end = None
 
     @property
     def expecting(self) -> bool:
         return self._burst_end is not None
 
     def step(self, session_open: bool, wait_s: float = 0.02) -> tuple[list[RxPacket], bool]:
-        """Read what is there; (decoded packets, True when the expected burst has fully arrived)."""
+        """Read what is there; (decoded packets, True when the expected burst has fully arrived).
+
+        A backend error (on the cable: a stranger's message at another sample rate) is logged and the
+        stream goes on: whoever can reach the radio port must not be able to stop the daemon.
+        """
+        try:
+            return self._step(session_open, wait_s)
+        except BackendError as exc:
+            self.backend_errors += 1
+            log.warning("radio input: %s (ignored; the stream goes on)", exc)
+            return [], False
+
+    def _step(self, session_open: bool, wait_s: float) -> tuple[list[RxPacket], bool]:
         if self.cable:
             return self._step_cable(wait_s)
         if not session_open:
@@ -54,14 +82,26 @@ class RadioInput:
         b = self.backend
         b.poll_cable()
         if b.pending > 0:
+            self._progress = time.monotonic()
             return self._read(min(b.pending, CHUNK_SAMPLES)), False
-        if self._burst_end is not None and b.tx_clock_received >= self._burst_end:
-            self._burst_end = None
-            packets = self._read(TAIL_SAMPLES)  # silence: lets the receiver finish the last packet
-            return packets, True
+        if self._burst_end is not None:
+            if b.tx_clock_received >= self._burst_end:
+                return self._close_burst(), True
+            if time.monotonic() - self._progress > STALL_S:
+                # The host vanished (or restarted its transmitter) before the whole burst arrived: close
+                # the burst with what came, so the host (or its successor) gets a report and a missing list.
+                self.stalled_bursts += 1
+                log.warning("burst stalled at transmit sample %d of %d for %.0f s; closing it with what arrived",
+                            b.tx_clock_received, self._burst_end, STALL_S)
+                return self._close_burst(), True
+            wait_s = max(wait_s, CABLE_WAIT_S)
         if wait_s > 0:
             b._poll(int(wait_s * 1000))  # wait for the cable (or return on timeout)
         return [], False
+
+    def _close_burst(self) -> list[RxPacket]:
+        self._burst_end = None
+        return self._read(TAIL_SAMPLES)  # silence: lets the receiver finish the last packet
 
     def _read(self, n: int) -> list[RxPacket]:
         samples = self.backend.rx(n)

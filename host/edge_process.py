@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -23,6 +24,24 @@ class EdgeProcess:
     @property
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def wait_ready(self, client, timeout_s: float):
+        """client.wait_ready(timeout_s), but give up at once when this process exits (a bad config, a port in
+        use): PeerTimeout naming the exit code and the end of the edge's log, instead of the whole timeout."""
+        from testbed.control import PeerTimeout
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return client.wait_ready(min(0.5, max(deadline - time.monotonic(), 0.01)))
+            except PeerTimeout:
+                if not self.alive:
+                    tail = self.log_tail()
+                    raise PeerTimeout(f"the local edge process exited with code {self.proc.returncode} before it "
+                                      f"answered" + (f"; its log ends:\n{tail}" if tail else "")) from None
+                if time.monotonic() >= deadline:
+                    raise PeerTimeout(f"no answer to hello from the edge at {client.endpoint} within "
+                                      f"{timeout_s:.1f} s") from None
 
     def stop(self, timeout_s: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL if it does not exit in time; the exit code."""

@@ -109,7 +109,8 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
         rows: list[dict[str, Any]] = []
         for index in range(cfg.run.rounds):
             t_round = time.monotonic()
-            snr_set = set_snr_for_round(cfg, index, real_radio=pluto_uri is not None)
+            real_radio = pluto_uri is not None or (cfg.radio.backend == "pluto" and cfg.radio.pluto.uri is not None)
+            snr_set = set_snr_for_round(cfg, index, real_radio=real_radio)
             say(f"round {index + 1}/{cfg.run.rounds}: sounding the channel (SNR set {snr_set} dB) ...")
             sounding = sender.deliver(secrets.token_bytes(SOUNDING_BYTES), session_base + 2 * index,
                                       cfg.run.delivery_timeout_s, cfg.run.burst_report_timeout_s, apply=False,

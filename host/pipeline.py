@@ -16,7 +16,7 @@ from host import ranks as rk
 from host.data import Splits, load_task
 from host.features import batch_features, vocabulary
 from host.identity import model_identity
-from host.payload import decode, encode
+from host.payload import HEADER, HEADER_BYTES, decode, encode
 from testbed.config import TestbedConfig
 
 FP32_BYTES = 4
@@ -98,6 +98,6 @@ def finetune_and_pack(cfg: TestbedConfig, ranks: str | dict[str, int] | None = N
         "probe_quant_err": float(abs(target - logits_fp32).max()), "train_s": result.train_s, "eval_s": eval_s,
         "steps": len(result.losses), "final_loss": result.losses[-1] if result.losses else None,
         "features": batch_features([t for t, _ in splits.test], vocabulary(t for t, _ in splits.train)),
-        "payload_sha256": decode(payload).sha256,
+        "payload_sha256": payload[HEADER.size:HEADER_BYTES].hex(),
     }
     return payload, report

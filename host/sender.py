@@ -18,14 +18,28 @@ from radio.errors import BackendError
 from radio.link import LinkSettings, packets_burst, pick_mcs
 from radio.mcs import MCS_TABLE
 from radio.reassembly import split
-from testbed.control import ControlClient, PeerLost, PeerTimeout
+from testbed.control import ControlClient, PeerLost, PeerTimeout, RemoteError
 from testbed.errors import AirLoraError
-from testbed.messages import (ApplyResult, BurstDone, MissingRequest, SessionAck, SessionStart, SnrReport,
+from testbed.messages import (ERR_HELLO_REQUIRED, ApplyResult, BurstDone, MissingRequest, SessionAck, SessionStart, SnrReport,
                               TransferComplete, ranges_to_seqs, seqs_to_ranges)
 
 
 class DeliveryError(AirLoraError):
     """A payload could not be delivered (deadline, refusal); the edge keeps its previous adapter."""
+
+
+class _EdgeLost(Exception):
+    """The edge vanished while it applied the payload (internal: deliver() sends the payload again)."""
+
+
+_RESTARTED = object()  # _await_burst_outcome: the edge came back as a new instance
+
+
+def _ranges_text(seqs: list[int], limit: int = 8) -> str:
+    """'0-3, 7, 9-12' (the first `limit` runs, then how many more)."""
+    ranges = seqs_to_ranges(seqs)
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges[:limit])
+    return text + (f" and {len(ranges) - limit} more runs" if len(ranges) > limit else "")
 
 
 @dataclass
@@ -69,6 +83,7 @@ class Sender:
         self.backend_name = backend_name
         self.on_event = on_event or (lambda kind, **f: None)
         self.snr_db: float | None = None  # the edge's latest measurement
+        self._edge_instance: str | None = None  # the edge instance that acknowledged the current session
 
     def deliver(self, payload: bytes, session: int, deadline_s: float, report_timeout_s: float,
                 apply: bool = True, apply_timeout_s: float = 600.0, channel_snr_db: float | None = None,
@@ -83,22 +98,50 @@ class Sender:
             mcs=pick_mcs(self.settings, self.snr_db).name, payload_sha256=hashlib.sha256(payload).hexdigest(),
             deadline_s=deadline_s, sample_rate_hz=self.settings.sample_rate_hz, backend=self.backend_name,
             adapter_id=adapter_id, apply=apply, channel_snr_db=channel_snr_db)
-        self._start_session(start, t0 + deadline_s)
+        deadline = t0 + deadline_s
+        self._start_session(start, deadline)
         self.on_event("session", session=session, snr_db_set=channel_snr_db, apply=apply, payload_bytes=len(payload),
                       packets=len(chunks))
         missing = list(range(len(chunks)))
+        while True:
+            self._transfer(start, chunks, missing, d, t0, report_timeout_s)
+            d.delivered = True
+            if not apply:
+                break
+            try:
+                d.apply = self._await_apply(session, apply_timeout_s)
+                break
+            except _EdgeLost:
+                # The edge vanished while rebuilding/installing: nothing half-done is live there (installs
+                # are atomic), but a restarted edge holds nothing of this session: send it again.
+                d.delivered = False
+                self._wait_edge(start, deadline, d)
+                missing = list(range(len(chunks)))
+        d.wall_s = time.monotonic() - t0
+        return d
+
+    def _transfer(self, start: SessionStart, chunks: list[bytes], missing: list[int], d: Delivery, t0: float,
+                  report_timeout_s: float) -> None:
+        """Bursts and selective repeat until the edge confirms the whole payload (DeliveryError at the deadline)."""
+        session, deadline_s = start.session, start.deadline_s
+        deadline = t0 + deadline_s
         while missing:
-            if time.monotonic() > t0 + deadline_s:
-                raise DeliveryError(f"session {session}: {len(missing)} of {len(chunks)} packets still missing "
-                                    f"after the {deadline_s:.0f} s delivery deadline")
-            mcs = MCS_TABLE[-1] if self.snr_db is None else pick_mcs(self.settings, self.snr_db)
+            if time.monotonic() > deadline:
+                raise DeliveryError(
+                    f"session {session}: {len(missing)} of {len(chunks)} packets still missing after the "
+                    f"{deadline_s:g} s delivery deadline (missing packets {_ranges_text(missing)}); "
+                    f"{d.bursts} bursts sent, last SNR the edge measured: "
+                    f"{'none' if self.snr_db is None else f'{self.snr_db:.1f} dB'}; "
+                    "the edge keeps its previous adapter")
+            mcs = self._burst_mcs()
             iq = packets_burst({s: chunks[s] for s in missing}, len(chunks), session, mcs, self.settings)
             first = int(getattr(self.tx, "clock_samples", self.tx.samples_sent))
             try:
                 self.tx.tx(iq)
             except BackendError as exc:
                 self.on_event("tx_failed", session=session, error=str(exc))
-                self._wait_edge(start, t0 + deadline_s, d)
+                if self._wait_edge(start, deadline, d):
+                    missing = list(range(len(chunks)))
                 continue
             d.bursts += 1
             d.packets_sent += len(missing)
@@ -109,53 +152,68 @@ class Sender:
                           samples=iq.size, airtime_s=airtime)
             self.client.send(BurstDone(session=session, burst=d.bursts, first_sample=first, samples_sent=iq.size,
                                        ranges=seqs_to_ranges(missing)[:4096], airtime_s=airtime))
-            outcome = self._await_burst_outcome(session, d, report_timeout_s + airtime, t0 + deadline_s, start)
-            if outcome is None:
-                continue  # nothing heard: send the same packets again
-            missing = outcome
-        d.delivered = True
-        if apply:
-            d.apply = self._await_apply(session, apply_timeout_s)
-        d.wall_s = time.monotonic() - t0
-        return d
+            outcome = self._await_burst_outcome(session, d, report_timeout_s + airtime, deadline, start)
+            if outcome is _RESTARTED:
+                missing = list(range(len(chunks)))  # a restarted edge holds nothing of this session
+            elif outcome is not None:
+                missing = outcome
+            # None: nothing heard in time: send the same packets again
+
+    def _burst_mcs(self):
+        """The configured MCS, or (auto) the one the edge's last measurement supports; the fastest before any."""
+        if self.snr_db is None and self.settings.mcs == "auto":
+            return MCS_TABLE[-1]  # SNR is measured on the preamble whether or not the packets decode
+        return pick_mcs(self.settings, self.snr_db)
 
     def _start_session(self, start: SessionStart, deadline: float) -> None:
         while True:
             try:
                 ack = self.client.request(start, SessionAck, timeout_s=max(1.0, min(10.0, deadline - time.monotonic())))
-            except PeerTimeout:
+            except (PeerTimeout, RemoteError) as exc:
+                # RemoteError: a restarted edge saw the request before our hello (hello_required); say it again.
+                if isinstance(exc, RemoteError) and exc.code != ERR_HELLO_REQUIRED:
+                    raise DeliveryError(f"session {start.session}: the edge refused it: {exc}") from None
                 if time.monotonic() > deadline:
                     raise DeliveryError(f"session {start.session}: the edge did not answer before the deadline") from None
+                if isinstance(exc, RemoteError):
+                    time.sleep(0.05)
                 continue
             if not ack.ready:
                 raise DeliveryError(f"session {start.session}: the edge refused it: {ack.reason}")
+            hello = self.client.peer_hello
+            self._edge_instance = hello.instance if hello is not None else None
             return
 
-    def _wait_edge(self, start: SessionStart, deadline: float, d: Delivery) -> None:
-        """The edge vanished: wait for it, then resume the session (it may have lost what it held)."""
+    def _wait_edge(self, start: SessionStart, deadline: float, d: Delivery) -> bool:
+        """The edge vanished: wait for it, then resume the session; True when it came back as a new instance
+        (a restarted edge, which holds nothing of the session)."""
         d.edge_restarts += 1
+        before = self._edge_instance
         self.on_event("edge_lost", session=start.session)
         while time.monotonic() < deadline:
             try:
                 self.client.wait_ready(timeout_s=min(5.0, max(deadline - time.monotonic(), 0.1)))
                 self._start_session(start, deadline)
-                self.on_event("edge_back", session=start.session)
-                return
+                restarted = self._edge_instance != before
+                self.on_event("edge_back", session=start.session, restarted=restarted)
+                return restarted
             except PeerTimeout:
                 continue
-        raise DeliveryError(f"session {start.session}: the edge did not come back before the delivery deadline")
+        raise DeliveryError(f"session {start.session}: the edge did not come back before the "
+                            f"{start.deadline_s:g} s delivery deadline")
 
     def _await_burst_outcome(self, session: int, d: Delivery, timeout_s: float, deadline: float,
-                             start: SessionStart) -> list[int] | None:
-        """The missing list after a burst ([] when complete); None when the edge said nothing in time."""
+                             start: SessionStart) -> list[int] | object | None:
+        """The missing list after a burst ([] when complete); None when the edge said nothing in time (or
+        vanished and came back as the same instance); _RESTARTED when it came back restarted."""
         until = min(time.monotonic() + timeout_s, deadline)
+        fresh = False  # the edge's SnrReport for this very burst came (its MissingRequest follows it)
         while time.monotonic() < until:
             msg = self.client.recv(timeout_s=min(0.5, max(until - time.monotonic(), 0.01)))
             if msg is None:
                 continue
             if isinstance(msg, PeerLost):
-                self._wait_edge(start, deadline, d)
-                return None
+                return _RESTARTED if self._wait_edge(start, deadline, d) else None
             if getattr(msg, "session", session) != session:
                 continue
             if isinstance(msg, SnrReport):
@@ -163,8 +221,14 @@ class Sender:
                 d.snr_reports.append(report)
                 if msg.mean_snr_db is not None:
                     self.snr_db = msg.mean_snr_db
+                fresh = msg.burst == d.bursts
                 self.on_event("snr_report", **report)
             elif isinstance(msg, MissingRequest):
+                if not fresh:
+                    # The answer to an earlier burst (it came after we gave up waiting for it): taking it as
+                    # this burst's outcome would pair every later report with the wrong burst.
+                    self.on_event("stale_missing", session=session, missing=msg.missing_count)
+                    continue
                 seqs = ranges_to_seqs(msg.ranges)
                 self.on_event("missing", session=session, missing=msg.missing_count)
                 return seqs if seqs or not msg.truncated else list(range(d.packets_total))
@@ -182,5 +246,6 @@ class Sender:
                 self.on_event("apply_result", **msg.model_dump(exclude={"type", "version", "req"}))
                 return msg
             if isinstance(msg, PeerLost):
-                raise DeliveryError(f"session {session}: the edge vanished while applying the adapter")
+                self.on_event("edge_lost_applying", session=session, reason=msg.reason)
+                raise _EdgeLost(session)
         raise DeliveryError(f"session {session}: no apply result within {timeout_s:.0f} s")

@@ -19,7 +19,8 @@ class Policy(ABC):
 
 
 def make_policy(spec: str, **context) -> Policy:
-    """Build a policy from 'fixed:8', 'heuristic', 'random' (more in later modules)."""
+    """Build a policy from 'fixed:8', 'heuristic', 'random[:seed]', 'adalora[:target_rank]', 'ppo:<checkpoint>'
+    or 'airllm[:<checkpoint>]' (default: context['checkpoint'], else runs/policy/airllm.pt)."""
     from policy import baselines
 
     kind, _, arg = spec.partition(":")
@@ -32,4 +33,14 @@ def make_policy(spec: str, **context) -> Policy:
         return baselines.SnrThreshold(context["cost"], **{k: v for k, v in context.items() if k in ("candidates",)})
     if kind == "random":
         return baselines.RandomRanks(seed=int(arg or 0))
-    raise AirLoraError(f"unknown policy {spec!r}; known: fixed:<rank>, heuristic, random[:seed]")
+    if kind == "adalora":
+        from policy.learned import AdaLoraPolicy
+
+        return AdaLoraPolicy(int(arg or context.get("adalora_target_rank", 4)))
+    if kind in ("ppo", "airllm"):
+        from policy.learned import LearnedPolicy
+
+        path = arg or context.get("checkpoint") or f"runs/policy/{kind}.pt"
+        return LearnedPolicy(path)
+    raise AirLoraError(f"unknown policy {spec!r}; known: fixed:<rank>, heuristic, random[:seed], adalora[:rank], "
+                       "ppo:<checkpoint>, airllm[:<checkpoint>]")

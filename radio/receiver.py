@@ -72,11 +72,21 @@ class Receiver:
         self._header_symbols = header_block_symbols()
         self._header_data = header_data_symbols()
         self.samples_processed = 0
+        self.non_finite_samples = 0
 
     # --- stream handling -------------------------------------------------------------------------
     def feed(self, samples: np.ndarray) -> list[RxPacket]:
-        """Append samples to the stream and return every packet completed by them."""
-        self._buf = np.concatenate([self._buf, np.asarray(samples, np.complex64)])
+        """Append samples to the stream and return every packet completed by them.
+
+        Non-finite samples (NaN, inf from a broken source) are zeroed and counted: they can only
+        cost the packets they fall in, never raise or corrupt what is delivered.
+        """
+        samples = np.asarray(samples, np.complex64)
+        bad = ~np.isfinite(samples)
+        if bad.any():
+            samples = np.where(bad, np.complex64(0), samples)
+            self.non_finite_samples += int(bad.sum())
+        self._buf = np.concatenate([self._buf, samples])
         self.samples_processed += len(samples)
         return self._process(final=False)
 

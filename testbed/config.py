@@ -12,6 +12,7 @@ from testbed.errors import ConfigError
 from testbed.sections.base import Section
 from testbed.sections.adapter import DataConfig, EdgeConfig, FinetuneConfig, ModelConfig
 from testbed.sections.control import ControlConfig
+from testbed.sections.policy import PolicyConfig
 from testbed.sections.run import RunConfig
 from testbed.sections.radio import ChannelConfig, RadioConfig
 
@@ -29,6 +30,7 @@ class TestbedConfig(Section):
     edge: EdgeConfig = EdgeConfig()
     control: ControlConfig = ControlConfig()
     run: RunConfig = RunConfig()
+    policy: PolicyConfig = PolicyConfig()
 
 
 def _describe(err: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from radio.backends.base import RadioBackend
-from radio.backends.pluto import PlutoBackend
+from radio.backends.pluto import CabledPlutoRelay, PlutoBackend
 from radio.backends.sigmf_io import SigmfRecorder, SigmfReplayBackend
 from radio.backends.sim import SimBackend
 from radio.backends.zmq_iq import ScheduledChannel, ZmqRxBackend, ZmqTxBackend
@@ -31,23 +31,67 @@ def make_backend(
     channel_cfg: ChannelConfig,
     reference_power: float,
     pluto_uri: str | None = None,
-    role: str = "tx",
+    role: str = "loopback",
 ) -> RadioBackend:
     """The backend `radio_cfg.backend` names: 'sim', 'zmq', 'pluto' (a real device with a URI, else emulated), 'replay'.
 
     reference_power is the nominal mean power of a transmitted burst in full scale; the channel
     model's SNR is defined against it. A real Pluto ignores the channel section: the air is the channel.
-    role says which end of a one-way backend this process is: 'tx' (the host) or 'rx' (the edge).
-    Only zmq uses it: 'tx' gives a ZmqTxBackend, 'rx' a ZmqRxBackend that applies the channel.
-    With radio.record_sigmf set, the received stream is recorded (every backend but a zmq 'tx' end).
+    role says which end this process is: 'tx' (the host), 'rx' (the edge) or 'loopback' (both ends
+    here, as `airlora link` does). zmq: 'tx' gives a ZmqTxBackend, otherwise a ZmqRxBackend that
+    applies the channel. pluto: the device at pluto_uri (or radio.pluto.uri; a 'tx'-only one is not
+    streamed); without a URI an EmulatedPluto: 'loopback' with its TX cabled to its RX through the
+    channel, 'tx' sending its DAC output over the radio.zmq cable (the emulated air), 'rx' receiving
+    from it in real time and applying the channel, gains and ADC. With radio.pluto.one_device and a URI
+    (one Pluto, TX cabled to RX, opened by the edge): 'tx' gives a ZmqTxBackend to the edge and 'rx' a
+    CabledPlutoRelay that plays the cable's bursts through the device and returns its received stream.
+    With radio.record_sigmf set, the received stream is recorded (every backend but a 'tx' end of zmq or pluto).
     """
-    if role not in ("tx", "rx"):
-        raise BackendError(f"make_backend role must be 'tx' or 'rx', got {role!r}")
+    if role not in ("tx", "rx", "loopback"):
+        raise BackendError(f"make_backend role must be 'tx', 'rx' or 'loopback', got {role!r}")
     backend = _build(radio_cfg, channel_cfg, reference_power, pluto_uri, role)
-    if radio_cfg.record_sigmf and not (radio_cfg.backend == "zmq" and role == "tx"):
+    if radio_cfg.record_sigmf and not (radio_cfg.backend in ("zmq", "pluto") and role == "tx"):
         backend = SigmfRecorder(backend, radio_cfg.record_sigmf,
                                 description=f"{radio_cfg.backend} backend, channel {channel_cfg.model}")
     return backend
+
+
+def _zmq_tx(radio_cfg: RadioConfig) -> ZmqTxBackend:
+    z, fs = radio_cfg.zmq, radio_cfg.sample_rate_hz
+    bind = z.bind_side == "tx"
+    return ZmqTxBackend((z.bind_endpoint or z.endpoint) if bind else z.endpoint, fs, bind=bind,
+                        pause_after_tx=z.pause_after_tx, hwm_messages=z.hwm_messages,
+                        send_timeout_s=z.send_timeout_s)
+
+
+def _zmq_rx(radio_cfg: RadioConfig, channel: Channel | ScheduledChannel | None, realtime_idle: bool) -> ZmqRxBackend:
+    z, fs = radio_cfg.zmq, radio_cfg.sample_rate_hz
+    bind = z.bind_side == "rx"
+    return ZmqRxBackend((z.bind_endpoint or z.endpoint) if bind else z.endpoint, fs, channel, bind=bind,
+                        timeout_s=z.timeout_s, hwm_messages=z.hwm_messages, realtime_idle=realtime_idle)
+
+
+def _pluto(radio_cfg: RadioConfig, channel_cfg: ChannelConfig, reference_power: float, pluto_uri: str | None,
+           role: str) -> PlutoBackend:
+    p, fs = radio_cfg.pluto, radio_cfg.sample_rate_hz
+    settings = dict(sample_rate_hz=fs, lo_hz=p.lo_hz, tx_attenuation_db=p.tx_attenuation_db,
+                    rx_gain_mode=p.rx_gain_mode, rx_gain_db=p.rx_gain_db, rf_bandwidth_hz=p.rf_bandwidth_hz,
+                    rx_buffer_size=p.rx_buffer_size)
+    uri = pluto_uri or p.uri
+    if uri and p.one_device and role == "tx":  # the edge owns the one device: send it IQ over the cable
+        return _zmq_tx(radio_cfg)
+    if uri:
+        device = PlutoBackend(uri, rx_backlog_s=p.rx_backlog_s, stream_rx=role != "tx", **settings)
+        if p.one_device and role == "rx":
+            return CabledPlutoRelay(device, _zmq_rx(radio_cfg, None, realtime_idle=False))
+        return device
+    if role == "tx":  # the host's emulated device: its DAC output goes over the air (the zmq cable)
+        return PlutoBackend.emulated(None, air_tx=_zmq_tx(radio_cfg), seed=channel_cfg.seed, **settings)
+    channel = make_channel(channel_cfg, fs, radio_cfg.samples_per_symbol, reference_power)
+    if role == "rx":  # the edge's emulated device: the air's stream, in real time, through the channel
+        return PlutoBackend.emulated(channel, air_rx=_zmq_rx(radio_cfg, None, realtime_idle=True),
+                                     seed=channel_cfg.seed, **settings)
+    return PlutoBackend.emulated(channel, seed=channel_cfg.seed, **settings)
 
 
 def _build(
@@ -58,23 +102,13 @@ def _build(
         if not radio_cfg.replay_sigmf:
             raise BackendError("backend replay needs radio.replay_sigmf")
         return SigmfReplayBackend(radio_cfg.replay_sigmf, sample_rate_hz=fs)
-    if kind == "pluto" and pluto_uri:
-        return PlutoBackend(pluto_uri, sample_rate_hz=fs)
+    if kind == "pluto":
+        return _pluto(radio_cfg, channel_cfg, reference_power, pluto_uri, role)
     if kind == "zmq" and role == "tx":
-        z = radio_cfg.zmq
-        bind = z.bind_side == "tx"
-        return ZmqTxBackend((z.bind_endpoint or z.endpoint) if bind else z.endpoint, fs, bind=bind,
-                            pause_after_tx=z.pause_after_tx, hwm_messages=z.hwm_messages,
-                            send_timeout_s=z.send_timeout_s)
+        return _zmq_tx(radio_cfg)
     channel = make_channel(channel_cfg, fs, radio_cfg.samples_per_symbol, reference_power)
     if kind == "zmq":
-        z = radio_cfg.zmq
-        bind = z.bind_side == "rx"
-        return ZmqRxBackend((z.bind_endpoint or z.endpoint) if bind else z.endpoint, fs, channel, bind=bind,
-                            timeout_s=z.timeout_s, hwm_messages=z.hwm_messages,
-                            realtime_idle=z.realtime_idle)
+        return _zmq_rx(radio_cfg, channel, radio_cfg.zmq.realtime_idle)
     if kind == "sim":
         return SimBackend(channel, fs, seed=channel_cfg.seed)
-    if kind == "pluto":
-        return PlutoBackend.emulated(channel, sample_rate_hz=fs, seed=channel_cfg.seed)
     raise BackendError(f"unknown radio backend {kind!r}; use sim, zmq, pluto or replay")

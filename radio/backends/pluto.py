@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,69 @@ RX_SCALE = 2**11
 """Device units of full scale on RX (12-bit ADC codes)."""
 TX_DRAIN_MARGIN_S = 0.05
 """Extra wait, beyond a burst's airtime, before a real device's TX buffer is destroyed."""
+LATENCY_S = 0.05
+"""TX-to-RX pipeline latency allowed for on top of one RX buffer (`pending` of a streaming device)."""
+RX_STALL_S = 5.0
+"""A streaming device that delivers no buffer for this long (beyond one buffer's time) is reported failed."""
+
+
+class RxStream:
+    """Reads a device's RX buffers on a thread into a bounded backlog: a real Pluto runs in real time.
+
+    Samples not read from the device are lost, so the thread reads continuously; rx() takes from the
+    backlog. When the caller falls more than `max_samples` behind, the oldest buffers are dropped
+    (counted in `dropped_samples`) and the stream jumps forward.
+    """
+
+    def __init__(self, device: Any, max_samples: int, uri: str) -> None:
+        self._device, self._max, self._uri = device, int(max_samples), uri
+        self._chunks: deque[np.ndarray] = deque()
+        self._count = 0
+        self._error: Exception | None = None
+        self._stop = threading.Event()
+        self._cond = threading.Condition()
+        self.dropped_samples = 0
+        self._thread = threading.Thread(target=self._run, name=f"pluto-rx {uri}", daemon=True)
+        self._thread.start()
+
+    @property
+    def backlog(self) -> int:
+        """Samples read from the device and not taken yet."""
+        return self._count
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                chunk = (np.asarray(self._device.rx()) / RX_SCALE).astype(np.complex64)
+            except Exception as exc:  # libiio timeouts and disconnects
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._chunks.append(chunk)
+                self._count += len(chunk)
+                while self._count > self._max and len(self._chunks) > 1:
+                    old = self._chunks.popleft()
+                    self._count -= len(old)
+                    self.dropped_samples += len(old)
+                self._cond.notify_all()
+
+    def take(self, timeout_s: float) -> np.ndarray:
+        """The oldest buffer of the backlog, waiting up to timeout_s for one; BackendError on failure."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._chunks or self._error is not None, timeout_s):
+                raise BackendError(f"Pluto at {self._uri}: no RX samples for {timeout_s:.1f} s")
+            if not self._chunks:
+                raise BackendError(f"Pluto at {self._uri} failed to receive: {self._error}")
+            chunk = self._chunks.popleft()
+            self._count -= len(chunk)
+            return chunk
+
+    def stop(self) -> None:
+        """Stop reading (returns once the buffer being read is in)."""
+        self._stop.set()
+        self._thread.join(timeout=RX_STALL_S)
 
 
 class PlutoBackend(RadioBackend):
@@ -40,6 +105,9 @@ class PlutoBackend(RadioBackend):
     rf_bandwidth_hz: analog filter bandwidth of both paths; None uses the sample rate.
     rx_buffer_size: samples per device RX buffer.
     device: an object with the adi.Pluto API (an EmulatedPluto) used instead of opening uri.
+    rx_backlog_s: streaming: seconds of received samples held for a slow reader.
+    stream_rx: read RX continuously on a thread; None: only for a real device (an emulator's
+        stream waits for its reader unless it runs with realtime=True).
     """
 
     def __init__(
@@ -53,6 +121,8 @@ class PlutoBackend(RadioBackend):
         rf_bandwidth_hz: float | None = None,
         rx_buffer_size: int = 2**15,
         device: Any = None,
+        rx_backlog_s: float = 2.0,
+        stream_rx: bool | None = None,
     ) -> None:
         if device is None:
             device = self._open(uri)
@@ -62,6 +132,9 @@ class PlutoBackend(RadioBackend):
         self._tx_length: int | None = None
         self._tx_done_at = 0.0
         self._leftover = np.zeros(0, np.complex64)
+        self._stream: RxStream | None = None
+        self._overflow_before = 0
+        self._rx_backlog_s = float(rx_backlog_s)
         self._set("sample_rate", int(sample_rate_hz))
         self.lo_hz = lo_hz
         self.rf_bandwidth_hz = sample_rate_hz if rf_bandwidth_hz is None else rf_bandwidth_hz
@@ -71,6 +144,8 @@ class PlutoBackend(RadioBackend):
         if rx_gain_mode == "manual":
             self.rx_gain_db = rx_gain_db
         self.rx_buffer_size = rx_buffer_size
+        self._streaming = (not self._emulated) if stream_rx is None else bool(stream_rx)
+        self._start_stream()
 
     @classmethod
     def emulated(
@@ -86,19 +161,27 @@ class PlutoBackend(RadioBackend):
         link_gain_db: float = -30.0,
         idle_start_samples: int | None = None,
         seed: int = 0,
+        realtime: bool = False,
+        air_tx: Any = None,
+        air_rx: Any = None,
+        stream_rx: bool | None = None,
     ) -> PlutoBackend:
-        """A PlutoBackend on an EmulatedPluto whose TX and RX are joined by `channel`."""
+        """A PlutoBackend on an EmulatedPluto whose TX and RX are joined by `channel`.
+
+        With air_tx / air_rx (ZeroMQ IQ cable ends) the device transmits to / receives from another
+        process instead (see pluto_emulator); realtime runs its stream on the wall clock.
+        """
         if channel is not None and abs(channel.sample_rate_hz - sample_rate_hz) > 1e-6 * sample_rate_hz:
             raise BackendError(
                 f"channel sample rate {channel.sample_rate_hz} Hz differs from backend {sample_rate_hz} Hz"
             )
         device = EmulatedPluto(
             uri="emulated:", channel=channel, link_gain_db=link_gain_db,
-            idle_start_samples=idle_start_samples, seed=seed,
+            idle_start_samples=idle_start_samples, seed=seed, realtime=realtime, air_tx=air_tx, air_rx=air_rx,
         )
         return cls(
             None, sample_rate_hz, lo_hz, tx_attenuation_db, rx_gain_mode, rx_gain_db,
-            rf_bandwidth_hz, rx_buffer_size, device=device,
+            rf_bandwidth_hz, rx_buffer_size, device=device, stream_rx=stream_rx,
         )
 
     @staticmethod
@@ -135,6 +218,35 @@ class PlutoBackend(RadioBackend):
     def is_emulated(self) -> bool:
         """True when the device is an EmulatedPluto."""
         return self._emulated
+
+    @property
+    def channel(self) -> Any:
+        """The emulated channel model between TX and RX (its SNR can be set); None on a real device."""
+        return getattr(self._device, "channel", None) if self._emulated else None
+
+    @property
+    def streaming(self) -> bool:
+        """True when a thread reads RX continuously (a real device, or stream_rx=True)."""
+        return self._streaming
+
+    @property
+    def rx_overflow_samples(self) -> int:
+        """Streaming: samples dropped because rx() fell more than rx_backlog_s behind the device."""
+        return self._overflow_before + (self._stream.dropped_samples if self._stream else 0)
+
+    @property
+    def pending(self) -> int:
+        """Samples rx() must still return to cover everything transmitted so far.
+
+        Streaming: the unread backlog, the rest of the last TX burst's airtime and the pipeline
+        latency (one RX buffer + LATENCY_S). Emulated, not streaming: the device's queued stream.
+        """
+        have = len(self._leftover)
+        if self._stream is None:
+            return have + int(getattr(self._device, "pending", 0))
+        fs = self.sample_rate_hz
+        playing = max(0.0, self._tx_done_at - time.monotonic())
+        return have + self._stream.backlog + int(playing * fs) + self.rx_buffer_size + int(LATENCY_S * fs)
 
     @property
     def sample_rate_hz(self) -> float:
@@ -203,8 +315,25 @@ class PlutoBackend(RadioBackend):
     def rx_buffer_size(self, value: int) -> None:
         if int(value) <= 0:
             raise BackendError(f"rx_buffer_size must be positive, got {value}")
+        restart = self._stop_stream()
         self._device.rx_destroy_buffer()
         self._set("rx_buffer_size", int(value))
+        if restart:
+            self._start_stream()
+
+    def _start_stream(self) -> None:
+        if self._streaming and self._stream is None:
+            backlog = max(int(self._rx_backlog_s * self.sample_rate_hz), self.rx_buffer_size)
+            self._stream = RxStream(self._device, backlog, self._uri)
+
+    def _stop_stream(self) -> bool:
+        """Stop the RX thread if one runs (its backlog is dropped); True when one ran."""
+        stream, self._stream = getattr(self, "_stream", None), None
+        if stream is None:
+            return False
+        stream.stop()
+        self._overflow_before += stream.dropped_samples
+        return True
 
     # ----- samples -----
     def _tx(self, iq: np.ndarray) -> None:
@@ -229,11 +358,14 @@ class PlutoBackend(RadioBackend):
     def _rx(self, num_samples: int) -> np.ndarray:
         parts, have = [self._leftover], len(self._leftover)
         while have < num_samples:
-            try:
-                buf = self._device.rx()
-            except Exception as exc:
-                raise BackendError(f"Pluto at {self._uri} failed to receive: {exc}") from exc
-            chunk = (np.asarray(buf) / RX_SCALE).astype(np.complex64)
+            if self._stream is not None:
+                chunk = self._stream.take(RX_STALL_S + self.rx_buffer_size / self.sample_rate_hz)
+            else:
+                try:
+                    buf = self._device.rx()
+                except Exception as exc:
+                    raise BackendError(f"Pluto at {self._uri} failed to receive: {exc}") from exc
+                chunk = (np.asarray(buf) / RX_SCALE).astype(np.complex64)
             parts.append(chunk)
             have += len(chunk)
         stream = np.concatenate(parts)
@@ -241,9 +373,71 @@ class PlutoBackend(RadioBackend):
         return stream[:num_samples]
 
     def _close(self) -> None:
+        self._stop_stream()
         self._wait_tx_drained()
         self._device.tx_destroy_buffer()
         self._device.rx_destroy_buffer()
         close = getattr(self._device, "close", None)
         if close is not None:
             close()
+
+
+class CabledPlutoRelay(RadioBackend):
+    """The edge's end of the one-device topology: one Pluto, TX cabled to RX, owned by the edge process.
+
+    The host cannot open the same device, so it transmits over the ZeroMQ IQ cable (a ZmqTxBackend);
+    a thread here takes each complete burst off the cable (`cable`, a channel-less ZmqRxBackend) and
+    plays it with the Pluto's tx(); rx() returns the Pluto's received stream, read continuously. The
+    air (cable and attenuator) is the channel. There is no `poll_cable`: the edge reads it as a real-time radio.
+    """
+
+    def __init__(self, pluto: PlutoBackend, cable: Any, poll_s: float = 0.002) -> None:
+        self.pluto, self.cable = pluto, cable
+        self.bursts_relayed = 0
+        self._poll_s = float(poll_s)
+        self._error: Exception | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pluto-relay", daemon=True)
+        self._thread.start()
+
+    @property
+    def sample_rate_hz(self) -> float:
+        """Baseband sample rate of the device."""
+        return self.pluto.sample_rate_hz
+
+    @property
+    def channel(self) -> None:
+        """No channel model: the cable is the channel."""
+        return None
+
+    @property
+    def pending(self) -> int:
+        """Samples rx() must return to cover what the host sent: bursts still on the cable plus the device's pending."""
+        return int(self.cable.pending) + self.pluto.pending
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.cable.poll_cable()
+                if self.cable.pending and not self.cable.tx_active:  # a whole burst (it ended with a pause)
+                    self.pluto.tx(self.cable.rx(self.cable.pending))
+                    self.bursts_relayed += 1
+                else:
+                    self._stop.wait(self._poll_s)
+            except Exception as exc:  # reported by the next rx()
+                self._error = exc
+                return
+
+    def _tx(self, iq: np.ndarray) -> None:
+        self.pluto.tx(iq)
+
+    def _rx(self, num_samples: int) -> np.ndarray:
+        if self._error is not None:
+            raise BackendError(f"relaying the host's bursts to the Pluto failed: {self._error}") from self._error
+        return self.pluto.rx(num_samples)
+
+    def _close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=RX_STALL_S)
+        self.cable.close()
+        self.pluto.close()

@@ -28,8 +28,22 @@ TX attenuation 0..89.75 dB in 0.25 dB steps (truncated). The channel sees DAC sa
 power); tx and rx gains and `link_gain_db` scale signal and noise together after the channel, so
 the channel's snr_db is the SNR at the ADC (plus quantization). AGC modes are emulated as settled:
 the gain puts a burst of the channel's reference power at about -12 dBFS, with no attack or decay.
-Time advances only as rx() is called: unlike the real device, nothing is lost when the caller is
-slow, and non-cyclic TX data pushed before a tx_destroy_buffer() is still received.
+By default time advances only as rx() is called: unlike the real device, nothing is lost when the
+caller is slow, and non-cyclic TX data pushed before a tx_destroy_buffer() is still received.
+
+With ``realtime=True`` the stream runs on the wall clock like the device: rx() blocks until its buffer
+has been "sampled", a non-cyclic tx() starts playing now (or right after the burst still playing), and a
+reader more than KERNEL_BUFFERS buffers behind loses samples (counted in rx_dropped_samples; the
+emulation drops the oldest, the device keeps its oldest blocks and loses newer samples: either way the
+stream jumps), and an RX buffer captures only from its creation (the first rx() after a destroy) on.
+
+Across processes (the emulated air), TX and RX are two devices joined by the ZeroMQ IQ cable: with
+``air_tx`` (a ZmqTxBackend) tx() sends the DAC output, scaled by this device's TX gain, over the cable
+instead of to its own RX; with ``air_rx`` (a channel-less ZmqRxBackend, normally paced in real time)
+rx() takes the cable's stream after the idle start, applies the channel model, the gains and the ADC.
+The receiving device treats its own tx_hardwaregain_chan0 as the link's nominal TX gain: a transmitter
+at that attenuation gets the channel's snr_db at the ADC; more attenuation lowers level and SNR alike.
+Cyclic TX does not cross processes (tx() raises).
 """
 
 from __future__ import annotations
@@ -37,7 +51,10 @@ from __future__ import annotations
 import errno
 import math
 import os
+import threading
+import time
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +70,10 @@ DAC_FULL_SCALE = 2**15
 ADC_FULL_SCALE = 2**11
 CHANNEL_UNIT = 2**14
 AGC_TARGET_DBFS = -12.0
+AIR_UNIT = DAC_FULL_SCALE * math.sqrt(2.0)
+"""Device units of |x| = 1 on the emulated air (so any int16 I/Q pair fits the cable's full scale)."""
+KERNEL_BUFFERS = 4
+"""RX buffers the emulated kernel holds (libiio's default) before a slow reader loses samples (realtime)."""
 
 
 def _einval() -> OSError:
@@ -91,6 +112,9 @@ class EmulatedPluto:
         including the cable or air path.
     idle_start_samples: samples before the first transmitted sample can arrive; None draws 0..5000.
     seed: seed of the idle-start draw.
+    realtime: run the stream on the wall clock (see the module docstring); not with air_rx.
+    air_tx: a RadioBackend (ZmqTxBackend) that carries this device's TX to another process.
+    air_rx: a RadioBackend (channel-less ZmqRxBackend) whose stream this device's RX receives.
     """
 
     _device_name = "PlutoSDR"
@@ -104,8 +128,19 @@ class EmulatedPluto:
         link_gain_db: float = -30.0,
         idle_start_samples: int | None = None,
         seed: int = 0,
+        realtime: bool = False,
+        air_tx: Any = None,
+        air_rx: Any = None,
     ) -> None:
+        if realtime and air_rx is not None:
+            raise ValueError("realtime and air_rx exclude each other: the air's receiver paces the stream")
         self.uri = uri
+        self.air_tx, self.air_rx = air_tx, air_rx
+        self.realtime = bool(realtime)
+        self.rx_dropped_samples = 0
+        self._lock = threading.Lock()  # tx() and a reader thread's rx() share the stream
+        self._rx_pos = 0  # stream index of the next sample rx() returns
+        self._anchor = (time.monotonic(), 0)  # (wall time, stream index) of the realtime clock
         self.channel = channel
         self.link_gain_db = float(link_gain_db)
         self._rx_lo = 2_400_000_000
@@ -133,9 +168,12 @@ class EmulatedPluto:
 
     # context manager, like adi.context_manager
     def close(self) -> None:
-        """Close the (emulated) IIO context: both buffers are destroyed."""
+        """Close the (emulated) IIO context: both buffers are destroyed, the air's ends closed."""
         self.tx_destroy_buffer()
         self.rx_destroy_buffer()
+        for end in (self.air_tx, self.air_rx):
+            if end is not None:
+                end.close()
 
     def __enter__(self) -> EmulatedPluto:
         return self
@@ -184,6 +222,7 @@ class EmulatedPluto:
             raise ValueError("Error: Does not currently support sample rates below 521e3")
         if rate > SAMPLE_RATE_RANGE[1]:
             raise _einval()
+        self._anchor = (time.monotonic(), self._now_index())
         self._sample_rate = int(rate)
 
     @property
@@ -323,6 +362,12 @@ class EmulatedPluto:
         self._txbuf = False
         self._cyclic = None
 
+    @property
+    def pending(self) -> int:
+        """Emulation only: stream samples queued ahead of RX (idle start, bursts; the air's queue included)."""
+        air = getattr(self.air_rx, "pending", 0) if self.air_rx is not None else 0
+        return self._queue.pending + int(air)
+
     def rx_destroy_buffer(self) -> None:
         """rx_destroy_buffer: Clears RX buffer"""
         self._rxbuf_size = None
@@ -349,10 +394,21 @@ class EmulatedPluto:
         # the DAC keeps the 12 most significant bits of each 16-bit word
         dac = ((i.astype(np.int32) >> 4) << 4) + 1j * ((q.astype(np.int32) >> 4) << 4)
         samples = (dac / CHANNEL_UNIT).astype(np.complex64)
-        if self._tx_cyclic_buffer:
+        if self.air_tx is not None:
+            if self._tx_cyclic_buffer:
+                raise Exception("emulation: cyclic TX does not cross processes; push bursts non-cyclic")
+            gain = 10.0 ** (self._tx_hardwaregain / 20.0) * CHANNEL_UNIT / AIR_UNIT
+            self.air_tx.tx((samples * gain).astype(np.complex64))
+        elif self._tx_cyclic_buffer:
             self._cyclic, self._cyclic_pos = samples, 0
         else:
-            self._queue.push(samples)
+            with self._lock:
+                if self.realtime:
+                    self._catch_up()
+                    late = self._now_index() - (self._rx_pos + self._queue.pending)
+                    if late > 0:  # the burst starts now, not right after what was queued
+                        self._queue.push(np.zeros(late, np.complex64))
+                self._queue.push(samples)
 
     def rx(self) -> np.ndarray:
         """Receive one buffer: (rx_buffer_size,) complex128 of 12-bit ADC codes, the next samples of the stream."""
@@ -362,9 +418,20 @@ class EmulatedPluto:
                 raise TypeError(f"rx_buffer_size must be an int, got {size!r}")
             if size <= 0:
                 raise _einval()
+            if self.realtime:
+                with self._lock:
+                    self._catch_up()  # a new RX buffer starts capturing now
             self._rxbuf_size = int(size)
         n = self._rxbuf_size
-        x = self._next_transmitted(n)
+        if self.realtime:
+            with self._lock:
+                self._catch_up()
+                wait_s = (self._rx_pos + n - self._now_index()) / self._sample_rate
+            if wait_s > 0:
+                time.sleep(wait_s)
+        with self._lock:
+            x = self._next_transmitted(n)
+            self._rx_pos += n
         y = self.channel.apply(x) if self.channel is not None else x
         gain_db = self._tx_hardwaregain + self.link_gain_db + self._rx_gain_db()
         scale = CHANNEL_UNIT / DAC_FULL_SCALE * 10.0 ** (gain_db / 20.0) * ADC_FULL_SCALE
@@ -376,13 +443,34 @@ class EmulatedPluto:
         """(n,) complex64 transmitted samples (channel units) of the stream: queue, then cyclic buffer, then zeros."""
         x = self._queue.pop(n)
         missing = n - len(x)
-        if missing and self._cyclic is not None and len(self._cyclic):
+        if missing and self.air_rx is not None:
+            gain = AIR_UNIT / CHANNEL_UNIT / 10.0 ** (self._tx_hardwaregain / 20.0)
+            x = np.concatenate([x, (self.air_rx.rx(missing) * gain).astype(np.complex64)])
+        elif missing and self._cyclic is not None and len(self._cyclic):
             idx = (self._cyclic_pos + np.arange(missing)) % len(self._cyclic)
             self._cyclic_pos = int((self._cyclic_pos + missing) % len(self._cyclic))
             x = np.concatenate([x, self._cyclic[idx]])
         elif missing:
             x = np.concatenate([x, np.zeros(missing, np.complex64)])
         return x
+
+    def _now_index(self) -> int:
+        """Realtime: stream index the wall clock has reached."""
+        t0, n0 = self._anchor
+        return n0 + int((time.monotonic() - t0) * self._sample_rate)
+
+    def _catch_up(self) -> None:
+        """Realtime: a reader more than KERNEL_BUFFERS buffers behind the clock loses the oldest samples.
+
+        Without an RX buffer nothing is captured: everything up to now is lost.
+        """
+        keep = 0 if self._rxbuf_size is None else KERNEL_BUFFERS * self._rxbuf_size
+        behind = self._now_index() - self._rx_pos - keep
+        if behind > 0:
+            self._queue.pop(behind)
+            self._rx_pos += behind
+            if self._rxbuf_size is not None:
+                self.rx_dropped_samples += behind
 
     def _rx_gain_db(self) -> float:
         return self._manual_rx_gain if self._gain_control_mode == "manual" else float(self._agc_gain())

@@ -35,6 +35,37 @@ class ZmqConfig(Section):
         return value
 
 
+class PlutoConfig(Section):
+    """This node's ADALM-PLUTO (backend pluto); uri null emulates one (across processes over radio.zmq)."""
+
+    uri: str | None = Field(
+        None, description="libiio URI of this node's Pluto, e.g. ip:192.168.2.1 or usb:1.5.5 (null: emulated)"
+    )
+    lo_hz: float = Field(915.0e6, ge=325.0e6, le=3.8e9, description="carrier of TX and RX (stock AD9363 range)")
+    tx_attenuation_db: float = Field(10.0, ge=0.0, le=89.75, description="TX attenuation (0.25 dB steps)")
+    rx_gain_mode: Literal["manual", "slow_attack", "fast_attack", "hybrid"] = Field(
+        "slow_attack", description="RX gain control; rx_gain_db applies in manual only"
+    )
+    rx_gain_db: float = Field(30.0, ge=-3.0, le=73.0, description="RX gain in manual mode")
+    rf_bandwidth_hz: float | None = Field(
+        None, ge=200.0e3, le=56.0e6, description="analog filter bandwidth of both paths (null: the sample rate)"
+    )
+    rx_buffer_size: int = Field(32768, ge=1024, le=1 << 22, description="samples per device RX buffer")
+    rx_backlog_s: float = Field(
+        2.0, gt=0.0, le=60.0, description="real device: received samples held for a slow reader before the oldest drop"
+    )
+    one_device: bool = Field(
+        False, description="one Pluto (TX cabled to RX) at uri, owned by the edge; the host sends it IQ over radio.zmq"
+    )
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("ip:", "usb:", "serial:", "local:")):
+            raise ValueError(f"{value!r} is not a libiio URI (ip:..., usb:..., serial:... or local:)")
+        return value
+
+
 class RadioConfig(Section):
     """The air interface and which backend carries the IQ samples."""
 
@@ -46,7 +77,10 @@ class RadioConfig(Section):
     target_per: float = Field(0.1, gt=0.0, lt=1.0, description="packet error rate the MCS rule aims for")
     packet_payload_bytes: int = Field(1024, ge=16, le=65000, description="payload bytes per packet")
     max_rounds: int = Field(30, ge=1, le=1000, description="retransmission rounds before giving up")
-    zmq: ZmqConfig = Field(default_factory=ZmqConfig, description="the ZeroMQ IQ cable (backend zmq)")
+    zmq: ZmqConfig = Field(
+        default_factory=ZmqConfig, description="the ZeroMQ IQ cable (backend zmq; backend pluto emulated: the air)"
+    )
+    pluto: PlutoConfig = Field(default_factory=PlutoConfig, description="this node's Pluto (backend pluto)")
     record_sigmf: str | None = Field(
         None, description="record the received stream to <path>.sigmf-data/.sigmf-meta (null: off)"
     )
@@ -56,6 +90,9 @@ class RadioConfig(Section):
     def _replay_needs_a_file(self) -> "RadioConfig":
         if self.backend == "replay" and not self.replay_sigmf:
             raise ValueError("backend replay needs radio.replay_sigmf (base path of a SigMF recording)")
+        if self.backend == "pluto" and self.sample_rate_hz < 521.0e3:
+            raise ValueError(f"backend pluto needs radio.sample_rate_hz >= 521e3 (a Pluto's minimum), "
+                             f"got {self.sample_rate_hz:g}")
         return self
 
 

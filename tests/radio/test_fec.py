@@ -261,9 +261,3 @@ def test_decode_does_not_modify_input():
     fec.decode(llrs, "1/2", 5)
     np.testing.assert_array_equal(llrs, before)
 
-
-def test_benchmark_viterbi_speed():
-    res = fec.benchmark_viterbi(50_000)
-    assert res["info_bits"] == 50_000
-    assert res["seconds"] > 0
-    assert res["bits_per_s"] > 2e6

@@ -1,0 +1,134 @@
+"""The hierarchical AirLLM policy: a PPO actor emits a latent, a CFG-DDIM turns the latent into the rank vector.
+
+Training alternates: after every `episodes_per_update` episodes, PPO updates the actor (its action is the
+latent, its reward the environment's), then the denoiser takes `ddim_updates` gradient steps on a replay buffer
+of (latent, executed rank vector, advantage) with a reward-weighted loss: weight = exp(A / temperature), A the
+step's advantage over the critic's value of its state, so rank vectors that beat expectation are imitated more.
+While training, the executed rank vector is the DDIM sample plus Gaussian exploration noise.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from policy.ddim import Ddim, DdimConfig
+from policy.env import Problem
+from policy.ppo import Agent, PpoConfig, RewardScaler, make_batch, ppo_update
+from policy.vanilla_ppo import BUFFER_KEYS
+
+
+@dataclass
+class AirLlmConfig:
+    """The hierarchical part: latent size, replay buffer, reward weighting, exploration."""
+
+    latent_dim: int = 16
+    """size of the latent the PPO actor emits and the denoiser is conditioned on"""
+    replay_size: int = 3000
+    """steps kept in the replay buffer"""
+    ddim_lr: float = 1e-3
+    """denoiser learning rate"""
+    ddim_updates: int = 40
+    """denoiser gradient steps after each PPO update"""
+    ddim_batch: int = 128
+    """replay samples per denoiser step"""
+    temperature: float = 0.5
+    """reward weighting: exp(normalized advantage / temperature), clipped at exp(4)"""
+    explore_std: float = 0.15
+    """Gaussian noise added to the sampled rank vector (in [-1, 1] units) while training"""
+    explore_decay: float = 0.995
+    """exploration noise is multiplied by this after every update"""
+    sample_seed: int = 0
+    """seed of the fixed x_T the deployed policy denoises from (deterministic choices)"""
+
+
+class AirLlm:
+    """PPO actor (state -> latent) + CFG-DDIM (latent -> rank vector), trained alternately."""
+
+    kind = "airllm"
+
+    def __init__(self, problem: Problem, ppo: PpoConfig | None = None, ddim: DdimConfig | None = None,
+                 cfg: AirLlmConfig | None = None, seed: int = 0) -> None:
+        torch.manual_seed(seed)
+        self.problem = problem
+        self.ppo_cfg = ppo or PpoConfig(actor_out_gain=1.0)
+        self.ddim_cfg = ddim or DdimConfig()
+        self.cfg = cfg or AirLlmConfig()
+        self.agent = Agent(problem.obs_dim, self.cfg.latent_dim, self.ppo_cfg)
+        self.ddim = Ddim(problem.n, self.cfg.latent_dim, self.ddim_cfg)
+        self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=self.ppo_cfg.lr, eps=1e-5)
+        self.ddim_optimizer = torch.optim.Adam(self.ddim.parameters(), lr=self.cfg.ddim_lr)
+        self.rng = np.random.default_rng(seed)
+        self.scale = RewardScaler()
+        self.gen = torch.Generator().manual_seed(seed)
+        self.replay: deque = deque(maxlen=self.cfg.replay_size)
+        self.explore_std = self.cfg.explore_std
+        self.x_fixed = torch.randn((1, problem.n), generator=torch.Generator().manual_seed(self.cfg.sample_seed))
+        self._clear()
+
+    def _clear(self) -> None:
+        self.buf: dict[str, list] = {k: [] for k in BUFFER_KEYS + ("x0",)}
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, explore: bool = True) -> tuple[list[list[int]], dict]:
+        """Ranks for a batch of states [B, obs_dim]: latent from the actor, rank vector from the denoiser."""
+        o = torch.as_tensor(obs, dtype=torch.float32)
+        if not explore:
+            x_t = self.x_fixed.expand(o.shape[0], -1)
+            x0 = self.ddim.sample(self.agent.actor_mean(o), x_t=x_t).numpy()
+            return [self.problem.to_ranks(x) for x in x0], {}
+        latent, logprob, _, value = self.agent.act(o)
+        x0 = self.ddim.sample(latent, generator=self.gen).numpy()
+        x0 = np.clip(x0 + self.rng.normal(0.0, self.explore_std, x0.shape), -1.0, 1.0).astype(np.float32)
+        rec = {"obs": obs, "actions": latent.numpy(), "logprobs": logprob.numpy(), "values": value.numpy(), "x0": x0}
+        return [self.problem.to_ranks(x) for x in x0], rec
+
+    def record(self, rec: dict, rewards: np.ndarray, dones: np.ndarray) -> None:
+        for k, v in rec.items():
+            self.buf[k].append(v)
+        self.buf["rewards"].append(self.scale(rewards))
+        self.buf["dones"].append(np.asarray(dones, bool))
+
+    def update(self, next_obs: np.ndarray) -> dict[str, float]:
+        """One PPO update of the actor, then the denoiser's reward-weighted updates from the replay buffer."""
+        b = self.buf
+        with torch.no_grad():
+            next_value = self.agent.value(torch.as_tensor(next_obs, dtype=torch.float32)).numpy()
+        batch = make_batch(b["obs"], b["actions"], b["logprobs"], b["rewards"], b["values"], b["dones"], next_value,
+                           self.ppo_cfg)
+        x0 = np.concatenate(b["x0"])
+        for z, x, adv in zip(batch.actions.numpy(), x0, batch.advantages.numpy()):
+            self.replay.append((z, x, float(adv)))
+        stats = ppo_update(self.agent, self.optimizer, batch, self.ppo_cfg, self.rng)
+        stats["ddim_loss"] = self.update_ddim()
+        self.explore_std *= self.cfg.explore_decay
+        self._clear()
+        return stats
+
+    def update_ddim(self) -> float:
+        z = torch.as_tensor(np.stack([r[0] for r in self.replay]), dtype=torch.float32)
+        x0 = torch.as_tensor(np.stack([r[1] for r in self.replay]), dtype=torch.float32)
+        adv = np.array([r[2] for r in self.replay])
+        norm = (adv - adv.mean()) / (adv.std() + 1e-8)
+        w = torch.as_tensor(np.exp(np.minimum(norm / self.cfg.temperature, 4.0)), dtype=torch.float32)
+        loss = 0.0
+        for _ in range(self.cfg.ddim_updates):
+            idx = torch.as_tensor(self.rng.integers(0, len(self.replay), self.cfg.ddim_batch))
+            step_loss = self.ddim.loss(x0[idx], z[idx], w[idx], generator=self.gen)
+            self.ddim_optimizer.zero_grad()
+            step_loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.ddim.parameters(), 1.0)
+            self.ddim_optimizer.step()
+            loss = float(step_loss)
+        return loss
+
+    def checkpoint(self) -> dict:
+        return {"kind": self.kind, "ppo_config": asdict(self.ppo_cfg), "ddim_config": asdict(self.ddim_cfg),
+                "airllm_config": asdict(self.cfg), "agent": self.agent.state_dict(), "ddim": self.ddim.state_dict()}
+
+    def load(self, ckpt: dict) -> None:
+        self.agent.load_state_dict(ckpt["agent"])
+        self.ddim.load_state_dict(ckpt["ddim"])

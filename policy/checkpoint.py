@@ -1,0 +1,56 @@
+"""Checkpoints of learned rank policies: one torch file with the networks, their hyperparameters and the problem."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from policy.env import Problem
+from testbed.errors import AirLoraError
+
+FORMAT = 1
+
+
+def save(learner, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write the learner's networks plus the problem's modules, shapes and normalization (atomically)."""
+    p = learner.problem
+    ckpt = {"format": FORMAT, **learner.checkpoint(), "modules": p.modules,
+            "shapes": {m: list(s) for m, s in p.shapes.items()}, "r_max": p.r_max,
+            "snr_db_range": list(p.snr_db_range), **(extra or {})}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(ckpt, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise AirLoraError(f"policy checkpoint {path} does not exist: train one with `airlora train-policy`")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if ckpt.get("format") != FORMAT:
+        raise AirLoraError(f"{path}: not a policy checkpoint of format {FORMAT}")
+    return ckpt
+
+
+def learner_from(ckpt: dict[str, Any], problem: Problem):
+    """Rebuild the learner a checkpoint came from, on `problem`, with its trained weights."""
+    from policy.airllm import AirLlm, AirLlmConfig
+    from policy.ddim import DdimConfig
+    from policy.ppo import PpoConfig
+    from policy.vanilla_ppo import VanillaPpo
+
+    if ckpt["kind"] == "airllm":
+        learner = AirLlm(problem, PpoConfig(**ckpt["ppo_config"]), DdimConfig(**ckpt["ddim_config"]),
+                         AirLlmConfig(**ckpt["airllm_config"]))
+    elif ckpt["kind"] == "ppo":
+        learner = VanillaPpo(problem, PpoConfig(**ckpt["ppo_config"]))
+    else:
+        raise AirLoraError(f"unknown policy kind {ckpt['kind']!r} in checkpoint")
+    learner.load(ckpt)
+    return learner
