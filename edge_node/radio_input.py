@@ -44,7 +44,9 @@ class RadioInput:
         if self.cable:
             self._burst_end = first_sample + samples_sent
         else:
-            self._burst_end = self.samples_read + samples_sent + TAIL_SAMPLES
+            # a real-time radio may still hold samples ahead of the read position (device buffers, backlog)
+            ahead = int(getattr(self.backend, "pending", 0) or 0)
+            self._burst_end = self.samples_read + ahead + samples_sent + TAIL_SAMPLES
 
     def cancel(self) -> None:
         """Forget the burst being waited for (a new session starts; the old burst's end may never come)."""

@@ -29,7 +29,7 @@ from testbed.errors import AirLoraError
 from testbed.messages import Hello, ModelIdentity
 from testbed.results import RunFolder
 
-SOUNDING_BYTES = 256
+SOUNDING_BYTES = 4096  # four packets of 1024 bytes: one SNR per packet, several for fading channels
 
 
 class RunError(AirLoraError):
@@ -79,11 +79,12 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
     try:
         say(f"waiting for the edge at {cfg.control.endpoint} ...")
         try:
-            ack = client.wait_ready(cfg.run.edge_start_timeout_s)
-        except PeerTimeout:
-            tail = edge.log_tail() if edge else ""
-            raise RunError(f"the edge at {cfg.control.endpoint} did not answer within "
-                           f"{cfg.run.edge_start_timeout_s:.0f} s" + (f"; its log ends:\n{tail}" if tail else "")) from None
+            timeout = cfg.run.edge_start_timeout_s
+            ack = edge.wait_ready(client, timeout) if edge else client.wait_ready(timeout)
+        except PeerTimeout as exc:
+            tail = edge.log_tail() if edge and edge.alive else ""
+            raise RunError(f"the edge at {cfg.control.endpoint} is not available: {exc}"
+                           + (f"; its log ends:\n{tail}" if tail else "")) from None
         if ack.base_model and ack.base_model.sha256 and ack.base_model.sha256 != identity["sha256"]:
             raise RunError(f"the edge runs base model {ack.base_model.name} ({ack.base_model.sha256[:12]}), "
                            f"the host {identity['name']} ({identity['sha256'][:12]}): adapters would not apply")

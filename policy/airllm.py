@@ -4,7 +4,9 @@ Training alternates: after every `episodes_per_update` episodes, PPO updates the
 latent, its reward the environment's), then the denoiser takes `ddim_updates` gradient steps on a replay buffer
 of (latent, executed rank vector, advantage) with a reward-weighted loss: weight = exp(A / temperature), A the
 step's advantage over the critic's value of its state, so rank vectors that beat expectation are imitated more.
-While training, the executed rank vector is the DDIM sample plus Gaussian exploration noise.
+While training, the executed rank vector is the DDIM sample plus Gaussian exploration noise: per projection, plus
+one shift shared by all projections (independent per-projection noise averages out in the adapter's size, which
+is what the cost depends on most).
 """
 
 from __future__ import annotations
@@ -35,14 +37,18 @@ class AirLlmConfig:
     """denoiser gradient steps after each PPO update"""
     ddim_batch: int = 128
     """replay samples per denoiser step"""
-    temperature: float = 0.5
+    temperature: float = 0.3
     """reward weighting: exp(normalized advantage / temperature), clipped at exp(4)"""
     explore_std: float = 0.15
-    """Gaussian noise added to the sampled rank vector (in [-1, 1] units) while training"""
+    """per-projection Gaussian noise added to the sampled rank vector (in [-1, 1] units) while training"""
+    explore_shift_std: float = 0.4
+    """one Gaussian shift shared by all projections of a sample (explores the adapter's overall size)"""
     explore_decay: float = 0.995
     """exploration noise is multiplied by this after every update"""
     sample_seed: int = 0
-    """seed of the fixed x_T the deployed policy denoises from (deterministic choices)"""
+    """seed of the fixed x_T draws the deployed policy denoises from (deterministic choices)"""
+    deploy_samples: int = 8
+    """the deployed policy averages the denoised rank vectors from this many fixed x_T draws"""
 
 
 class AirLlm:
@@ -66,7 +72,8 @@ class AirLlm:
         self.gen = torch.Generator().manual_seed(seed)
         self.replay: deque = deque(maxlen=self.cfg.replay_size)
         self.explore_std = self.cfg.explore_std
-        self.x_fixed = torch.randn((1, problem.n), generator=torch.Generator().manual_seed(self.cfg.sample_seed))
+        self.x_fixed = torch.randn((self.cfg.deploy_samples, problem.n),
+                                   generator=torch.Generator().manual_seed(self.cfg.sample_seed))
         self._clear()
 
     def _clear(self) -> None:
@@ -76,13 +83,18 @@ class AirLlm:
     def act(self, obs: np.ndarray, explore: bool = True) -> tuple[list[list[int]], dict]:
         """Ranks for a batch of states [B, obs_dim]: latent from the actor, rank vector from the denoiser."""
         o = torch.as_tensor(obs, dtype=torch.float32)
-        if not explore:
-            x_t = self.x_fixed.expand(o.shape[0], -1)
-            x0 = self.ddim.sample(self.agent.actor_mean(o), x_t=x_t).numpy()
+        if not explore:  # deterministic: the mean of the samples denoised from fixed x_T draws
+            k = self.x_fixed.shape[0]
+            x_t = self.x_fixed.repeat(o.shape[0], 1)
+            latent = self.agent.actor_mean(o).repeat_interleave(k, dim=0)
+            x0 = self.ddim.sample(latent, x_t=x_t).reshape(o.shape[0], k, -1).mean(dim=1).numpy()
             return [self.problem.to_ranks(x) for x in x0], {}
         latent, logprob, _, value = self.agent.act(o)
         x0 = self.ddim.sample(latent, generator=self.gen).numpy()
-        x0 = np.clip(x0 + self.rng.normal(0.0, self.explore_std, x0.shape), -1.0, 1.0).astype(np.float32)
+        scale = self.explore_std / self.cfg.explore_std
+        noise = self.rng.normal(0.0, self.explore_std, x0.shape)
+        noise += self.rng.normal(0.0, self.cfg.explore_shift_std * scale, (x0.shape[0], 1))
+        x0 = np.clip(x0 + noise, -1.0, 1.0).astype(np.float32)
         rec = {"obs": obs, "actions": latent.numpy(), "logprobs": logprob.numpy(), "values": value.numpy(), "x0": x0}
         return [self.problem.to_ranks(x) for x in x0], rec
 
@@ -122,7 +134,7 @@ class AirLlm:
             step_loss.backward()
             torch.nn.utils.clip_grad_norm_(self.ddim.parameters(), 1.0)
             self.ddim_optimizer.step()
-            loss = float(step_loss)
+            loss = step_loss.item()
         return loss
 
     def checkpoint(self) -> dict:

@@ -19,7 +19,7 @@ from torch import nn
 class DdimConfig:
     """Denoiser size, noise schedule and guidance."""
 
-    hidden: int = 256
+    hidden: int = 128
     """width of the residual MLP"""
     blocks: int = 3
     """residual blocks"""

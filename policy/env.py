@@ -124,9 +124,15 @@ class Problem:
         return self.observe(state.snr_db, state.bandwidth_hz, state.entropy, state.oov_rate, state.rank_vector())
 
     def to_ranks(self, action: np.ndarray) -> list[int]:
-        """An action in [-1, 1]^n to ranks 0..r_max (rounded; -1 leaves the projection out)."""
+        """An action in [-1, 1]^n to ranks 0..r_max (rounded; -1 leaves the projection out).
+
+        An adapter needs one adapted projection at least: all-zero becomes rank 1 on the highest action.
+        """
         a = np.clip(np.asarray(action, np.float64), -1.0, 1.0)
-        return [int(r) for r in np.rint((a + 1.0) / 2.0 * self.r_max)]
+        ranks = [int(r) for r in np.rint((a + 1.0) / 2.0 * self.r_max)]
+        if not any(ranks):
+            ranks[int(np.argmax(a))] = 1
+        return ranks
 
     def to_action(self, ranks: list[int]) -> np.ndarray:
         return np.asarray(ranks, np.float32) / self.r_max * 2.0 - 1.0

@@ -23,6 +23,7 @@ from radio.receiver import Receiver, RxPacket
 from radio.transmitter import burst, packet_symbols
 
 RX_MARGIN_SAMPLES = 16384  # read this much beyond a burst: start offset, delay and filter tails
+PROBE_PACKETS = 4  # packets of the first round when no SNR is known yet (a few: fading varies per packet)
 
 
 @dataclass
@@ -116,7 +117,7 @@ def transfer(data: bytes, backend: RadioBackend, settings: LinkSettings, session
     for round_index in range(settings.max_rounds):
         missing = reassembly.missing()
         if probe and round_index == 0:
-            missing = missing[:1]
+            missing = missing[:PROBE_PACKETS]
         mcs = MCS_TABLE[-1] if probe and round_index == 0 else pick_mcs(settings, snr_db)
         iq = packets_burst({s: chunks[s] for s in missing}, total, session, mcs, settings)
         backend.tx(iq)
@@ -135,7 +136,7 @@ def transfer(data: bytes, backend: RadioBackend, settings: LinkSettings, session
         round_snr = [p.snr_db for p in got if np.isfinite(p.snr_db)]
         snr_round = float(np.mean(round_snr)) if round_snr else float("nan")
         if round_snr:
-            snr_db = snr_round
+            snr_db = mcs_module.selection_snr_db(round_snr)
         report.packets_sent += len(missing)
         report.packets_ok += ok
         report.samples_sent += iq.size

@@ -19,6 +19,8 @@ VERBS: dict[str, str] = {
     "apply": "Rebuild, verify, install and evaluate an adapter payload on this edge node",
     "mcs-table": "Measure PER curves and write the MCS table used by link adaptation",
     "keys": "Write CurveZMQ key pairs for the control plane (edge, host)",
+    "train-policy": "Train the hierarchical PPO + CFG-DDIM rank policy (and vanilla PPO) on the real or surrogate env",
+    "sweep": "Compare rank policies across SNRs: accuracy, payload bytes, airtime, reward (table, CSV, plots)",
 }
 
 

@@ -93,7 +93,7 @@ def test_stranger_on_the_cable_at_another_rate_does_not_stop_the_daemon(running)
         time.sleep(0.01)
     assert edge.daemon.radio.backend_errors >= 1  # its data, and its closing pause if it got through
     assert edge.thread.is_alive()
-    d = edge.sender.deliver(os.urandom(300), 1, deadline_s=20, report_timeout_s=3, apply=False)
+    d = edge.sender.deliver(os.urandom(300), 1, deadline_s=60, report_timeout_s=30, apply=False)
     assert d.delivered and d.bursts == 1 and edge.daemon.session.payload_if_valid() is not None
 
 

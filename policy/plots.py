@@ -1,0 +1,99 @@
+"""Figures of policy training and of the sweep: learning curves, accuracy vs airtime, reward per SNR, rank maps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policy.train import smoothed
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def learning_curves(curves: dict[str, list[dict[str, Any]]], path: Path) -> Path:
+    """Greedy (deterministic) and training reward per update against environment steps, one line per learner."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, curve in curves.items():
+        steps = [r["env_steps"] for r in curve]
+        line, = ax.plot(steps, smoothed([r["train_reward"] for r in curve]), lw=1, alpha=0.5,
+                        label=f"{name} (training, exploring)")
+        if any("eval_reward" in r for r in curve):
+            ev = [(r["env_steps"], r["eval_reward"]) for r in curve if "eval_reward" in r]
+            ax.plot([s for s, _ in ev], smoothed([v for _, v in ev]), color=line.get_color(), lw=2,
+                    label=f"{name} (greedy)")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("reward per step (smoothed)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def accuracy_vs_airtime(cells: list[dict[str, Any]], path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in dict.fromkeys(c["policy"] for c in cells):
+        pts = [(c["airtime_s"], c["accuracy"]) for c in cells if c["policy"] == name]
+        ax.plot(*zip(*pts), "o", ms=4, alpha=0.7, label=name)
+    ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_xlabel("airtime of the adapter [s]")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def reward_per_snr(cells: list[dict[str, Any]], path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in dict.fromkeys(c["policy"] for c in cells):
+        snrs = sorted({c["snr_db"] for c in cells if c["policy"] == name})
+        vals = [[c["reward"] for c in cells if c["policy"] == name and c["snr_db"] == s] for s in snrs]
+        ax.errorbar(snrs, [np.mean(v) for v in vals], yerr=[np.std(v) for v in vals], marker="o", capsize=3,
+                    label=name)
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_xlabel("channel SNR [dB]")
+    ax.set_ylabel("reward (-loss - 0.1 airtime - penalty)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def rank_maps(cells: list[dict[str, Any]], modules: list[str], r_max: int, path: Path) -> Path:
+    """Mean rank of every projection (rows, grouped by layer) against SNR (columns), one panel per policy."""
+    plt = _pyplot()
+    names = list(dict.fromkeys(c["policy"] for c in cells))
+    fig, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names) + 1.5, 7), squeeze=False)
+    short = [".".join(p for p in m.split(".")[-3:] if p not in ("attention", "self")) for m in modules]
+    image = None
+    for ax, name in zip(axes[0], names):
+        snrs = sorted({c["snr_db"] for c in cells if c["policy"] == name})
+        grid = np.array([np.mean([c["ranks"] for c in cells if c["policy"] == name and c["snr_db"] == s], axis=0)
+                         for s in snrs]).T
+        image = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=r_max)
+        ax.set_xticks(range(len(snrs)), [f"{s:g}" for s in snrs], fontsize=7)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("SNR [dB]", fontsize=8)
+        ax.set_yticks(range(len(modules)), short if ax is axes[0][0] else [""] * len(modules), fontsize=5)
+    fig.colorbar(image, ax=axes[0].tolist(), label="rank", shrink=0.6)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path

@@ -1,0 +1,103 @@
+"""Run rank policies at fixed channel SNRs on one environment and compare them cell by cell."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from policy.base import Policy, make_policy
+from policy.env import RankEnv
+from policy.learned import AdaLoraPolicy, LearnedPolicy
+from policy.state import PolicyState
+
+BASELINES = ("fixed", "heuristic", "random", "adalora")
+
+
+def build_policies(specs: list[str], env: RankEnv, cfg) -> dict[str, Policy]:
+    """Policies by spec; `ppo` / `airllm` without a path load the checkpoints train-policy wrote."""
+    from pathlib import Path
+
+    p = env.problem
+    ckpt = Path(cfg.policy.checkpoint)
+
+    def cost(ranks: dict[str, int], snr_db: float) -> float:
+        return p.airtime_s(p.payload_bytes([ranks.get(m, 0) for m in p.modules]), snr_db)
+
+    out = {}
+    for spec in specs:
+        kind, _, arg = spec.partition(":")
+        if kind in ("ppo", "airllm") and not arg:
+            spec_path = ckpt if kind == "airllm" else ckpt.with_name("ppo.pt")
+            out[spec] = LearnedPolicy(spec_path)
+            out[spec].name = kind
+        else:
+            out[spec] = make_policy(spec, cost=cost, candidates=tuple(cfg.run.rank_candidates),
+                                    adalora_target_rank=cfg.finetune.adalora_target_rank)
+    return out
+
+
+def run_sweep(env: RankEnv, policies: dict[str, Policy], snrs_db: list[float], seeds: int, snr_noise_db: float,
+              say: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """One cell per (policy, SNR, seed): the policy sees the SNR as the edge would measure it (seeded noise)
+    and the features of data batch seed % batches; the environment says what its rank vector achieves."""
+    p = env.problem
+    cells = []
+    for name, policy in policies.items():
+        for snr in snrs_db:
+            for seed in range(seeds):
+                rng = np.random.default_rng([seed, int(round(snr * 10)) + 1000])
+                measured = float(snr + rng.normal(0.0, snr_noise_db))
+                data = seed % len(env.data_features)
+                entropy, oov = env.data_features[data]
+                state = PolicyState(snr_db=measured, bandwidth_hz=p.link.bandwidth_hz, entropy=entropy, oov_rate=oov,
+                                    modules=list(p.modules), shapes=dict(p.shapes), r_max=p.r_max,
+                                    deadline_s=p.deadline_s)
+                if isinstance(policy, AdaLoraPolicy):
+                    out = env.adalora(policy.adalora_target_rank, measured, data)
+                else:
+                    chosen = policy.choose(state)
+                    out = env.outcome([int(chosen.get(m, 0)) for m in p.modules], measured, data)
+                cells.append({"policy": name, "snr_db": float(snr), "seed": seed, "snr_db_measured": measured,
+                              "accuracy": out.accuracy, "loss": out.loss, "payload_bytes": out.payload_bytes,
+                              "airtime_s": out.airtime_s, "reward": out.reward, "missed_deadline": out.missed_deadline,
+                              "rank_sum": int(sum(out.ranks)), "ranks": list(out.ranks)})
+        if say:
+            say(f"sweep: {name} done")
+    return cells
+
+
+def table(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and spread (std over seeds) of accuracy, payload bytes, airtime and reward per (policy, SNR)."""
+    rows = []
+    for name in dict.fromkeys(c["policy"] for c in cells):
+        for snr in sorted({c["snr_db"] for c in cells if c["policy"] == name}):
+            group = [c for c in cells if c["policy"] == name and c["snr_db"] == snr]
+            row = {"policy": name, "snr_db": snr, "n": len(group)}
+            for key in ("accuracy", "payload_bytes", "airtime_s", "reward", "rank_sum"):
+                v = np.array([c[key] for c in group], float)
+                row[key], row[f"{key}_std"] = float(v.mean()), float(v.std())
+            rows.append(row)
+    return rows
+
+
+def checks(rows: list[dict[str, Any]], learned: str = "airllm") -> dict[str, Any]:
+    """The issue's done-when comparisons, per SNR: learned reward vs the best baseline, airtime vs AdaLoRA."""
+    out: dict[str, Any] = {"per_snr": []}
+    mine = {r["snr_db"]: r for r in rows if r["policy"] == learned}
+    for snr, m in sorted(mine.items()):
+        base = [r for r in rows if r["snr_db"] == snr and r["policy"].split(":")[0] in BASELINES]
+        entry = {"snr_db": snr, "reward": m["reward"]}
+        if base:
+            best = max(base, key=lambda r: r["reward"])
+            entry.update(best_baseline=best["policy"], best_baseline_reward=best["reward"],
+                         beats_best=m["reward"] >= best["reward"])
+        ada = next((r for r in rows if r["snr_db"] == snr and r["policy"].startswith("adalora")), None)
+        if ada:
+            entry.update(adalora_accuracy=ada["accuracy"], accuracy=m["accuracy"],
+                         airtime_s=m["airtime_s"], adalora_airtime_s=ada["airtime_s"],
+                         airtime_saving=1.0 - m["airtime_s"] / ada["airtime_s"] if ada["airtime_s"] else None)
+        out["per_snr"].append(entry)
+    out["beats_best_everywhere"] = all(e.get("beats_best", False) for e in out["per_snr"])
+    return out

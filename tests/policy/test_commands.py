@@ -1,0 +1,36 @@
+"""`airlora train-policy` and `airlora sweep` end to end on the synthetic surrogate (tiny budgets)."""
+
+import json
+
+import pytest
+
+from testbed.cli import main
+
+
+def test_train_policy_then_sweep(cfg, synth_file, tmp_path, capsys):
+    common = ["--set", f"policy.surrogate_data={synth_file}", "--set", f"policy.out_dir={tmp_path / 'runs'}",
+              "--set", f"policy.checkpoint={tmp_path / 'ckpt' / 'airllm.pt'}", "--set", "policy.hidden=32"]
+    assert main(["train-policy", *common, "--episodes", "4", "--num-envs", "2", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary["learners"]) == {"airllm", "ppo"}
+    assert (tmp_path / "ckpt" / "airllm.pt").exists() and (tmp_path / "ckpt" / "ppo.pt").exists()
+    folder = summary["folder"]
+    for name in ("learning_curve.png", "curve_airllm.csv", "curve_ppo.csv", "summary.json"):
+        assert (tmp_path / "runs" / folder.rsplit("/", 1)[-1] / name).exists()
+
+    assert main(["sweep", *common, "--policies", "fixed:8,heuristic,adalora,ppo,airllm", "--snr-db", "-5,10",
+                 "--seeds", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["cells"]) == 5 * 2 * 2
+    cell = out["cells"][0]
+    assert {"policy", "snr_db", "seed", "accuracy", "payload_bytes", "airtime_s", "reward"} <= set(cell)
+    assert {c["policy"] for c in out["cells"]} == {"fixed:8", "heuristic", "adalora", "ppo", "airllm"}
+    assert len(out["checks"]["per_snr"]) == 2
+    for name in ("cells.csv", "table.csv", "accuracy_vs_airtime.png", "reward_per_snr.png", "rank_heatmap.png"):
+        assert (tmp_path / "runs" / out["folder"].rsplit("/", 1)[-1] / name).exists()
+
+
+def test_sweep_refuses_bad_arguments(cfg, synth_file, capsys):
+    assert main(["sweep", "--set", f"policy.surrogate_data={synth_file}", "--policies", "nonsense"]) == 2
+    with pytest.raises(SystemExit):
+        main(["sweep", "--snr-db", "a,b"])
