@@ -70,6 +70,9 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
     from host.pipeline import finetune_and_pack
 
     t_run = time.monotonic()
+    if cfg.radio.backend in ("sim", "replay"):
+        raise RunError(f"radio.backend {cfg.radio.backend!r} carries IQ inside one process; airlora run needs a "
+                       "link between host and edge: use zmq (a ZeroMQ IQ cable, the loopback fallback) or pluto")
     edge = EdgeProcess(config_path, folder.path / "edge.log") if cfg.run.edge == "local" else None
     identity = model_identity(cfg.model.name, cfg.model.cache_dir)
     hello = Hello(role="host", node_id="host", software_version=__version__,
@@ -94,7 +97,8 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
         settings = link_settings(cfg)
         sender = Sender(client, tx, settings, cfg.radio.backend, on_event=folder.event)
         splits = load_task(cfg.data)
-        features = batch_features([t for t, _ in splits.train], vocabulary(t for t, _ in splits.train))
+        # the data's complexity as the policy sees it: held-out text against the training vocabulary
+        features = batch_features([t for t, _ in splits.val], vocabulary(t for t, _ in splits.train))
         modules, shapes = model_shapes(cfg, splits.num_labels)
         link = LinkModel(settings.sample_rate_hz, settings.samples_per_symbol, settings.rolloff,
                          settings.packet_payload_bytes, settings.target_per)
@@ -127,7 +131,8 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
             say(f"round {index + 1}: edge measured {measured} -> {policy.name} ranks sum {rank_sum}; "
                 f"fine-tuning ...")
             folder.event("ranks", round=index + 1, snr_db=snr_round_start, ranks=ranks)
-            payload, ft = finetune_and_pack(cfg, ranks=ranks, steps=cfg.run.steps, splits=splits)
+            payload, ft = finetune_and_pack(cfg, ranks=ranks, steps=cfg.run.steps, splits=splits,
+                                            accuracy_before=rows[0]["base_accuracy"] if rows else None)
             body = lora_payload_bytes(ranks, shapes, cfg.finetune.quant, cfg.finetune.block_size, 0)
             overhead["bytes"] = max(len(payload) - body, 0)
             folder.event("finetuned", round=index + 1, **{k: v for k, v in ft.items() if k != "ranks"})

@@ -45,7 +45,7 @@ def _manifest(cfg: TestbedConfig, identity: dict, splits: Splits, adapter, quant
 
 def finetune_and_pack(cfg: TestbedConfig, ranks: str | dict[str, int] | None = None, quant: str | None = None,
                       steps: int | None = None, adalora_target_rank: int | None = None,
-                      splits: Splits | None = None) -> tuple[bytes, dict[str, Any]]:
+                      splits: Splits | None = None, accuracy_before: float | None = None) -> tuple[bytes, dict[str, Any]]:
     """(payload bytes, report): fine-tune (LoRA at `ranks`, or AdaLoRA when adalora_target_rank is given),
     quantize with `quant`, pack, and check the payload by rebuilding it as the edge will."""
     from edge_node.evaluate import load_adapted, probe_logits
@@ -60,7 +60,8 @@ def finetune_and_pack(cfg: TestbedConfig, ranks: str | dict[str, int] | None = N
     identity = model_identity(cfg.model.name, cfg.model.cache_dir)
     model, tokenizer = load_classifier(cfg.model, splits.num_labels)
     t0 = time.perf_counter()
-    acc_before = accuracy(model, tokenizer, splits.test, max_len)
+    # the base model's accuracy is the same every round: a caller that measured it may pass it in
+    acc_before = accuracy(model, tokenizer, splits.test, max_len) if accuracy_before is None else accuracy_before
     eval_s = time.perf_counter() - t0
     modules = rk.adaptable_modules(model, cfg.finetune.target_modules)
     heads = head_module_names(model)

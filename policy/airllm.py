@@ -31,9 +31,9 @@ class AirLlmConfig:
     """size of the latent the PPO actor emits and the denoiser is conditioned on"""
     replay_size: int = 3000
     """steps kept in the replay buffer"""
-    ddim_lr: float = 1e-3
+    ddim_lr: float = 2e-3
     """denoiser learning rate"""
-    ddim_updates: int = 40
+    ddim_updates: int = 100
     """denoiser gradient steps after each PPO update"""
     ddim_batch: int = 128
     """replay samples per denoiser step"""

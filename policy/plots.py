@@ -82,7 +82,9 @@ def rank_maps(cells: list[dict[str, Any]], modules: list[str], r_max: int, path:
     plt = _pyplot()
     names = list(dict.fromkeys(c["policy"] for c in cells))
     fig, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names) + 1.5, 7), squeeze=False)
-    short = [".".join(p for p in m.split(".")[-3:] if p not in ("attention", "self")) for m in modules]
+    from policy.finetunes import kind_of, layer_of
+
+    short = [f"L{layer_of(m)} {kind_of(m).replace('attention.', '').replace('self.', '')}" for m in modules]
     image = None
     for ax, name in zip(axes[0], names):
         snrs = sorted({c["snr_db"] for c in cells if c["policy"] == name})
@@ -95,5 +97,25 @@ def rank_maps(cells: list[dict[str, Any]], modules: list[str], r_max: int, path:
         ax.set_yticks(range(len(modules)), short if ax is axes[0][0] else [""] * len(modules), fontsize=5)
     fig.colorbar(image, ax=axes[0].tolist(), label="rank", shrink=0.6)
     fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def rank_sum_per_snr(cells: list[dict[str, Any]], path: Path) -> Path:
+    """Total rank (sum over projections) each policy picks against SNR: how the choice follows the channel."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in dict.fromkeys(c["policy"] for c in cells):
+        snrs = sorted({c["snr_db"] for c in cells if c["policy"] == name})
+        vals = [[c["rank_sum"] for c in cells if c["policy"] == name and c["snr_db"] == s] for s in snrs]
+        ax.errorbar(snrs, [np.mean(v) for v in vals], yerr=[np.std(v) for v in vals], marker="o", capsize=3,
+                    label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("channel SNR [dB]")
+    ax.set_ylabel("sum of ranks over projections")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

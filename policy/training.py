@@ -37,6 +37,8 @@ def train_policies(cfg, env_kind: str, episodes: int, algos: list[str], seed: in
     """Train each learner on its own copies of the environment (same seeds), save checkpoints and figures."""
     torch.manual_seed(seed)
     np.random.seed(seed)
+    if env_kind == "surrogate":
+        torch.set_num_threads(1)  # small networks: one thread is faster than several fighting over tiny ops
     if env_kind == "real":
         num_envs = 1  # real fine-tunes run one at a time
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -75,6 +77,11 @@ def train_policies(cfg, env_kind: str, episodes: int, algos: list[str], seed: in
             summary["step_saving"] = round(1.0 - reach / summary["learners"]["ppo"]["env_steps"], 3)
         if reach is not None and ppo_reach:
             summary["step_saving_vs_ppo_first_reach"] = round(1.0 - reach / ppo_reach, 3)
+        if key != "train_reward":  # the same comparison on the exploring (training) reward
+            t = final_reward(curves["ppo"], "train_reward")
+            summary["train_reward"] = {"ppo_final": t, "airllm_final": final_reward(curves["airllm"], "train_reward"),
+                                       "airllm_steps_to_ppo_final": steps_to_reach(curves["airllm"], t, "train_reward"),
+                                       "ppo_steps_to_own_final": steps_to_reach(curves["ppo"], t, "train_reward")}
     plots.learning_curves(curves, folder.path / "learning_curve.png")
     folder.write_json("summary.json", summary)
     folder.close()

@@ -43,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
     from testbed.results import RunFolder
 
     env_kind = args.env or cfg.policy.env
+    if env_kind == "surrogate":
+        import torch
+
+        torch.set_num_threads(1)  # small networks: one thread is faster
     env = make_env(cfg, env_kind, seed=cfg.policy.seed)
     specs = [s.strip() for s in args.policies.split(",") if s.strip()]
     policies = build_policies(specs, env, cfg)
@@ -57,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     plots.accuracy_vs_airtime(cells, folder.path / "accuracy_vs_airtime.png")
     plots.reward_per_snr(cells, folder.path / "reward_per_snr.png")
     plots.rank_maps(cells, env.problem.modules, env.problem.r_max, folder.path / "rank_heatmap.png")
+    plots.rank_sum_per_snr(cells, folder.path / "rank_sum_per_snr.png")
     learned = next((n for n in policies if n.startswith("airllm")), None)
     summary = {"folder": str(folder.path), "env": env_kind, "cost": cfg.policy.cost, "table": rows}
     if learned:

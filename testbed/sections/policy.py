@@ -28,7 +28,7 @@ class PolicyConfig(Section):
     latent_dim: int = Field(16, ge=1, le=1024, description="PPO latent that conditions the DDIM denoiser")
     hidden: int = Field(256, ge=8, le=8192, description="width of the PPO actor and critic layers")
     lr: float = Field(1.0e-3, gt=0.0, lt=1.0, description="PPO learning rate (both learners)")
-    ddim_lr: float = Field(1.0e-3, gt=0.0, lt=1.0, description="denoiser learning rate")
+    ddim_lr: float = Field(2.0e-3, gt=0.0, lt=1.0, description="denoiser learning rate")
     ddim_train_steps: int = Field(1000, ge=10, description="diffusion steps of the training noise schedule")
     ddim_sample_steps: int = Field(50, ge=1, description="DDIM sampling steps (eta 0)")
     guidance: float = Field(1.5, ge=0.0, description="classifier-free guidance scale")

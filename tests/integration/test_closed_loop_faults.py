@@ -468,7 +468,8 @@ def test_airlora_run_fails_clearly_when_the_edge_never_comes_up(tmp_path):
     out = _airlora_run(tmp_path, "run.edge=remote", f"control.endpoint=tcp://127.0.0.1:{port}",
                        "run.edge_start_timeout_s=3")
     assert out.returncode == 2, out.stderr
-    assert f"airlora run: the edge at tcp://127.0.0.1:{port} did not answer within 3 s" in out.stderr
+    assert f"airlora run: the edge at tcp://127.0.0.1:{port} is not available" in out.stderr
+    assert "within 3.0 s" in out.stderr
 
     # A local edge that cannot start (its control port is taken by something that is not an edge).
     with socket.socket() as squatter:

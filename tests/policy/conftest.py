@@ -5,6 +5,9 @@ import os
 
 import numpy as np
 import pytest
+import torch
+
+torch.set_num_threads(1)  # the policy networks are small: one thread avoids synchronisation overhead
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -99,4 +99,4 @@ def test_shipped_surrogate_data_fits(cfg):
     except FileNotFoundError:
         pytest.skip("no shipped surrogate data file")
     report = env.report()
-    assert report["runs"] >= 8 and np.isfinite(report["loss_loo_mae"])
+    assert report["runs"] >= 6 and np.isfinite(report["loss_loo_mae"])

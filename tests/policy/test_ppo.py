@@ -55,7 +55,7 @@ def test_agent_log_prob_matches_the_gaussian():
     agent = Agent(3, 2, PpoConfig(hidden=8, init_log_std=0.0))
     obs = torch.zeros(1, 3)
     action, logprob, _, _ = agent.act(obs, torch.zeros(1, 2))
-    mean = agent.actor_mean(obs)[0]
+    mean = agent.actor_mean(obs)[0].detach()
     expected = sum(-0.5 * float(m) ** 2 - 0.5 * math.log(2 * math.pi) for m in mean)
     assert float(logprob[0]) == pytest.approx(expected, rel=1e-5)
 

@@ -16,7 +16,7 @@ from policy.train import greedy_reward, train
 
 def _learner(problem, seed=0):
     return AirLlm(problem, PpoConfig(hidden=64, lr=1e-3, actor_out_gain=1.0), DdimConfig(hidden=64, blocks=2),
-                  AirLlmConfig(ddim_updates=20), seed=seed)
+                  AirLlmConfig(), seed=seed)
 
 
 def test_hierarchical_training_improves_reward(cfg):
