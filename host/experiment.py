@@ -131,7 +131,9 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
             say(f"round {index + 1}: edge measured {measured} -> {policy.name} ranks sum {rank_sum}; "
                 f"fine-tuning ...")
             folder.event("ranks", round=index + 1, snr_db=snr_round_start, ranks=ranks)
+            adalora_rank = getattr(policy, "adalora_target_rank", None)  # the AdaLoRA baseline trains AdaLoRA
             payload, ft = finetune_and_pack(cfg, ranks=ranks, steps=cfg.run.steps, splits=splits,
+                                            adalora_target_rank=adalora_rank,
                                             accuracy_before=rows[0]["base_accuracy"] if rows else None)
             body = lora_payload_bytes(ranks, shapes, cfg.finetune.quant, cfg.finetune.block_size, 0)
             overhead["bytes"] = max(len(payload) - body, 0)

@@ -57,7 +57,7 @@ def test_agent_log_prob_matches_the_gaussian():
     action, logprob, _, _ = agent.act(obs, torch.zeros(1, 2))
     mean = agent.actor_mean(obs)[0].detach()
     expected = sum(-0.5 * float(m) ** 2 - 0.5 * math.log(2 * math.pi) for m in mean)
-    assert float(logprob[0]) == pytest.approx(expected, rel=1e-5)
+    assert logprob[0].item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_reward_scaler_divides_by_the_running_std():
