@@ -6,14 +6,8 @@ runs on both sides; the air between them is the ZeroMQ IQ cable, with the channe
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from two_processes import expected_payloads, run_pair
 
-import numpy as np
-
-ROOT = Path(__file__).resolve().parents[2]
 PACKETS, PAYLOAD_BYTES, SESSION = 12, 200, 78
 BURST_PACKETS = [3, 4, 3, 2]  # bursts of different lengths: the TX buffer is destroyed and recreated
 
@@ -70,21 +64,8 @@ print(tx.samples_sent, flush=True)
 
 
 def test_host_pluto_process_transmits_and_edge_pluto_process_decodes_every_packet() -> None:
-    edge = subprocess.Popen([sys.executable, "-c", EDGE], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        endpoint = edge.stdout.readline().strip()
-        assert endpoint.startswith("tcp://127.0.0.1:"), endpoint
-        host = subprocess.run([sys.executable, "-c", HOST, endpoint], cwd=ROOT, capture_output=True, text=True,
-                              timeout=60)
-        assert host.returncode == 0, host.stderr
-        out, _ = edge.communicate(timeout=60)
-    finally:
-        edge.kill()
-    assert edge.returncode == 0
-    result = json.loads(out.strip().splitlines()[-1])
-    rng = np.random.default_rng(SESSION)
-    expected = {str(i): rng.bytes(PAYLOAD_BYTES).hex() for i in range(PACKETS)}
-    assert result["payloads"] == expected
+    result = run_pair(EDGE, HOST)
+    assert result["payloads"] == expected_payloads(SESSION, PACKETS, PAYLOAD_BYTES)
     assert all(15.0 < s < 25.0 for s in result["snr_db"])  # measured around the 20 dB set
     # 12-bit ADC codes / 2**11 at -10 dB TX, -30 dB link, 40 dB RX: well inside full scale, not clipped
     assert 0.05 < result["peak"] < 1.0

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from two_processes import expected_payloads, run_pair
 
-import numpy as np
-
-ROOT = Path(__file__).resolve().parents[2]
 PACKETS, BURSTS, PAYLOAD_BYTES, SESSION = 12, 4, 200, 77
 
 COMMON = f"""
@@ -61,20 +55,7 @@ print(tx.samples_sent, flush=True)
 
 
 def test_host_process_transmits_and_edge_process_decodes_every_packet() -> None:
-    edge = subprocess.Popen([sys.executable, "-c", EDGE], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        endpoint = edge.stdout.readline().strip()
-        assert endpoint.startswith("tcp://127.0.0.1:"), endpoint
-        host = subprocess.run([sys.executable, "-c", HOST, endpoint], cwd=ROOT, capture_output=True, text=True,
-                              timeout=60)
-        assert host.returncode == 0, host.stderr
-        out, _ = edge.communicate(timeout=60)
-    finally:
-        edge.kill()
-    assert edge.returncode == 0
-    result = json.loads(out.strip().splitlines()[-1])
-    rng = np.random.default_rng(SESSION)
-    expected = {str(i): rng.bytes(PAYLOAD_BYTES).hex() for i in range(PACKETS)}
-    assert result["payloads"] == expected
+    result = run_pair(EDGE, HOST)
+    assert result["payloads"] == expected_payloads(SESSION, PACKETS, PAYLOAD_BYTES)
     assert result["malformed"] == 0
     assert all(15.0 < s < 25.0 for s in result["snr_db"])  # measured around the 20 dB set

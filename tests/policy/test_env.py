@@ -94,9 +94,7 @@ def test_shipped_surrogate_data_fits(cfg):
     from testbed.config import load
 
     real = load()
-    try:
-        env = make_env(real, "surrogate")
-    except FileNotFoundError:
-        pytest.skip("no shipped surrogate data file")
+    env = make_env(real, "surrogate")  # the repository ships policy/data/minilm_rt_finetunes.json
     report = env.report()
-    assert report["runs"] >= 6 and np.isfinite(report["loss_loo_mae"])
+    assert report["runs"] >= 30 and np.isfinite(report["loss_loo_mae"])
+    assert report["loss_loo_mae"] < 0.1
