@@ -26,3 +26,12 @@ def emit_json(obj: Any) -> None:
     """Print one JSON object on stdout."""
     json.dump(obj, sys.stdout, indent=None, default=float)
     sys.stdout.write("\n")
+
+
+def quiet_third_party() -> None:
+    """Hide library chatter a user cannot act on (bitsandbytes' optional CPU kernels, transformers deprecations)."""
+    import logging
+    import warnings
+
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")

@@ -6,7 +6,7 @@ import argparse
 import logging
 import signal
 
-from testbed.commands.common import add_config_arguments, load_config
+from testbed.commands.common import add_config_arguments, load_config, quiet_third_party
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s edge %(levelname)s %(message)s")
+    quiet_third_party()
     cfg = load_config(args)
     from edge_node.daemon import EdgeDaemon
 

@@ -7,7 +7,7 @@ import logging
 import math
 import sys
 
-from testbed.commands.common import add_config_arguments, emit_json, load_config
+from testbed.commands.common import add_config_arguments, emit_json, load_config, quiet_third_party
 
 TABLE_COLUMNS = [("round", "rnd", "{}"), ("snr_db_set", "SNR set", "{:.1f}"), ("snr_db_measured", "SNR meas", "{:.2f}"),
                  ("mcs", "MCS", "{}"), ("rank_sum", "rank sum", "{}"), ("payload_bytes", "payload B", "{}"),
@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s host %(levelname)s %(message)s")
+    quiet_third_party()
     cfg = load_config(args)
     from host.experiment import run_rounds
     from testbed.results import RunFolder
