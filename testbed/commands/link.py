@@ -22,15 +22,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cfo-hz", type=float, default=None, help="carrier frequency offset")
     parser.add_argument("--mcs", default=None, help="'auto' or an MCS name such as qpsk-1/2")
     parser.add_argument("--sample-rate-hz", type=float, default=None, help="baseband sample rate")
-    parser.add_argument("--backend", choices=["sim", "zmq", "pluto"], default="sim",
-                        help="sim (in-process), zmq (a loopback IQ cable) or pluto (emulated without --pluto-uri)")
+    parser.add_argument("--backend", choices=["sim", "zmq", "pluto"], default=None,
+                        help="sim (in-process, the default), zmq (a loopback IQ cable) or pluto (emulated without "
+                             "--pluto-uri); --set radio.backend=... works too")
     parser.add_argument("--pluto-uri", default=None, help="a real Pluto with TX cabled to RX, e.g. ip:192.168.2.1")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def overrides_from_args(args: argparse.Namespace) -> list[str]:
     """--snr-db and friends become --set overrides, so they are validated like the file."""
-    pairs = [("radio.backend", args.backend), ("channel.snr_db", args.snr_db), ("channel.model", args.channel), ("channel.cfo_hz", args.cfo_hz),
+    backend = args.backend
+    if backend is None and not any(o.startswith("radio.backend=") for o in getattr(args, "overrides", [])):
+        backend = "sim"  # the link demo runs in-process unless asked otherwise
+    pairs = [("radio.backend", backend), ("channel.snr_db", args.snr_db), ("channel.model", args.channel), ("channel.cfo_hz", args.cfo_hz),
              ("radio.mcs", args.mcs), ("radio.sample_rate_hz", args.sample_rate_hz), ("channel.seed", args.seed)]
     return [f"{key}={value}" for key, value in pairs if value is not None]
 
@@ -39,15 +43,6 @@ def settings_from_config(cfg) -> LinkSettings:
     r = cfg.radio
     return LinkSettings(r.sample_rate_hz, r.samples_per_symbol, r.rolloff, r.packet_payload_bytes,
                         r.target_per, r.max_rounds, r.mcs)
-
-
-def build_parser_defaults(args: argparse.Namespace) -> argparse.Namespace:
-    """A link Namespace with every option at its default, carrying config/overrides/json from args."""
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    ns = parser.parse_args([])
-    ns.config, ns.overrides, ns.json = getattr(args, "config", None), getattr(args, "overrides", []), args.json
-    return ns
 
 
 def run(args: argparse.Namespace) -> int:
