@@ -11,7 +11,7 @@ class RunConfig(Section):
     """The closed loop: rounds, rank policy, deadlines, where results go."""
 
     rounds: int = Field(3, ge=1, le=10000, description="fine-tune -> deliver -> apply rounds")
-    policy: str = Field("heuristic", description="rank policy: heuristic | fixed:<rank> | random[:seed]")
+    policy: str = Field("heuristic", description="rank policy: heuristic | fixed:<rank> | random[:seed] | adalora[:r] | ppo:<ckpt> | airllm:<ckpt>")
     snr_db_rounds: list[float] = Field(
         default_factory=list,
         description="emulated channels: SNR set for each round (cycled); empty keeps channel.snr_db")
