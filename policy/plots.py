@@ -8,15 +8,18 @@ from typing import Any
 import numpy as np
 
 from policy.train import smoothed
+from testbed.plots import pyplot as _pyplot
+from testbed.plots import save
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+def _per_snr(ax, cells: list[dict[str, Any]], key: str) -> None:
+    """Mean and spread of cells[key] against SNR, one errorbar line per policy."""
+    for name in dict.fromkeys(c["policy"] for c in cells):
+        snrs = sorted({c["snr_db"] for c in cells if c["policy"] == name})
+        vals = [[c[key] for c in cells if c["policy"] == name and c["snr_db"] == s] for s in snrs]
+        ax.errorbar(snrs, [np.mean(v) for v in vals], yerr=[np.std(v) for v in vals], marker="o", capsize=3,
+                    label=name)
+    ax.set_xlabel("channel SNR [dB]")
 
 
 def learning_curves(curves: dict[str, list[dict[str, Any]]], path: Path) -> Path:
@@ -33,12 +36,7 @@ def learning_curves(curves: dict[str, list[dict[str, Any]]], path: Path) -> Path
                     label=f"{name} (greedy)")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("reward per step (smoothed)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, ax, path)
 
 
 def accuracy_vs_airtime(cells: list[dict[str, Any]], path: Path) -> Path:
@@ -50,31 +48,16 @@ def accuracy_vs_airtime(cells: list[dict[str, Any]], path: Path) -> Path:
     ax.set_xscale("symlog", linthresh=0.1)
     ax.set_xlabel("airtime of the adapter [s]")
     ax.set_ylabel("test accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, ax, path)
 
 
 def reward_per_snr(cells: list[dict[str, Any]], path: Path) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name in dict.fromkeys(c["policy"] for c in cells):
-        snrs = sorted({c["snr_db"] for c in cells if c["policy"] == name})
-        vals = [[c["reward"] for c in cells if c["policy"] == name and c["snr_db"] == s] for s in snrs]
-        ax.errorbar(snrs, [np.mean(v) for v in vals], yerr=[np.std(v) for v in vals], marker="o", capsize=3,
-                    label=name)
+    _per_snr(ax, cells, "reward")
     ax.set_yscale("symlog", linthresh=1.0)
-    ax.set_xlabel("channel SNR [dB]")
     ax.set_ylabel("reward (-loss - 0.1 airtime - penalty)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, ax, path)
 
 
 def rank_maps(cells: list[dict[str, Any]], modules: list[str], r_max: int, path: Path) -> Path:
@@ -105,17 +88,7 @@ def rank_sum_per_snr(cells: list[dict[str, Any]], path: Path) -> Path:
     """Total rank (sum over projections) each policy picks against SNR: how the choice follows the channel."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name in dict.fromkeys(c["policy"] for c in cells):
-        snrs = sorted({c["snr_db"] for c in cells if c["policy"] == name})
-        vals = [[c["rank_sum"] for c in cells if c["policy"] == name and c["snr_db"] == s] for s in snrs]
-        ax.errorbar(snrs, [np.mean(v) for v in vals], yerr=[np.std(v) for v in vals], marker="o", capsize=3,
-                    label=name)
+    _per_snr(ax, cells, "rank_sum")
     ax.set_yscale("log")
-    ax.set_xlabel("channel SNR [dB]")
     ax.set_ylabel("sum of ranks over projections")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, ax, path)
