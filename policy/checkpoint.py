@@ -11,7 +11,13 @@ import torch
 from policy.env import Problem
 from testbed.errors import AirLoraError
 
-FORMAT = 1
+FORMAT = 2
+
+
+def seeded_path(path: str | Path, index: int) -> Path:
+    """The checkpoint of the index-th training seed: `path` itself for the first, `<stem>-seed<index><suffix>` after."""
+    path = Path(path)
+    return path if index == 0 else path.with_name(f"{path.stem}-seed{index}{path.suffix}")
 
 
 def save(learner, path: str | Path, extra: dict[str, Any] | None = None) -> Path:

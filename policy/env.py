@@ -273,7 +273,8 @@ class Ridge:
 
 
 class SurrogateEnv(RankEnv):
-    """Loss and accuracy predicted by ridge models fitted on real fine-tunes; AdaLoRA replays its real runs."""
+    """Loss and accuracy predicted by ridge models fitted on real fine-tunes (clipped to the measured range);
+    AdaLoRA replays its real runs."""
 
     def __init__(self, problem: Problem, data: dict[str, Any], episode_steps: int = 15, snr_noise_db: float = 0.5,
                  seed: int = 0, holdout_every: int = 0) -> None:
@@ -289,6 +290,9 @@ class SurrogateEnv(RankEnv):
         self.loss_model = Ridge.fit(x, np.array([r["loss"] for r in fit_runs]))
         self.acc_model = Ridge.fit(x, np.array([r["accuracy"] for r in fit_runs]))
         self.heldout = [runs[i] for i in held]
+        # never predict beyond what was measured: a linear fit extrapolates, and a policy would exploit that
+        self.loss_range = (min(r["loss"] for r in fit_runs), max(r["loss"] for r in fit_runs))
+        self.acc_range = (min(r["accuracy"] for r in fit_runs), max(r["accuracy"] for r in fit_runs))
         self.base_loss, self.base_accuracy = float(data["base_loss"]), float(data["base_accuracy"])
         self.adalora_runs = {int(r["method"].split(":")[1]): r for r in runs if r["method"].startswith("adalora")}
         super().__init__(problem, feats, episode_steps, snr_noise_db, seed=seed)
@@ -300,7 +304,7 @@ class SurrogateEnv(RankEnv):
 
     def predict(self, ranks: list[list[int]], entropy: float, oov: float) -> tuple[np.ndarray, np.ndarray]:
         x = self._x(ranks, entropy, oov, self.problem)
-        return self.loss_model.predict(x), np.clip(self.acc_model.predict(x), 0.0, 1.0)
+        return np.clip(self.loss_model.predict(x), *self.loss_range), np.clip(self.acc_model.predict(x), *self.acc_range)
 
     def quality(self, ranks: list[int], data: int) -> tuple[float, float]:
         if not any(ranks):

@@ -22,18 +22,26 @@ def _per_snr(ax, cells: list[dict[str, Any]], key: str) -> None:
     ax.set_xlabel("channel SNR [dB]")
 
 
-def learning_curves(curves: dict[str, list[dict[str, Any]]], path: Path) -> Path:
-    """Greedy (deterministic) and training reward per update against environment steps, one line per learner."""
+def _mean_curve(runs: list[list[dict[str, Any]]], key: str) -> tuple[list[int], np.ndarray]:
+    """Environment steps and the seed-averaged, smoothed `key` of learning curves that share one schedule."""
+    pts = [[(r["env_steps"], r[key]) for r in curve if key in r] for curve in runs]
+    n = min(len(p) for p in pts)
+    return [s for s, _ in pts[0][:n]], np.mean([smoothed([v for _, v in p[:n]]) for p in pts], axis=0)
+
+
+def learning_curves(curves: dict[str, list[list[dict[str, Any]]]], path: Path) -> Path:
+    """Greedy (deterministic) and training reward per update against environment steps, one line per learner,
+    averaged over the seeds it was trained with."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
-    for name, curve in curves.items():
-        steps = [r["env_steps"] for r in curve]
-        line, = ax.plot(steps, smoothed([r["train_reward"] for r in curve]), lw=1, alpha=0.5,
-                        label=f"{name} (training, exploring)")
-        if any("eval_reward" in r for r in curve):
-            ev = [(r["env_steps"], r["eval_reward"]) for r in curve if "eval_reward" in r]
-            ax.plot([s for s, _ in ev], smoothed([v for _, v in ev]), color=line.get_color(), lw=2,
-                    label=f"{name} (greedy)")
+    for name, runs in curves.items():
+        if not runs:
+            continue
+        seeds = f", {len(runs)} seeds" if len(runs) > 1 else ""
+        line, = ax.plot(*_mean_curve(runs, "train_reward"), lw=1, alpha=0.5,
+                        label=f"{name} (training, exploring{seeds})")
+        if all(any("eval_reward" in r for r in c) for c in runs):
+            ax.plot(*_mean_curve(runs, "eval_reward"), color=line.get_color(), lw=2, label=f"{name} (greedy{seeds})")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("reward per step (smoothed)")
     return save(fig, ax, path)

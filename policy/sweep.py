@@ -12,12 +12,28 @@ from policy.env import RankEnv
 from policy.learned import AdaLoraPolicy, LearnedPolicy
 from policy.state import PolicyState
 
-BASELINES = ("fixed", "heuristic", "random", "adalora")
+BASELINES = ("fixed", "heuristic", "random", "adalora", "ppo")  # vanilla PPO is a baseline too
 
 
-def build_policies(specs: list[str], env: RankEnv, cfg) -> dict[str, Policy]:
-    """Policies by spec; `ppo` / `airllm` without a path load the checkpoints train-policy wrote."""
+class PerSeed(Policy):
+    """A learned policy trained with several seeds: sweep seed k uses the k-th seed's checkpoint (cycling)."""
+
+    def __init__(self, name: str, policies: list[Policy]) -> None:
+        self.name, self.policies = name, policies
+
+    def for_seed(self, seed: int) -> Policy:
+        return self.policies[seed % len(self.policies)]
+
+    def choose(self, state: PolicyState) -> dict[str, int]:
+        return self.policies[0].choose(state)
+
+
+def build_policies(specs: list[str], env: RankEnv, cfg, seeds: int = 1) -> dict[str, Policy]:
+    """Policies by spec; `ppo` / `airllm` without a path load the checkpoints train-policy wrote, one per training
+    seed when `train-policy --seeds` wrote several (up to `seeds` of them)."""
     from pathlib import Path
+
+    from policy.checkpoint import seeded_path
 
     p = env.problem
     ckpt = Path(cfg.policy.checkpoint)
@@ -29,9 +45,9 @@ def build_policies(specs: list[str], env: RankEnv, cfg) -> dict[str, Policy]:
     for spec in specs:
         kind, _, arg = spec.partition(":")
         if kind in ("ppo", "airllm") and not arg:
-            spec_path = ckpt if kind == "airllm" else ckpt.with_name("ppo.pt")
-            out[spec] = LearnedPolicy(spec_path)
-            out[spec].name = kind
+            base = ckpt if kind == "airllm" else ckpt.with_name("ppo.pt")
+            paths = [base] + [q for q in (seeded_path(base, k) for k in range(1, seeds)) if q.exists()]
+            out[spec] = PerSeed(kind, [LearnedPolicy(q) for q in paths])
         else:
             out[spec] = make_policy(spec, cost=cost, candidates=tuple(cfg.run.rank_candidates),
                                     adalora_target_rank=cfg.finetune.adalora_target_rank)
@@ -57,7 +73,8 @@ def run_sweep(env: RankEnv, policies: dict[str, Policy], snrs_db: list[float], s
                 if isinstance(policy, AdaLoraPolicy):
                     out = env.adalora(policy.adalora_target_rank, measured, data)
                 else:
-                    chosen = policy.choose(state)
+                    chooser = policy.for_seed(seed) if isinstance(policy, PerSeed) else policy
+                    chosen = chooser.choose(state)
                     out = env.outcome([int(chosen.get(m, 0)) for m in p.modules], measured, data)
                 cells.append({"policy": name, "snr_db": float(snr), "seed": seed, "snr_db_measured": measured,
                               "accuracy": out.accuracy, "loss": out.loss, "payload_bytes": out.payload_bytes,

@@ -1,4 +1,5 @@
-"""`airlora train-policy` as a function: train learners on an environment, write checkpoints, curves, figures."""
+"""`airlora train-policy` as a function: train learners on an environment over seeds, write checkpoints, curves,
+figures and the comparison of the hierarchical policy with vanilla PPO (per seed and averaged)."""
 
 from __future__ import annotations
 
@@ -28,15 +29,34 @@ def make_learner(algo: str, cfg, problem, seed: int):
     ddim = DdimConfig(train_steps=p.ddim_train_steps, sample_steps=p.ddim_sample_steps, guidance=p.guidance,
                       cond_dropout=p.cond_dropout)
     return AirLlm(problem, PpoConfig(hidden=p.hidden, lr=p.lr, actor_out_gain=1.0), ddim,
-                  AirLlmConfig(latent_dim=p.latent_dim, ddim_lr=p.ddim_lr), seed=seed)
+                  AirLlmConfig(latent_dim=p.latent_dim, ddim_lr=p.ddim_lr, candidates=p.candidates), seed=seed)
+
+
+def compare(airllm: list[dict[str, Any]], ppo: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """Environment steps the hierarchical policy needs to reach vanilla PPO's final reward, and the saving."""
+    target = final_reward(ppo, key)
+    reach, ppo_reach = steps_to_reach(airllm, target, key), steps_to_reach(ppo, target, key)
+    out: dict[str, Any] = {"ppo_final": target, "airllm_final": final_reward(airllm, key), "airllm_steps": reach,
+                           "ppo_steps": ppo[-1]["env_steps"], "ppo_first_reach": ppo_reach}
+    out["step_saving"] = None if reach is None else round(1.0 - reach / ppo[-1]["env_steps"], 3)
+    out["step_saving_vs_ppo_first_reach"] = (round(1.0 - reach / ppo_reach, 3)
+                                             if reach is not None and ppo_reach else None)
+    return out
+
+
+def _mean_std(values: list[float | None]) -> dict[str, Any]:
+    v = [x for x in values if x is not None]
+    return {"mean": float(np.mean(v)) if v else None, "std": float(np.std(v)) if v else None,
+            "values": values}
 
 
 def train_policies(cfg, env_kind: str, episodes: int, algos: list[str], seed: int, num_envs: int = 8,
                    checkpoint_path: str | None = None, say: Callable[[str], None] = print,
-                   out_dir: str | None = None) -> dict[str, Any]:
-    """Train each learner on its own copies of the environment (same seeds), save checkpoints and figures."""
-    torch.manual_seed(seed)
-    np.random.seed(seed)
+                   out_dir: str | None = None, seeds: int = 1, ppo_episodes: int | None = None) -> dict[str, Any]:
+    """Train each learner on its own copies of the environment (same seeds as the other learners), once per seed;
+    the k-th seed's checkpoints go to checkpoint.seeded_path(path, k). Summary: per learner the final greedy
+    reward per seed and averaged; the hierarchical policy's step saving against vanilla PPO per seed and averaged.
+    `ppo_episodes` gives vanilla PPO its own budget (e.g. long enough to converge, for the step comparison)."""
     if env_kind == "surrogate":
         torch.set_num_threads(1)  # small networks: one thread is faster than several fighting over tiny ops
     if env_kind == "real":
@@ -45,43 +65,44 @@ def train_policies(cfg, env_kind: str, episodes: int, algos: list[str], seed: in
     folder = RunFolder(out_dir or cfg.policy.out_dir, f"train-policy-{stamp}")
     folder.write_config(cfg.model_dump(mode="json"))
     ckpt_path = Path(checkpoint_path or cfg.policy.checkpoint)
-    summary: dict[str, Any] = {"folder": str(folder.path), "env": env_kind, "episodes": episodes, "seed": seed,
-                               "num_envs": num_envs, "learners": {}}
-    curves = {}
-    for algo in algos:
-        envs = [make_env(cfg, env_kind, seed=seed * 1000 + i) for i in range(num_envs)]
-        if env_kind == "surrogate" and "surrogate" not in summary:
-            summary["surrogate"] = envs[0].report()
-        learner = make_learner(algo, cfg, envs[0].problem, seed)
-        say(f"training {algo} on the {env_kind} env: {episodes} episodes of {cfg.policy.episode_steps} steps, "
-            f"{num_envs} environments in parallel")
-        curve = train(learner, envs, episodes, 1, eval_every=1 if env_kind == "surrogate" else 0,
-                      say=lambda s: say(s) if len(curves) < 10 else None)
-        curves[algo] = curve
-        path = ckpt_path if algo == "airllm" else ckpt_path.with_name("ppo.pt")
-        checkpoint_extra = {"env": env_kind, "episodes": episodes, "seed": seed}
-        checkpoint.save(learner, path, checkpoint_extra)
-        folder.write_rows(f"curve_{algo}.csv", curve)
-        key = "eval_reward" if "eval_reward" in curve[-1] else "train_reward"
-        summary["learners"][algo] = {"final_reward": final_reward(curve, key), "env_steps": curve[-1]["env_steps"],
-                                     "wall_s": curve[-1]["wall_s"], "checkpoint": str(path), "reward_key": key}
-        folder.event("trained", algo=algo, **summary["learners"][algo])
+    budget = {a: (ppo_episodes or episodes) if a == "ppo" else episodes for a in algos}
+    summary: dict[str, Any] = {"folder": str(folder.path), "env": env_kind, "episodes": budget, "seed": seed,
+                               "seeds": seeds, "num_envs": num_envs, "learners": {}}
+    curves: dict[str, list[list[dict[str, Any]]]] = {a: [] for a in algos}
+    for k in range(seeds):
+        s = seed + k
+        for algo in algos:
+            torch.manual_seed(s)
+            np.random.seed(s)
+            envs = [make_env(cfg, env_kind, seed=s * 1000 + i) for i in range(num_envs)]
+            if env_kind == "surrogate" and "surrogate" not in summary:
+                summary["surrogate"] = envs[0].report()
+            learner = make_learner(algo, cfg, envs[0].problem, s)
+            say(f"training {algo} (seed {s}) on the {env_kind} env: {budget[algo]} episodes of "
+                f"{cfg.policy.episode_steps} steps, {num_envs} environments in parallel")
+            curve = train(learner, envs, budget[algo], 1, eval_every=1 if env_kind == "surrogate" else 0, say=say)
+            curves[algo].append(curve)
+            base = ckpt_path if algo == "airllm" else ckpt_path.with_name("ppo.pt")
+            path = checkpoint.seeded_path(base, k)
+            checkpoint.save(learner, path, {"env": env_kind, "episodes": budget[algo], "seed": s})
+            folder.write_rows(f"curve_{algo}_seed{s}.csv", curve)
+            key = "eval_reward" if "eval_reward" in curve[-1] else "train_reward"
+            entry = summary["learners"].setdefault(algo, {"reward_key": key, "per_seed": []})
+            entry["per_seed"].append({"seed": s, "final_reward": final_reward(curve, key),
+                                      "env_steps": curve[-1]["env_steps"], "wall_s": curve[-1]["wall_s"],
+                                      "checkpoint": str(path)})
+            folder.event("trained", algo=algo, **entry["per_seed"][-1])
+    for entry in summary["learners"].values():
+        entry["final_reward"] = _mean_std([e["final_reward"] for e in entry["per_seed"]])
+        entry["env_steps"] = entry["per_seed"][0]["env_steps"]
+        entry["checkpoint"] = entry["per_seed"][0]["checkpoint"]
     if {"airllm", "ppo"} <= set(curves):
         key = summary["learners"]["ppo"]["reward_key"]
-        target = summary["learners"]["ppo"]["final_reward"]
-        reach = steps_to_reach(curves["airllm"], target, key)
-        ppo_reach = steps_to_reach(curves["ppo"], target, key)
-        summary["steps_to_ppo_final"] = reach
-        summary["ppo_steps_to_own_final"] = ppo_reach
-        if reach is not None:
-            summary["step_saving"] = round(1.0 - reach / summary["learners"]["ppo"]["env_steps"], 3)
-        if reach is not None and ppo_reach:
-            summary["step_saving_vs_ppo_first_reach"] = round(1.0 - reach / ppo_reach, 3)
-        if key != "train_reward":  # the same comparison on the exploring (training) reward
-            t = final_reward(curves["ppo"], "train_reward")
-            summary["train_reward"] = {"ppo_final": t, "airllm_final": final_reward(curves["airllm"], "train_reward"),
-                                       "airllm_steps_to_ppo_final": steps_to_reach(curves["airllm"], t, "train_reward"),
-                                       "ppo_steps_to_own_final": steps_to_reach(curves["ppo"], t, "train_reward")}
+        per_seed = [compare(a, p, key) | {"seed": seed + k} for k, (a, p) in enumerate(zip(curves["airllm"],
+                                                                                            curves["ppo"]))]
+        summary["vs_ppo"] = {"reward_key": key, "per_seed": per_seed,
+                             **{f: _mean_std([c[f] for c in per_seed])
+                                for f in ("ppo_final", "airllm_final", "airllm_steps", "step_saving")}}
     plots.learning_curves(curves, folder.path / "learning_curve.png")
     folder.write_json("summary.json", summary)
     folder.close()

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(1)  # small networks: one thread is faster
     env = make_env(cfg, env_kind, seed=cfg.policy.seed)
     specs = [s.strip() for s in args.policies.split(",") if s.strip()]
-    policies = build_policies(specs, env, cfg)
+    policies = build_policies(specs, env, cfg, seeds)
     say = (lambda s: None) if args.json else print
     cells = run_sweep(env, policies, args.snr_db, seeds, cfg.policy.snr_noise_db, say)
     rows = table(cells)

@@ -14,8 +14,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--env", choices=("real", "surrogate"), default=None, help="environment (default: policy.env)")
     parser.add_argument("--episodes", type=int, default=None, help="training episodes (default: policy.episodes)")
+    parser.add_argument("--ppo-episodes", type=int, default=None,
+                        help="vanilla PPO's own budget (default: --episodes), e.g. long enough to converge")
     parser.add_argument("--algos", default="airllm,ppo", help="learners to train: airllm, ppo (comma-separated)")
-    parser.add_argument("--seed", type=int, default=None, help="training seed (default: policy.seed)")
+    parser.add_argument("--seed", type=int, default=None, help="first training seed (default: policy.seed)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="train each learner with this many seeds (seed, seed+1, ...); the k-th seed's checkpoint "
+                             "is <checkpoint stem>-seed<k>.pt and `airlora sweep` uses it for its k-th seed")
     parser.add_argument("--num-envs", type=int, default=8, help="parallel environments (surrogate; real uses 1)")
     parser.add_argument("--checkpoint", default=None, help="airllm checkpoint path (default: policy.checkpoint); "
                         "vanilla PPO goes to ppo.pt beside it")
@@ -43,22 +48,32 @@ def run(args: argparse.Namespace) -> int:
         raise AirLoraError("--algos takes airllm and/or ppo")
     if args.episodes is not None and args.episodes < 1:
         raise AirLoraError("--episodes must be >= 1")
+    if args.ppo_episodes is not None and args.ppo_episodes < 1:
+        raise AirLoraError("--ppo-episodes must be >= 1")
+    if args.seeds < 1:
+        raise AirLoraError("--seeds must be >= 1")
     from policy.training import train_policies
 
     summary = train_policies(cfg, env_kind=args.env or cfg.policy.env, episodes=args.episodes or cfg.policy.episodes,
                              algos=algos, seed=cfg.policy.seed if args.seed is None else args.seed,
                              num_envs=args.num_envs, checkpoint_path=args.checkpoint,
-                             say=(lambda s: None) if args.json else print)
+                             say=(lambda s: None) if args.json else print, seeds=args.seeds,
+                             ppo_episodes=args.ppo_episodes)
     if args.json:
         emit_json(summary)
     else:
         print(f"results in {summary['folder']}")
         for algo, s in summary["learners"].items():
-            print(f"{algo}: final greedy reward {s['final_reward']:.3f} after {s['env_steps']} env steps, "
-                  f"checkpoint {s['checkpoint']}")
-        if "steps_to_ppo_final" in summary:
-            print(f"airllm reached vanilla PPO's final reward after {summary['steps_to_ppo_final']} env steps "
-                  f"(PPO: {summary['learners']['ppo']['env_steps']}); saving {summary.get('step_saving')}")
+            f = s["final_reward"]
+            print(f"{algo}: final greedy reward {f['mean']:.3f} ± {f['std']:.3f} over {len(s['per_seed'])} seed(s) "
+                  f"after {s['env_steps']} env steps, checkpoint {s['checkpoint']}")
+        if "vs_ppo" in summary:
+            for c in summary["vs_ppo"]["per_seed"]:
+                print(f"seed {c['seed']}: airllm reached vanilla PPO's final reward {c['ppo_final']:.3f} after "
+                      f"{c['airllm_steps']} env steps (PPO trained {c['ppo_steps']}): saving {c['step_saving']}")
+            m = summary["vs_ppo"]["step_saving"]
+            if m["mean"] is not None:
+                print(f"step saving over seeds: {m['mean']:.3f} ± {m['std']:.3f}")
         if "surrogate" in summary:
             s = summary["surrogate"]
             print(f"surrogate: {s['runs']} real fine-tunes, leave-one-out MAE loss {s['loss_loo_mae']:.4f} "

@@ -33,6 +33,8 @@ class PolicyConfig(Section):
     ddim_sample_steps: int = Field(50, ge=1, description="DDIM sampling steps (eta 0)")
     guidance: float = Field(1.5, ge=0.0, description="classifier-free guidance scale")
     cond_dropout: float = Field(0.1, ge=0.0, le=1.0, description="condition dropout while training the denoiser")
+    candidates: int = Field(16, ge=1, le=1024,
+                            description="rank vectors the denoiser proposes per decision; a reward critic picks one")
     checkpoint: str = Field("runs/policy/airllm.pt", description="checkpoint train-policy writes and airllm loads")
     surrogate_data: str = Field("policy/data/minilm_rt_finetunes.json",
                                 description="real fine-tunes the surrogate is fitted on (relative: to the repository)")

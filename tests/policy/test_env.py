@@ -98,3 +98,16 @@ def test_shipped_surrogate_data_fits(cfg):
     report = env.report()
     assert report["runs"] >= 30 and np.isfinite(report["loss_loo_mae"])
     assert report["loss_loo_mae"] < 0.1
+
+
+def test_surrogate_never_predicts_beyond_the_measured_range(cfg):
+    env = make_env(cfg, "surrogate")
+    runs = env.data_file["runs"]
+    lo, hi = min(r["loss"] for r in runs), max(r["loss"] for r in runs)
+    rng = np.random.default_rng(0)
+    extreme = [[env.problem.r_max] * env.problem.n, [1] + [0] * (env.problem.n - 1)]
+    extreme += [list(rng.integers(0, env.problem.r_max + 1, env.problem.n)) for _ in range(50)]
+    loss, acc = env.predict(extreme, 0.9, 0.1)
+    assert loss.min() >= lo - 1e-12 and loss.max() <= hi + 1e-12
+    amin, amax = min(r["accuracy"] for r in runs), max(r["accuracy"] for r in runs)
+    assert acc.min() >= amin - 1e-12 and acc.max() <= amax + 1e-12

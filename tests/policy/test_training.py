@@ -51,3 +51,41 @@ def test_registry_knows_the_new_policies():
     assert make_policy("adalora:3").adalora_target_rank == 3
     with pytest.raises(Exception):
         make_policy("airllm:/nonexistent/ckpt.pt")
+
+
+class _PrefersSmall(torch.nn.Module):
+    """A stand-in reward critic: Q = -sum(x0), so the smallest candidate is best."""
+
+    def forward(self, obs, x0):
+        return -x0.sum(dim=-1)
+
+
+def test_critic_picks_the_best_candidate_and_waits_for_warm_up(cfg):
+    env = make_env(cfg, "surrogate")
+    learner = _learner(env.problem)
+    obs = torch.zeros((2, env.problem.obs_dim))
+    x0 = torch.stack([torch.full((4, env.problem.n), v) for v in (0.5, -0.2, -0.9, 0.1)], dim=1)  # [B=4, K=4, n]
+    x0 = x0[:2]
+    assert torch.equal(learner._pick(obs, x0), x0[:, 0])  # before warm-up: the first candidate
+    learner.critic = _PrefersSmall()
+    learner.critic_ready = True
+    assert torch.equal(learner._pick(obs, x0), x0[:, 2])
+
+
+def test_reward_critic_learns_the_replay_rewards(cfg):
+    torch.manual_seed(0)
+    env = make_env(cfg, "surrogate")
+    p = env.problem
+    learner = AirLlm(p, PpoConfig(hidden=32), DdimConfig(hidden=32, blocks=1),
+                     AirLlmConfig(critic_updates=300, critic_warmup=64), seed=0)
+    rng = np.random.default_rng(0)
+    obs = env.reset()
+    for _ in range(400):  # reward = minus the adapter's size: the critic must rank candidates by it
+        x = rng.uniform(-1, 1, p.n).astype(np.float32)
+        learner.replay.append((np.zeros(learner.cfg.latent_dim), x, 0.0, obs, -float(x.sum())))
+    learner.update_critic()
+    learner.update_critic()
+    assert learner.critic_ready
+    test = torch.as_tensor(rng.uniform(-1, 1, (200, p.n)), dtype=torch.float32)
+    q = learner.critic(torch.as_tensor(np.repeat(obs[None], 200, 0)), test).detach().numpy()
+    assert np.corrcoef(q, -test.sum(dim=1).numpy())[0, 1] > 0.9
