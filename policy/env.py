@@ -277,12 +277,13 @@ class SurrogateEnv(RankEnv):
     AdaLoRA replays its real runs."""
 
     def __init__(self, problem: Problem, data: dict[str, Any], episode_steps: int = 15, snr_noise_db: float = 0.5,
-                 seed: int = 0, holdout_every: int = 0) -> None:
+                 seed: int = 0, holdout: tuple[int, int] | None = None) -> None:
+        """`holdout` = (fold, folds) leaves the runs i with i % folds == fold out of the fit (to measure the error)."""
         if list(data["modules"]) != list(problem.modules):
             raise ValueError("the surrogate data was measured on other projections than this problem's")
         self.data_file = data
         runs = data["runs"]
-        held = [i for i in range(len(runs)) if holdout_every and i % holdout_every == holdout_every - 1]
+        held = [i for i in range(len(runs)) if holdout and i % holdout[1] == holdout[0]]
         fit_runs = [r for i, r in enumerate(runs) if i not in held]
         feats = sorted({(round(r["entropy"], 6), round(r["oov_rate"], 6)) for r in runs})
         x = self._x([r["ranks"] for r in fit_runs], [r["entropy"] for r in fit_runs], [r["oov_rate"] for r in fit_runs],
@@ -326,13 +327,26 @@ class SurrogateEnv(RankEnv):
                "loss_std": float(np.std([r["loss"] for r in runs])),
                "accuracy_std": float(np.std([r["accuracy"] for r in runs])), "heldout": len(self.heldout)}
         if self.heldout:
-            loss_err, acc_err = [], []
-            for r in self.heldout:
-                loss, acc = self.predict([r["ranks"]], r["entropy"], r["oov_rate"])
-                loss_err.append(abs(loss[0] - r["loss"]))
-                acc_err.append(abs(acc[0] - r["accuracy"]))
-            out.update(heldout_loss_mae=float(np.mean(loss_err)), heldout_accuracy_mae=float(np.mean(acc_err)))
+            out.update(self.heldout_errors())
         return out
+
+    def heldout_errors(self) -> dict[str, float]:
+        """MAE of the predicted loss and accuracy on the held-out runs, and of a predictor that always says the
+        mean of the fitted runs (what the fit has to beat)."""
+        held = [r for r in self.heldout if r["method"] == "lora"]
+        loss, acc = self.predict([r["ranks"] for r in held], np.array([r["entropy"] for r in held]),
+                                 np.array([r["oov_rate"] for r in held]))
+        y_loss, y_acc = np.array([r["loss"] for r in held]), np.array([r["accuracy"] for r in held])
+        return {"heldout_loss_mae": float(np.abs(loss - y_loss).mean()),
+                "heldout_accuracy_mae": float(np.abs(acc - y_acc).mean()),
+                "heldout_loss_mae_of_mean": float(np.abs(self.loss_model.intercept - y_loss).mean()),
+                "heldout_accuracy_mae_of_mean": float(np.abs(self.acc_model.intercept - y_acc).mean())}
+
+
+def cross_validate(problem: Problem, data: dict[str, Any], folds: int = 5) -> dict[str, float]:
+    """k-fold held-out error of the surrogate: each real fine-tune is predicted by a fit that never saw it."""
+    errs = [SurrogateEnv(problem, data, holdout=(f, folds)).heldout_errors() for f in range(folds)]
+    return {"folds": folds, **{k: float(np.mean([e[k] for e in errs])) for k in errs[0]}}
 
 
 class RealEnv(RankEnv):
@@ -405,13 +419,13 @@ def load_surrogate_data(cfg) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def make_env(cfg, kind: str | None = None, seed: int = 0, holdout_every: int = 0) -> RankEnv:
+def make_env(cfg, kind: str | None = None, seed: int = 0) -> RankEnv:
     """The configured environment: `surrogate` (fitted on the shipped real fine-tunes) or `real`."""
     kind = kind or cfg.policy.env
     if kind == "surrogate":
         data = load_surrogate_data(cfg)
         problem = problem_from_config(cfg, data["modules"], {m: tuple(s) for m, s in data["shapes"].items()})
-        return SurrogateEnv(problem, data, cfg.policy.episode_steps, cfg.policy.snr_noise_db, seed, holdout_every)
+        return SurrogateEnv(problem, data, cfg.policy.episode_steps, cfg.policy.snr_noise_db, seed)
     from host.experiment import model_shapes
     from host.data import load_task
 

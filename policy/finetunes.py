@@ -68,6 +68,12 @@ def design_rank_vectors(modules: list[str], r_max: int, count: int, seed: int = 
     return out[:count]
 
 
+def subset_of(index: int, seed: int = 0, subsets: int = 3) -> int:
+    """The training subset of the index-th planned fine-tune: drawn at random, so that it is not tied to the
+    design's style (the designs cycle through three styles; `index % 3` would confound style and data)."""
+    return int(np.random.default_rng([seed, index]).integers(subsets))
+
+
 def _eval(model, tokenizer, examples, max_length: int) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) on examples."""
     from host.evaluate import logits
@@ -145,7 +151,7 @@ def collect(cfg, out: Path, count: int, steps: int = 60, train_subset: int = 600
         key = f"adalora:{target}" if target else json.dumps(ranks)
         if key in done or i % workers != worker:
             continue
-        run = finetune_once(cfg, splits, ranks, steps, train_subset, i % 3, eval_size, target)
+        run = finetune_once(cfg, splits, ranks, steps, train_subset, subset_of(i, seed), eval_size, target)
         data["runs"].append(run)
         tmp = out.with_name(out.name + ".tmp")
         out.parent.mkdir(parents=True, exist_ok=True)

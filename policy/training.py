@@ -14,7 +14,7 @@ import torch
 from policy import checkpoint, plots
 from policy.airllm import AirLlm, AirLlmConfig
 from policy.ddim import DdimConfig
-from policy.env import make_env
+from policy.env import cross_validate, make_env
 from policy.ppo import PpoConfig
 from policy.train import final_reward, steps_to_reach, train
 from policy.vanilla_ppo import VanillaPpo
@@ -76,7 +76,8 @@ def train_policies(cfg, env_kind: str, episodes: int, algos: list[str], seed: in
             np.random.seed(s)
             envs = [make_env(cfg, env_kind, seed=s * 1000 + i) for i in range(num_envs)]
             if env_kind == "surrogate" and "surrogate" not in summary:
-                summary["surrogate"] = envs[0].report()
+                summary["surrogate"] = {**envs[0].report(),
+                                        "cv": cross_validate(envs[0].problem, envs[0].data_file, folds=5)}
             learner = make_learner(algo, cfg, envs[0].problem, s)
             say(f"training {algo} (seed {s}) on the {env_kind} env: {budget[algo]} episodes of "
                 f"{cfg.policy.episode_steps} steps, {num_envs} environments in parallel")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from policy.cost import lora_payload_bytes
-from policy.env import SurrogateEnv, make_env, problem_from_config
+from policy.env import SurrogateEnv, cross_validate, make_env, problem_from_config
 from policy.state import PolicyState
 
 
@@ -76,10 +76,13 @@ def test_surrogate_fits_training_data_and_reports_heldout_error(cfg, synth_file)
 
     data = json.loads(synth_file.read_text())
     problem = problem_from_config(cfg, data["modules"], data["shapes"])
-    env = SurrogateEnv(problem, data, holdout_every=5)
+    env = SurrogateEnv(problem, data, holdout=(4, 5))
     report = env.report()
     assert report["heldout"] == 8 and "heldout_loss_mae" in report
     assert report["heldout_loss_mae"] < 0.3 * report["loss_std"]
+    assert report["heldout_loss_mae"] < 0.3 * report["heldout_loss_mae_of_mean"]
+    cv = cross_validate(problem, data, folds=5)
+    assert cv["folds"] == 5 and cv["heldout_loss_mae"] < 0.3 * cv["heldout_loss_mae_of_mean"]
     assert report["loss_loo_mae"] < 0.3 * report["loss_std"]
     fitted = [r for i, r in enumerate(data["runs"]) if i % 5 != 4]
     pred, _ = env.predict([r["ranks"] for r in fitted[:10]], 0.9, 0.1)
