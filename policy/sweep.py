@@ -29,8 +29,8 @@ class PerSeed(Policy):
 
 
 def build_policies(specs: list[str], env: RankEnv, cfg, seeds: int = 1) -> dict[str, Policy]:
-    """Policies by spec; `ppo` / `airllm` without a path load the checkpoints train-policy wrote, one per training
-    seed when `train-policy --seeds` wrote several (up to `seeds` of them)."""
+    """Policies by spec; `ppo` / `airllm` without a path load the checkpoints train-policy wrote (with a path: that
+    checkpoint), one per training seed when `train-policy --seeds` wrote several (up to `seeds` of them)."""
     from pathlib import Path
 
     from policy.checkpoint import seeded_path
@@ -44,10 +44,10 @@ def build_policies(specs: list[str], env: RankEnv, cfg, seeds: int = 1) -> dict[
     out = {}
     for spec in specs:
         kind, _, arg = spec.partition(":")
-        if kind in ("ppo", "airllm") and not arg:
-            base = ckpt if kind == "airllm" else ckpt.with_name("ppo.pt")
+        if kind in ("ppo", "airllm"):
+            base = Path(arg) if arg else ckpt if kind == "airllm" else ckpt.with_name("ppo.pt")
             paths = [base] + [q for q in (seeded_path(base, k) for k in range(1, seeds)) if q.exists()]
-            out[spec] = PerSeed(kind, [LearnedPolicy(q) for q in paths])
+            out[spec] = PerSeed(spec if arg else kind, [LearnedPolicy(q) for q in paths])
         else:
             out[spec] = make_policy(spec, cost=cost, candidates=tuple(cfg.run.rank_candidates),
                                     adalora_target_rank=cfg.finetune.adalora_target_rank)
