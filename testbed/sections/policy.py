@@ -38,7 +38,7 @@ class PolicyConfig(Section):
     checkpoint: str = Field("runs/policy/airllm.pt", description="checkpoint train-policy writes and airllm loads")
     surrogate_data: str = Field("policy/data/minilm_rt_finetunes.json",
                                 description="real fine-tunes the surrogate is fitted on (relative: to the repository)")
-    real_steps: int = Field(60, ge=1, description="fine-tuning steps of one real-environment step")
+    real_steps: int = Field(50, ge=1, description="fine-tuning steps of one real-environment step")
     real_train_subset: int = Field(600, ge=16, description="training examples of one real-environment step")
-    real_eval_size: int = Field(500, ge=16, description="test examples one real-environment step evaluates on")
+    real_eval_size: int = Field(400, ge=16, description="test examples one real-environment step evaluates on")
     out_dir: str = Field("runs", description="results go to <out_dir>/<kind>-<timestamp>/")
