@@ -133,18 +133,19 @@ class AirLlm:
         noise = self.rng.normal(0.0, self.explore_std, x0.shape)
         noise += self.rng.normal(0.0, self.cfg.explore_shift_std * scale, (b, k, 1))
         x0 = self._pick(o, torch.as_tensor(np.clip(x0 + noise, -1.0, 1.0), dtype=torch.float32)).numpy()
-        rec = {"obs": obs, "actions": latent.numpy(), "logprobs": logprob.numpy(), "values": value.numpy(), "x0": x0,
-               "raw_rewards": None}
+        rec = {"obs": obs, "actions": latent.numpy(), "logprobs": logprob.numpy(), "values": value.numpy(), "x0": x0}
         return [self.problem.to_ranks(x) for x in x0], rec
 
     def record(self, rec: dict, rewards: np.ndarray, dones: np.ndarray) -> None:
         for k, v in rec.items():
-            self.buf[k].append(np.asarray(rewards, np.float64) if k == "raw_rewards" else v)
+            self.buf[k].append(v)
+        self.buf["raw_rewards"].append(np.asarray(rewards, np.float64))  # the critic learns unscaled rewards
         self.buf["rewards"].append(self.scale(rewards))
         self.buf["dones"].append(np.asarray(dones, bool))
 
     def update(self, next_obs: np.ndarray) -> dict[str, float]:
-        """One PPO update of the actor, then the denoiser's reward-weighted updates from the replay buffer."""
+        """One PPO update of the actor, then the denoiser's reward-weighted updates and the reward critic's
+        regression, both on the replay buffer."""
         b = self.buf
         with torch.no_grad():
             next_value = self.agent.value(torch.as_tensor(next_obs, dtype=torch.float32)).numpy()
