@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from edge_node.verify import check_identity
-from host.identity import model_identity
-from host.payload import Payload, PayloadError, decode, read_manifest, total_size
+from adapters.identity import model_identity
+from adapters.payload import Payload, PayloadError, decode, read_manifest, total_size
 from testbed.config import TestbedConfig
 
 

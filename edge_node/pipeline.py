@@ -13,8 +13,8 @@ from typing import Any
 
 from edge_node import install as inst
 from edge_node.payload_reader import check_payload, edge_identity, summary
-from edge_node.rebuild import rebuild
-from host.payload import PayloadError
+from adapters.rebuild import rebuild
+from adapters.payload import PayloadError
 from testbed.config import TestbedConfig
 from testbed.errors import AirLoraError
 
@@ -36,12 +36,12 @@ def apply_payload(cfg: TestbedConfig, payload: bytes, evaluate: bool = True) -> 
     staged = inst.staging_dir(cfg.edge.adapter_dir)
     try:
         rebuild(decoded, staged)
-        from edge_node import evaluate as ev  # torch from here on
+        from ml import evaluate as ev  # torch from here on
         from edge_node.verify import check_probe
 
         model_cfg = cfg.model.model_copy(update={"max_length": manifest["model"].get("max_length", cfg.model.max_length)})
         model, tokenizer = ev.load_adapted(model_cfg, staged, int(manifest["model"]["num_labels"]))
-        probe = ev.probe_logits(model, tokenizer, manifest["probe"]["texts"], model_cfg.max_length)
+        probe = ev.logits(model, tokenizer, manifest["probe"]["texts"], model_cfg.max_length)
         err = check_probe(probe, manifest)
     except (PayloadError, AirLoraError) as exc:
         inst.discard(staged)
@@ -60,10 +60,10 @@ def apply_payload(cfg: TestbedConfig, payload: bytes, evaluate: bool = True) -> 
         "probe_max_abs_err": err, "reason": None, **summary(manifest),
     }
     if evaluate:
-        from host.data import load_task
+        from ml.data import load_task
 
         t0 = time.perf_counter()
-        report["accuracy"] = ev.test_accuracy(model, tokenizer, load_task(cfg.data), model_cfg.max_length)
+        report["accuracy"] = ev.accuracy(model, tokenizer, load_task(cfg.data).test, model_cfg.max_length)
         report["eval_s"] = time.perf_counter() - t0
     report["apply_s"] = time.perf_counter() - started
     return report

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from host.payload import PayloadError
+from adapters.payload import PayloadError
 
 # Largest |edge logit - host logit| on the probes, per scheme. The host's probe logits already include the
 # quantization error (it evaluates the dequantized adapter), so these only absorb numerics across machines

@@ -18,7 +18,7 @@ class EdgeProcess:
         self._log = log_path.open("ab")
         env = dict(os.environ, HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"), PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "testbed.cli", "edge", "--config", str(config_path), "--node-id", node_id],
+            [sys.executable, "-m", "airlora.cli", "edge", "--config", str(config_path), "--node-id", node_id],
             stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
     @property

@@ -42,17 +42,6 @@ def link_settings(cfg: TestbedConfig) -> LinkSettings:
                         r.max_rounds, r.mcs)
 
 
-def model_shapes(cfg: TestbedConfig, num_labels: int) -> tuple[list[str], dict[str, tuple[int, int]]]:
-    """Adaptable projections and their (out, in) shapes."""
-    from host.models import load_classifier
-    from host.ranks import adaptable_modules
-
-    model, _ = load_classifier(cfg.model, num_labels)
-    modules = adaptable_modules(model, cfg.finetune.target_modules)
-    named = dict(model.named_modules())
-    return modules, {m: (named[m].out_features, named[m].in_features) for m in modules}
-
-
 def set_snr_for_round(cfg: TestbedConfig, index: int, real_radio: bool) -> float | None:
     """The SNR the emulated channel applies in this round (None on a real radio: the air decides)."""
     if real_radio:
@@ -64,9 +53,10 @@ def set_snr_for_round(cfg: TestbedConfig, index: int, real_radio: bool) -> float
 def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None],
                config_path, pluto_uri: str | None = None) -> dict[str, Any]:
     """Run cfg.run.rounds rounds against the edge; the per-round rows and the run's summary."""
-    from host.data import load_task
-    from host.features import batch_features, vocabulary
-    from host.identity import model_identity
+    from ml.data import load_task
+    from ml.features import batch_features, vocabulary
+    from ml.models import projection_shapes
+    from adapters.identity import model_identity
     from host.pipeline import finetune_and_pack
 
     t_run = time.monotonic()
@@ -99,7 +89,7 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
         splits = load_task(cfg.data)
         # the data's complexity as the policy sees it: held-out text against the training vocabulary
         features = batch_features([t for t, _ in splits.val], vocabulary(t for t, _ in splits.train))
-        modules, shapes = model_shapes(cfg, splits.num_labels)
+        modules, shapes = projection_shapes(cfg.model, cfg.finetune.target_modules, splits.num_labels)
         link = LinkModel(settings.sample_rate_hz, settings.samples_per_symbol, settings.rolloff,
                          settings.packet_payload_bytes, settings.target_per)
         overhead = {"bytes": 16384}  # manifest + head; calibrated from every real payload

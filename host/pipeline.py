@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from host import ranks as rk
-from host.data import Splits, load_task
-from host.features import batch_features, vocabulary
-from host.identity import model_identity
-from host.payload import HEADER, HEADER_BYTES, decode, encode
+from adapters import ranks as rk
+from ml.data import Splits, load_task
+from ml.features import batch_features, vocabulary
+from adapters.identity import model_identity
+from adapters.payload import HEADER, HEADER_BYTES, decode, encode
 from testbed.config import TestbedConfig
 
 FP32_BYTES = 4
@@ -48,11 +48,10 @@ def finetune_and_pack(cfg: TestbedConfig, ranks: str | dict[str, int] | None = N
                       splits: Splits | None = None, accuracy_before: float | None = None) -> tuple[bytes, dict[str, Any]]:
     """(payload bytes, report): fine-tune (LoRA at `ranks`, or AdaLoRA when adalora_target_rank is given),
     quantize with `quant`, pack, and check the payload by rebuilding it as the edge will."""
-    from edge_node.evaluate import load_adapted, probe_logits
-    from edge_node.rebuild import rebuild
-    from host import finetune as ft
-    from host.evaluate import accuracy, logits
-    from host.models import head_module_names, load_classifier
+    from adapters.rebuild import rebuild
+    from ml import finetune as ft
+    from ml.evaluate import accuracy, load_adapted, logits
+    from ml.models import head_module_names, load_classifier
 
     quant = quant or cfg.finetune.quant
     splits = splits or load_task(cfg.data)
@@ -85,7 +84,7 @@ def finetune_and_pack(cfg: TestbedConfig, ranks: str | dict[str, int] | None = N
     with tempfile.TemporaryDirectory(prefix="airlora-host-") as tmp:
         folder = rebuild(decode(draft), Path(tmp) / "adapter")
         edge_model, _ = load_adapted(cfg.model, folder, splits.num_labels)
-        target = probe_logits(edge_model, tokenizer, probe_texts, max_len)
+        target = logits(edge_model, tokenizer, probe_texts, max_len)
         acc_quant = accuracy(edge_model, tokenizer, splits.test, max_len)
     payload = encode(_manifest(cfg, identity, splits, adapter, quant, probe_texts, target, logits_fp32, method),
                      tensors, schemes, cfg.finetune.block_size)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from host.payload import tensor_nbytes
+from adapters.payload import tensor_nbytes
 from radio import mcs as mcs_module
 from radio.airtime import burst_samples
 from radio.mcs import Mcs

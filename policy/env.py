@@ -354,8 +354,8 @@ class RealEnv(RankEnv):
 
     def __init__(self, problem: Problem, cfg, episode_steps: int = 15, snr_noise_db: float = 0.5, seed: int = 0,
                  subsets: int = 3) -> None:
-        from host.data import load_task
-        from host.features import batch_features, vocabulary
+        from ml.data import load_task
+        from ml.features import batch_features, vocabulary
 
         self.cfg = cfg
         self.splits = load_task(cfg.data)
@@ -379,7 +379,7 @@ class RealEnv(RankEnv):
         if key not in self.cache:
             if not any(ranks):
                 if self._base is None:
-                    from host.models import load_classifier
+                    from ml.models import load_classifier
 
                     model, tok = load_classifier(self.cfg.model, self.splits.num_labels)
                     self._base = _eval(model, tok, self.splits.test[:self.eval_size], self.cfg.model.max_length)
@@ -426,9 +426,9 @@ def make_env(cfg, kind: str | None = None, seed: int = 0) -> RankEnv:
         data = load_surrogate_data(cfg)
         problem = problem_from_config(cfg, data["modules"], {m: tuple(s) for m, s in data["shapes"].items()})
         return SurrogateEnv(problem, data, cfg.policy.episode_steps, cfg.policy.snr_noise_db, seed)
-    from host.experiment import model_shapes
-    from host.data import load_task
+    from ml.data import load_task
+    from ml.models import projection_shapes
 
-    modules, shapes = model_shapes(cfg, load_task(cfg.data).num_labels)
+    modules, shapes = projection_shapes(cfg.model, cfg.finetune.target_modules, load_task(cfg.data).num_labels)
     problem = problem_from_config(cfg, modules, shapes)
     return RealEnv(problem, cfg, cfg.policy.episode_steps, cfg.policy.snr_noise_db, seed)

@@ -76,7 +76,7 @@ def subset_of(index: int, seed: int = 0, subsets: int = 3) -> int:
 
 def _eval(model, tokenizer, examples, max_length: int) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) on examples."""
-    from host.evaluate import logits
+    from ml.evaluate import logits
 
     z = logits(model, tokenizer, [t for t, _ in examples], max_length)
     y = np.array([label for _, label in examples])
@@ -88,10 +88,10 @@ def _eval(model, tokenizer, examples, max_length: int) -> tuple[float, float]:
 def finetune_once(cfg, splits, ranks: list[int] | None, steps: int, train_subset: int, subset_index: int,
                   eval_size: int, adalora_target_rank: int | None = None) -> dict[str, Any]:
     """One real fine-tune (LoRA at `ranks`, or AdaLoRA) on a train subset; its loss and accuracy on the test split."""
-    from host import finetune as ft
-    from host.features import batch_features, vocabulary
-    from host.models import head_module_names, load_classifier
-    from host.ranks import adaptable_modules
+    from ml import finetune as ft
+    from ml.features import batch_features, vocabulary
+    from ml.models import head_module_names, load_classifier
+    from adapters.ranks import adaptable_modules
 
     model, tokenizer = load_classifier(cfg.model, splits.num_labels)
     modules = adaptable_modules(model, cfg.finetune.target_modules)
@@ -126,9 +126,9 @@ def collect(cfg, out: Path, count: int, steps: int = 60, train_subset: int = 600
     process runs every workers-th planned fine-tune (start one process per worker, each with its own `out`,
     then `merge` the files).
     """
-    from host.data import load_task
-    from host.models import load_classifier
-    from host.ranks import adaptable_modules, module_shapes
+    from ml.data import load_task
+    from ml.models import load_classifier
+    from adapters.ranks import adaptable_modules, module_shapes
 
     splits = load_task(cfg.data)
     base, tokenizer = load_classifier(cfg.model, splits.num_labels)

@@ -40,7 +40,7 @@ class AdaLoraPolicy(Policy):
     """AdaLoRA (peft's budget allocation) at an average rank budget: it picks its ranks while it trains.
 
     choose() returns the uniform starting budget; an environment step or a host round that sees
-    `adalora_target_rank` trains with host.finetune.train_adalora instead, and the trained ranks are what ship.
+    `adalora_target_rank` trains with ml.finetune.train_adalora instead, and the trained ranks are what ship.
     """
 
     def __init__(self, target_rank: int = 4) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 from radio.errors import RadioError
 
 if TYPE_CHECKING:
-    from testbed.sections.radio import ChannelConfig
+    from radio.config import ChannelConfig
 
 ChannelModel = Literal["awgn", "rayleigh", "rician"]
 

@@ -1,6 +1,8 @@
-"""Error types of the radio layer."""
+"""Error types of the radio layer, and the project's base error (defined on the bottom floor so radio imports nothing of ours)."""
 
-from testbed.errors import AirLoraError
+
+class AirLoraError(Exception):
+    """Base class for errors the testbed reports to the user with a clear one-line message."""
 
 
 class RadioError(AirLoraError):

@@ -1,3 +1,3 @@
-"""What every side of the testbed shares: the testbed.yaml schema, control messages, the `airlora` CLI."""
+"""The shared floor: errors, the testbed.yaml schema, control-plane messages and endpoints, keys, results, plots."""
 
 __version__ = "0.1.0"

@@ -14,7 +14,7 @@ from testbed.sections.adapter import DataConfig, EdgeConfig, FinetuneConfig, Mod
 from testbed.sections.control import ControlConfig
 from testbed.sections.policy import PolicyConfig
 from testbed.sections.run import RunConfig
-from testbed.sections.radio import ChannelConfig, RadioConfig
+from radio.config import ChannelConfig, RadioConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "testbed.yaml"
 

@@ -1,8 +1,8 @@
 """The project's own error types: everything a user can cause surfaces as one of these."""
 
+from radio.errors import AirLoraError
 
-class AirLoraError(Exception):
-    """Base class for errors the testbed reports to the user with a clear message."""
+__all__ = ["AirLoraError", "ConfigError"]
 
 
 class ConfigError(AirLoraError):

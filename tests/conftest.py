@@ -1,8 +1,13 @@
-"""Shared pytest options: --pluto-uri enables the hardware-marked tests."""
+"""Shared pytest options (--pluto-uri enables the hardware-marked tests) and tiny random-init model fixtures."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 HARDWARE_SKIP_REASON = "needs --pluto-uri ip:... and a Pluto"
 
@@ -32,3 +37,17 @@ def pluto_uri(request: pytest.FixtureRequest) -> str:
     if not uri:
         pytest.skip(HARDWARE_SKIP_REASON)
     return uri
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny random-init BERT classifier folder (trains in seconds)."""
+    from ml.tiny import make_tiny_model
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-bert", "bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny random-init Llama classifier folder."""
+    from ml.tiny import make_tiny_model
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama", "llama")

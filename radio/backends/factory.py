@@ -13,7 +13,7 @@ from radio.channel import Channel
 from radio.errors import BackendError
 
 if TYPE_CHECKING:
-    from testbed.sections.radio import ChannelConfig, RadioConfig
+    from radio.config import ChannelConfig, RadioConfig
 
 
 def make_channel(

@@ -10,7 +10,7 @@ import yaml
 from edge_node.install import current_adapter
 from edge_node.pipeline import apply_payload
 from edge_node.verify import PROBE_TOLERANCE
-from host import payload as pl
+from adapters import payload as pl
 from host.pipeline import finetune_and_pack
 from testbed.config import validate
 
@@ -38,7 +38,7 @@ def packed(tiny_bert_module, root):
 
 @pytest.fixture(scope="module")
 def tiny_bert_module(tmp_path_factory):
-    from host.tiny import make_tiny_model
+    from ml.tiny import make_tiny_model
     return make_tiny_model(tmp_path_factory.mktemp("m") / "tiny-bert", "bert")
 
 
@@ -57,8 +57,8 @@ def test_apply_installs_and_reproduces_host(packed, tiny_bert_module, tmp_path, 
 def test_installed_folder_loads_with_plain_peft(packed, tiny_bert_module, tmp_path):
     from peft import PeftModel
 
-    from host.evaluate import logits
-    from host.models import load_classifier
+    from ml.evaluate import logits
+    from ml.models import load_classifier
 
     payload, _ = packed["int8"]
     cfg = _cfg(tiny_bert_module, tmp_path)
@@ -91,7 +91,7 @@ def test_corrupt_payloads_are_refused_and_previous_adapter_stays(packed, tiny_be
 
 
 def test_foreign_model_is_refused(packed, tmp_path):
-    from host.tiny import make_tiny_model
+    from ml.tiny import make_tiny_model
 
     other = make_tiny_model(tmp_path / "tiny-bert", "bert", seed=1)  # same name, different weights
     cfg = _cfg(other, tmp_path)
@@ -123,7 +123,7 @@ def test_adalora_payload_applies(tiny_bert_module, tmp_path):
 
 
 def test_commands_print_the_contract_keys(tiny_bert_module, tmp_path, capsys):
-    from testbed.commands import apply, finetune
+    from airlora.commands import apply, finetune
 
     cfg = _cfg(tiny_bert_module, tmp_path)
     cfg_file = tmp_path / "testbed.yaml"

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from host import payload as pl
+from adapters import payload as pl
 
 CHECK = """
 import sys
@@ -22,8 +22,8 @@ def _run(body: str) -> None:
 
 
 def test_radio_path_modules_do_not_import_torch():
-    _run("import edge_node.payload_reader, edge_node.rebuild, edge_node.install, edge_node.verify, "
-         "edge_node.pipeline, host.payload, host.quantize, host.identity, host.features, host.data, host.ranks")
+    _run("import edge_node.payload_reader, adapters.rebuild, edge_node.install, edge_node.verify, "
+         "edge_node.pipeline, adapters.payload, adapters.quantize, adapters.identity, ml.features, ml.data, adapters.ranks")
 
 
 def test_checking_and_rebuilding_a_payload_needs_no_torch(tmp_path):
@@ -36,7 +36,7 @@ def test_checking_and_rebuilding_a_payload_needs_no_torch(tmp_path):
     _run(f"""
 from pathlib import Path
 from edge_node.payload_reader import check_payload
-from edge_node.rebuild import rebuild
+from adapters.rebuild import rebuild
 from edge_node.install import install, staging_dir, current_adapter
 p = check_payload(Path({str(tmp_path / 'p.bin')!r}).read_bytes(), {{"name": "m", "sha256": "ab"}})
 staged = rebuild(p, staging_dir({str(tmp_path / 'edge')!r}))

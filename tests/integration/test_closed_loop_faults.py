@@ -1,6 +1,6 @@
 """Faults of the closed loop with real processes (issue 4).
 
-The edge is a real `python -m testbed.cli edge --config <yaml>` process on free ports; the host side runs
+The edge is a real `python -m airlora.cli edge --config <yaml>` process on free ports; the host side runs
 in the test process (Sender over a real ControlClient and ZmqTxBackend). Payloads are real adapter
 payloads of a random-init tiny BERT (one training step), so the edge verifies, rebuilds, checks the
 probe logits, installs and evaluates them for real, in a few seconds.
@@ -30,7 +30,7 @@ import zmq
 
 from edge_node.install import current_adapter
 from host.experiment import link_settings
-from host.payload import read_header
+from adapters.payload import read_header
 from host.sender import DeliveryError, Sender
 from radio.backends.factory import make_backend
 from radio.backends.zmq_iq import KIND_DATA, MAGIC, pack_header
@@ -72,7 +72,7 @@ def _raw(model_dir: Path, root: Path) -> dict:
 def tiny(tmp_path_factory):
     """A tiny random-init BERT and two real adapter payloads for it (A and B, different ranks)."""
     from host.pipeline import finetune_and_pack
-    from host.tiny import make_tiny_model
+    from ml.tiny import make_tiny_model
 
     root = tmp_path_factory.mktemp("faults")
     model = make_tiny_model(root / "tiny-bert", "bert")
@@ -88,8 +88,8 @@ def tiny(tmp_path_factory):
 
 def expected_safetensors(payload: Packed, tmp: Path) -> bytes:
     """The adapter_model.safetensors the host itself rebuilds from the payload (what the edge must install)."""
-    from edge_node.rebuild import rebuild
-    from host.payload import decode as decode_payload
+    from adapters.rebuild import rebuild
+    from adapters.payload import decode as decode_payload
 
     return (rebuild(decode_payload(payload.data), tmp / f"rebuilt-{payload.version}") /
             "adapter_model.safetensors").read_bytes()
@@ -163,7 +163,7 @@ class Lab:
         env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false",
                    PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
         with log_path.open("wb") as log:
-            self.edge = subprocess.Popen([sys.executable, "-m", "testbed.cli", "edge", "--config",
+            self.edge = subprocess.Popen([sys.executable, "-m", "airlora.cli", "edge", "--config",
                                           str(self.config_path), "--node-id", name],
                                          stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
         return self.edge
@@ -453,7 +453,7 @@ def test_garbage_on_control_and_iq_ports_is_refused_and_the_daemon_keeps_serving
 # --- `airlora run` without an edge -------------------------------------------------------------------------
 def _airlora_run(tmp_path: Path, *sets: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    args = [sys.executable, "-m", "testbed.cli", "run", "--set", "radio.backend=zmq",
+    args = [sys.executable, "-m", "airlora.cli", "run", "--set", "radio.backend=zmq",
             "--set", f"radio.zmq.endpoint=tcp://127.0.0.1:{free_port()}", "--set", f"run.out_dir={tmp_path / 'runs'}",
             "--set", f"edge.adapter_dir={tmp_path / 'edge'}",
             "--set", "control.heartbeat_s=0.2", "--set", "control.peer_timeout_s=1.0", "--set", "run.rounds=1"]

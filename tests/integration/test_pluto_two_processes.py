@@ -15,7 +15,7 @@ COMMON = f"""
 import json, sys, time
 import numpy as np
 from radio.backends import PlutoBackend, make_backend
-from testbed.sections.radio import ChannelConfig, RadioConfig
+from radio.config import ChannelConfig, RadioConfig
 PACKETS, PAYLOAD_BYTES, SESSION, BURST_PACKETS = {PACKETS}, {PAYLOAD_BYTES}, {SESSION}, {BURST_PACKETS}
 channel = ChannelConfig(snr_db=20.0, cfo_hz=1500.0, timing_offset_samples=0.4, seed=9)
 pluto = dict(uri=None, tx_attenuation_db=10.0, rx_gain_mode="manual", rx_gain_db=40.0, rx_buffer_size=8192)

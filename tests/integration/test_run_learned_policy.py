@@ -26,10 +26,10 @@ def free_port() -> int:
 
 
 def test_airlora_run_feeds_the_edges_measured_snr_to_a_learned_policy(tmp_path):
-    from host.data import load_task
-    from host.experiment import model_shapes
-    from host.features import batch_features, vocabulary
-    from host.tiny import make_tiny_model
+    from ml.data import load_task
+    from ml.models import projection_shapes
+    from ml.features import batch_features, vocabulary
+    from ml.tiny import make_tiny_model
     from policy.airllm import AirLlm, AirLlmConfig
     from policy.checkpoint import save
     from policy.ddim import DdimConfig
@@ -54,7 +54,7 @@ def test_airlora_run_feeds_the_edges_measured_snr_to_a_learned_policy(tmp_path):
     }
     cfg = validate(raw)
     splits = load_task(cfg.data)
-    modules, shapes = model_shapes(cfg, splits.num_labels)
+    modules, shapes = projection_shapes(cfg.model, cfg.finetune.target_modules, splits.num_labels)
     problem = problem_from_config(cfg, modules, shapes)
     learner = AirLlm(problem, PpoConfig(hidden=32, actor_out_gain=1.0), DdimConfig(hidden=32, blocks=1),
                      AirLlmConfig(candidates=4), seed=3)
@@ -63,7 +63,7 @@ def test_airlora_run_feeds_the_edges_measured_snr_to_a_learned_policy(tmp_path):
     config_file.write_text(yaml.safe_dump(raw))
 
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    out = subprocess.run([sys.executable, "-m", "testbed.cli", "run", "--config", str(config_file), "--json"],
+    out = subprocess.run([sys.executable, "-m", "airlora.cli", "run", "--config", str(config_file), "--json"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])

@@ -10,7 +10,7 @@ COMMON = f"""
 import json, sys, time
 import numpy as np
 from radio.backends import make_backend
-from testbed.sections.radio import ChannelConfig, RadioConfig
+from radio.config import ChannelConfig, RadioConfig
 PACKETS, BURSTS, PAYLOAD_BYTES, SESSION = {PACKETS}, {BURSTS}, {PAYLOAD_BYTES}, {SESSION}
 channel = ChannelConfig(snr_db=20.0, cfo_hz=1500.0, timing_offset_samples=0.4, seed=9)
 def radio(**zmq):

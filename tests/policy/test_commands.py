@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from testbed.cli import main
+from airlora.cli import main
 
 
 def test_train_policy_then_sweep(cfg, synth_file, tmp_path, capsys):

@@ -9,7 +9,7 @@ from radio.backends import EmulatedPluto, PlutoBackend, SimBackend, make_backend
 from radio.backends.sim import MAX_IDLE_START_SAMPLES
 from radio.channel import Channel
 from radio.errors import BackendError
-from testbed.sections.radio import ChannelConfig, RadioConfig
+from radio.config import ChannelConfig, RadioConfig
 
 FS = 1.0e6
 

@@ -11,7 +11,7 @@ from scipy.special import erfc
 
 from radio.ber import measure_ber, parse_range, theory_ber
 from radio.errors import RadioError
-from testbed.commands import ber as ber_command
+from airlora.commands import ber as ber_command
 
 
 def q(x: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import pytest
 
 from radio.channel import FRAC_DELAY_HALF_TAPS, Channel
 from radio.errors import RadioError
-from testbed.sections.radio import ChannelConfig
+from radio.config import ChannelConfig
 
 FS = 1.0e6
 NOISELESS_DB = 200.0  # snr far above anything float32 resolves

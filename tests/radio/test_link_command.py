@@ -7,7 +7,7 @@ import json
 import pytest
 
 from radio.mcs import by_name
-from testbed.cli import main
+from airlora.cli import main
 
 
 def link_json(capsys, snr_db: float, channel: str = "awgn") -> dict:

@@ -20,9 +20,9 @@ from radio.backends.zmq_iq import ZmqRxBackend, ZmqTxBackend
 from radio.channel import Channel
 from radio.errors import BackendError
 from radio.transmitter import TX_POWER
-from testbed.cli import main
+from airlora.cli import main
 from testbed.config import load
-from testbed.sections.radio import ChannelConfig, RadioConfig
+from radio.config import ChannelConfig, RadioConfig
 
 FS = 1.0e6
 _spec = importlib.util.spec_from_file_location(

@@ -12,7 +12,7 @@ from radio.backends import SimBackend, make_backend
 from radio.backends.sigmf_io import EndOfRecording, SigmfRecorder, SigmfReplayBackend, read_meta
 from radio.channel import Channel
 from radio.errors import BackendError
-from testbed.sections.radio import ChannelConfig, RadioConfig
+from radio.config import ChannelConfig, RadioConfig
 
 FS = 1.0e6
 

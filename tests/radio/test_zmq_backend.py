@@ -22,7 +22,7 @@ from radio.backends.zmq_iq import (
 )
 from radio.channel import Channel
 from radio.errors import BackendError
-from testbed.sections.radio import ChannelConfig, RadioConfig
+from radio.config import ChannelConfig, RadioConfig
 
 FS = 1.0e6
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from testbed import config
-from testbed.cli import main
+from airlora.cli import main
 from testbed.errors import ConfigError
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from testbed import cli
+from airlora import cli
 from testbed.config import validate
 from testbed.control import ControlClient, ControlError, ControlServer, PeerLost, PeerTimeout, RemoteError
 from testbed.keys import CurveKeyError, authorize, client_keys, server_keys, write_keypair

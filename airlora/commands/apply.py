@@ -1,0 +1,38 @@
+"""`airlora apply`: rebuild, verify, install and evaluate an adapter payload on this edge node."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from airlora.commands.common import add_config_arguments, emit_json, load_config
+from testbed.errors import AirLoraError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("payload", help="payload file written by `airlora finetune`")
+    add_config_arguments(parser)
+    parser.add_argument("--no-eval", action="store_true", help="install without evaluating on the test split")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    cfg = load_config(args)
+    try:
+        payload = Path(args.payload).read_bytes()
+    except OSError as exc:
+        raise AirLoraError(f"{args.payload}: cannot read the payload ({exc.strerror})") from None
+    from edge_node.pipeline import apply_payload
+
+    report = apply_payload(cfg, payload, evaluate=not args.no_eval)
+    if args.json:
+        emit_json(report)
+    elif report["installed"]:
+        acc = f", accuracy {report['accuracy']:.3f}" if "accuracy" in report else ""
+        print(f"installed {report['adapter_dir']} (probe max abs err {report['probe_max_abs_err']:.2g}{acc})")
+    else:
+        kept = report["adapter_dir"] or "nothing"
+        print(f"refused: {report['reason']} (still installed: {kept})")
+    return 0 if report["installed"] else 3

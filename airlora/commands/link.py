@@ -1,0 +1,140 @@
+"""`airlora link`: send random bytes over the configured radio backend and report, measured."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+
+from radio.backends.factory import make_backend
+from radio.link import LinkSettings, transfer
+from radio.transmitter import TX_POWER
+from airlora.commands.common import add_config_arguments, emit_json, load_config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--snr-db", type=float, default=None, help="channel SNR (Es/N0) in dB")
+    parser.add_argument("--bytes", type=int, default=200000, help="random bytes to deliver")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the data and the channel")
+    parser.add_argument("--channel", choices=["awgn", "rayleigh", "rician"], default=None, help="channel model")
+    parser.add_argument("--cfo-hz", type=float, default=None, help="carrier frequency offset")
+    parser.add_argument("--mcs", default=None, help="'auto' or an MCS name such as qpsk-1/2")
+    parser.add_argument("--sample-rate-hz", type=float, default=None, help="baseband sample rate")
+    parser.add_argument("--backend", choices=["sim", "zmq", "pluto"], default=None,
+                        help="sim (in-process, the default), zmq (a loopback IQ cable) or pluto (emulated without "
+                             "--pluto-uri); --set radio.backend=... works too")
+    parser.add_argument("--pluto-uri", default=None, help="a real Pluto with TX cabled to RX, e.g. ip:192.168.2.1")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def overrides_from_args(args: argparse.Namespace) -> list[str]:
+    """--snr-db and friends become --set overrides, so they are validated like the file."""
+    backend = args.backend
+    if backend is None and not any(o.startswith("radio.backend=") for o in getattr(args, "overrides", [])):
+        backend = "sim"  # the link demo runs in-process unless asked otherwise
+    pairs = [("radio.backend", backend), ("channel.snr_db", args.snr_db), ("channel.model", args.channel), ("channel.cfo_hz", args.cfo_hz),
+             ("radio.mcs", args.mcs), ("radio.sample_rate_hz", args.sample_rate_hz), ("channel.seed", args.seed)]
+    return [f"{key}={value}" for key, value in pairs if value is not None]
+
+
+def settings_from_config(cfg) -> LinkSettings:
+    r = cfg.radio
+    return LinkSettings(r.sample_rate_hz, r.samples_per_symbol, r.rolloff, r.packet_payload_bytes,
+                        r.target_per, r.max_rounds, r.mcs)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args, overrides_from_args(args))
+    settings = settings_from_config(cfg)
+    seed = cfg.channel.seed
+    data = np.random.default_rng(seed).bytes(args.bytes)
+    progress = None if args.json else _progress
+    with _loopback(cfg, args.pluto_uri) as backend:
+        report = transfer(data, backend, settings, session=seed & 0xFFFF, on_round=progress)
+    airtime_s = report.samples_sent / settings.sample_rate_hz
+    goodput = 8 * len(data) / airtime_s if report.delivered else 0.0
+    snr = report.snr_db_measured
+    shannon = settings.occupied_bandwidth_hz * math.log2(1 + 10 ** (snr / 10)) if math.isfinite(snr) else float("nan")
+    result = {
+        "delivered": report.delivered,
+        "bytes": len(data),
+        "backend": cfg.radio.backend,
+        "channel": cfg.channel.model,
+        "snr_db_set": cfg.channel.snr_db,
+        "snr_db_measured": snr,
+        "snr_db_packets": [round(x, 3) for x in report.snr_db_packets],
+        "mcs": report.rounds[-1].mcs if report.rounds else None,
+        "mcs_per_round": [r.mcs for r in report.rounds],
+        "rounds": len(report.rounds),
+        "packets_total": report.packets_total,
+        "packets_sent": report.packets_sent,
+        "packets_ok": report.packets_ok,
+        "packets_retransmitted": report.packets_retransmitted,
+        "samples_sent": report.samples_sent,
+        "airtime_s": airtime_s,
+        "goodput_bps": goodput,
+        "occupied_bandwidth_hz": settings.occupied_bandwidth_hz,
+        "shannon_bps": shannon,
+        "efficiency": goodput / shannon if shannon and math.isfinite(shannon) else float("nan"),
+        "rx_wall_s": report.rx_wall_s,
+        "rx_samples_per_s": report.samples_sent / report.rx_wall_s if report.rx_wall_s else float("nan"),
+    }
+    if args.json:
+        emit_json(result)
+    else:
+        _print_summary(result)
+    return 0 if report.delivered else 1
+
+
+def _loopback(cfg, pluto_uri: str | None):
+    """The backend `airlora link` sends through: one object with tx() and rx()."""
+    if cfg.radio.backend != "zmq":
+        return make_backend(cfg.radio, cfg.channel, TX_POWER, pluto_uri=pluto_uri)
+    return _ZmqLoop(cfg)
+
+
+class _ZmqLoop:
+    """Both ends of a ZeroMQ IQ cable in this process (tx() on one, rx() on the other)."""
+
+    def __init__(self, cfg) -> None:
+        from radio.backends.factory import make_channel
+        from radio.backends.zmq_iq import loopback_pair
+
+        channel = make_channel(cfg.channel, cfg.radio.sample_rate_hz, cfg.radio.samples_per_symbol, TX_POWER)
+        self._tx, self._rx = loopback_pair(cfg.radio.sample_rate_hz, channel)
+        self.sample_rate_hz = cfg.radio.sample_rate_hz
+
+    def tx(self, iq) -> None:
+        self._tx.tx(iq)
+
+    def rx(self, n: int):
+        return self._rx.rx(n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._tx.close()
+        self._rx.close()
+
+
+def _progress(report) -> None:
+    r = report.rounds[-1]
+    print(f"round {len(report.rounds):2d}: {r.packets_sent:5d} packets at {r.mcs:10s} "
+          f"ok {r.packets_ok:5d}  SNR measured {r.snr_db_measured:6.2f} dB  "
+          f"({report.packets_ok}/{report.packets_total} delivered)", flush=True)
+
+
+def _print_summary(res: dict) -> None:
+    print(f"delivered: {res['delivered']} ({res['bytes']} bytes, SHA-256 {'matches' if res['delivered'] else 'MISMATCH'})")
+    print(f"SNR set {res['snr_db_set']:.2f} dB, measured {res['snr_db_measured']:.2f} dB "
+          f"({len(res['snr_db_packets'])} packets), channel {res['channel']}, backend {res['backend']}")
+    print(f"MCS {res['mcs']} (per round: {', '.join(res['mcs_per_round'])})")
+    print(f"packets: {res['packets_total']} in the payload, {res['packets_sent']} sent, "
+          f"{res['packets_retransmitted']} retransmitted")
+    print(f"airtime {res['airtime_s']:.3f} s, goodput {res['goodput_bps'] / 1e3:.1f} kbit/s, "
+          f"Shannon {res['shannon_bps'] / 1e3:.1f} kbit/s over {res['occupied_bandwidth_hz'] / 1e3:.0f} kHz, "
+          f"efficiency {res['efficiency']:.2f}")
+    print(f"receiver wall time {res['rx_wall_s']:.2f} s ({res['rx_samples_per_s'] / 1e6:.2f} MS/s)")

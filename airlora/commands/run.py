@@ -1,0 +1,106 @@
+"""`airlora run`: the main job. Starts (or reaches) the edge and runs the configured rounds end to end."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+
+from airlora.commands.common import add_config_arguments, emit_json, load_config, quiet_third_party
+
+TABLE_COLUMNS = [("round", "rnd", "{}"), ("snr_db_set", "SNR set", "{:.1f}"), ("snr_db_measured", "SNR meas", "{:.2f}"),
+                 ("mcs", "MCS", "{}"), ("rank_sum", "rank sum", "{}"), ("payload_bytes", "payload B", "{}"),
+                 ("airtime_s", "airtime s", "{:.2f}"), ("packets_retransmitted", "retx", "{}"),
+                 ("host_accuracy", "host acc", "{:.3f}"), ("edge_accuracy", "edge acc", "{:.3f}"),
+                 ("wall_s", "wall s", "{:.0f}")]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
+    parser.add_argument("--pluto-uri", default=None, help="transmit through a real Pluto (e.g. ip:192.168.2.1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s host %(levelname)s %(message)s")
+    quiet_third_party()
+    cfg = load_config(args)
+    from host.experiment import run_rounds
+    from testbed.results import RunFolder
+
+    folder = RunFolder(cfg.run.out_dir)
+    config_path = folder.path / "config.yaml"
+    folder.write_config(cfg.model_dump(mode="json"))
+    out = sys.stderr if args.json else sys.stdout
+
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
+    say(f"run folder: {folder.path}")
+    try:
+        summary = run_rounds(cfg, folder, say, config_path, pluto_uri=args.pluto_uri)
+    finally:
+        folder.close()
+    rows = summary["rounds"]
+    folder.write_rows("rounds.csv", rows)
+    summary["run_dir"] = str(folder.path)
+    summary["plots"] = _plots(folder, rows)
+    folder.write_json("summary.json", summary)
+    if args.json:
+        emit_json(summary)
+    else:
+        print(table(rows))
+        print(f"results: {folder.path} (config.yaml, events.jsonl, rounds.csv, plots)")
+    return 0 if rows and all(r.get("delivered") and r.get("installed") for r in rows) else 1
+
+
+def table(rows: list[dict]) -> str:
+    """The per-round table printed at the end of a run."""
+    head = [title for _, title, _ in TABLE_COLUMNS]
+    body = []
+    for row in rows:
+        cells = []
+        for key, _, fmt in TABLE_COLUMNS:
+            value = row.get(key)
+            ok = value is not None and not (isinstance(value, float) and math.isnan(value))
+            cells.append(fmt.format(value) if ok else "-")
+        body.append(cells)
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(head)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in body]
+    return "\n".join(lines)
+
+
+def _plots(folder, rows: list[dict]) -> list[str]:
+    """SNR over time, accuracy vs payload bytes (the constellation plot comes from the edge's packets)."""
+    import json
+
+    from testbed import plots
+
+    made = []
+    events = [json.loads(line) for line in (folder.path / "events.jsonl").read_text().splitlines()]
+    times, measured, constellation = [], [], None
+    for e in events:
+        if e["event"] == "snr_report":
+            times += [e["t_s"]] * len(e.get("packets", []))
+            measured += [p["snr_db"] for p in e.get("packets", [])]
+            if e.get("constellation"):
+                constellation = (e["constellation"], e.get("constellation_mcs"), e["t_s"])
+    set_points = [(e["t_s"], e["snr_db_set"]) for e in events if e["event"] == "session" and e.get("snr_db_set") is not None]
+    if measured:
+        st, sv = zip(*set_points) if set_points else ([], [])
+        made.append(str(plots.snr_over_time(times, measured, list(st), list(sv), folder.path / "snr_over_time.png")))
+    if constellation:
+        import numpy as np
+
+        points = np.array(constellation[0], float)
+        made.append(str(plots.constellation(points[:, 0] + 1j * points[:, 1],
+                                            f"one packet at {constellation[1]} (t = {constellation[2]:.0f} s), equalized",
+                                            folder.path / "constellation.png")))
+    done = [r for r in rows if r.get("host_accuracy") is not None]
+    if done:
+        made.append(str(plots.accuracy_vs_payload([r["payload_bytes"] for r in done], [r["host_accuracy"] for r in done],
+                                                  [r.get("edge_accuracy") for r in done],
+                                                  folder.path / "accuracy_vs_payload.png")))
+    return made

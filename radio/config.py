@@ -1,0 +1,134 @@
+"""The `radio:` and `channel:` sections of testbed.yaml (the radio owns its own schema; testbed/config.py composes it)."""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Section(BaseModel):
+    """A radio config section: strict about unknown keys, validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ZmqConfig(Section):
+    """The ZeroMQ IQ cable (backend zmq): one side binds, the other connects; the host transmits, the edge receives."""
+
+    endpoint: str = Field("tcp://127.0.0.1:5600", description="address the connecting side dials")
+    bind_endpoint: str | None = Field(
+        None, description="address the binding side listens on, e.g. tcp://*:5600 (default: endpoint)"
+    )
+    bind_side: Literal["rx", "tx"] = Field("rx", description="which side binds: rx (the edge) or tx (the host)")
+    timeout_s: float = Field(
+        1.0, gt=0.0, le=600.0, description="receiver wait for samples from an active transmitter before idling"
+    )
+    send_timeout_s: float = Field(
+        10.0, gt=0.0, le=3600.0, description="transmitter wait on a full queue before tx() fails"
+    )
+    pause_after_tx: bool = Field(True, description="each tx() burst ends in open-ended silence (like sim)")
+    realtime_idle: bool = Field(
+        False, description="edge produces idle noise no faster than real time (saves CPU; stream time ~ wall time)"
+    )
+    hwm_messages: int = Field(16, ge=1, le=1024, description="high-water mark per side in messages of 32768 samples")
+
+    @field_validator("endpoint", "bind_endpoint")
+    @classmethod
+    def _transport(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("tcp://", "ipc://", "inproc://")):
+            raise ValueError(f"{value!r} is not a ZeroMQ address (tcp://, ipc:// or inproc://)")
+        return value
+
+
+class PlutoConfig(Section):
+    """This node's ADALM-PLUTO (backend pluto); uri null emulates one (across processes over radio.zmq)."""
+
+    uri: str | None = Field(
+        None, description="libiio URI of this node's Pluto, e.g. ip:192.168.2.1 or usb:1.5.5 (null: emulated)"
+    )
+    lo_hz: float = Field(915.0e6, ge=325.0e6, le=3.8e9, description="carrier of TX and RX (stock AD9363 range)")
+    tx_attenuation_db: float = Field(10.0, ge=0.0, le=89.75, description="TX attenuation (0.25 dB steps)")
+    rx_gain_mode: Literal["manual", "slow_attack", "fast_attack", "hybrid"] = Field(
+        "slow_attack", description="RX gain control; rx_gain_db applies in manual only"
+    )
+    rx_gain_db: float = Field(30.0, ge=-3.0, le=73.0, description="RX gain in manual mode")
+    rf_bandwidth_hz: float | None = Field(
+        None, ge=200.0e3, le=56.0e6, description="analog filter bandwidth of both paths (null: the sample rate)"
+    )
+    rx_buffer_size: int = Field(32768, ge=1024, le=1 << 22, description="samples per device RX buffer")
+    rx_backlog_s: float = Field(
+        2.0, gt=0.0, le=60.0, description="real device: received samples held for a slow reader before the oldest drop"
+    )
+    one_device: bool = Field(
+        False, description="one Pluto (TX cabled to RX) at uri, owned by the edge; the host sends it IQ over radio.zmq"
+    )
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("ip:", "usb:", "serial:", "local:")):
+            raise ValueError(f"{value!r} is not a libiio URI (ip:..., usb:..., serial:... or local:)")
+        return value
+
+
+class RadioConfig(Section):
+    """The air interface and which backend carries the IQ samples."""
+
+    backend: Literal["sim", "zmq", "pluto", "replay"] = Field("sim", description="how IQ samples move")
+    sample_rate_hz: float = Field(1.0e6, ge=65.0e3, le=61.44e6, description="baseband sample rate")
+    samples_per_symbol: int = Field(4, ge=2, le=16, description="oversampling of the RRC pulse")
+    rolloff: float = Field(0.25, ge=0.05, le=1.0, description="root-raised-cosine roll-off")
+    mcs: str = Field("auto", description="'auto' (link adaptation from measured SNR) or an MCS name")
+    target_per: float = Field(0.1, gt=0.0, lt=1.0, description="packet error rate the MCS rule aims for")
+    packet_payload_bytes: int = Field(1024, ge=16, le=65000, description="payload bytes per packet")
+    max_rounds: int = Field(30, ge=1, le=1000, description="retransmission rounds before giving up")
+    zmq: ZmqConfig = Field(
+        default_factory=ZmqConfig, description="the ZeroMQ IQ cable (backend zmq; backend pluto emulated: the air)"
+    )
+    pluto: PlutoConfig = Field(default_factory=PlutoConfig, description="this node's Pluto (backend pluto)")
+    record_sigmf: str | None = Field(
+        None, description="record the received stream to <path>.sigmf-data/.sigmf-meta (null: off)"
+    )
+    replay_sigmf: str | None = Field(None, description="SigMF recording the replay backend plays as received IQ")
+
+    @model_validator(mode="after")
+    def _replay_needs_a_file(self) -> "RadioConfig":
+        if self.backend == "replay" and not self.replay_sigmf:
+            raise ValueError("backend replay needs radio.replay_sigmf (base path of a SigMF recording)")
+        if self.backend == "pluto" and self.sample_rate_hz < 521.0e3:
+            raise ValueError(f"backend pluto needs radio.sample_rate_hz >= 521e3 (a Pluto's minimum), "
+                             f"got {self.sample_rate_hz:g}")
+        return self
+
+
+class SnrStep(Section):
+    """One step of an SNR schedule: from at_s seconds of received-stream time on, the SNR is snr_db."""
+
+    at_s: float = Field(ge=0.0, le=1.0e6, description="received-stream time of the step in s (x sample rate = index)")
+    snr_db: float = Field(ge=-30.0, le=60.0, description="SNR (Es/N0) from this step on")
+
+
+class ChannelConfig(Section):
+    """The channel model applied between transmitter and receiver (sim and zmq backends)."""
+
+    model: Literal["awgn", "rayleigh", "rician"] = "awgn"
+    snr_db: float = Field(15.0, ge=-30.0, le=60.0, description="average in-band SNR (Es/N0)")
+    rician_k_db: float = Field(6.0, ge=-20.0, le=40.0, description="Rician K factor")
+    coherence_samples: int = Field(20000, ge=1, description="block-fading length in samples")
+    cfo_hz: float = Field(0.0, description="carrier frequency offset")
+    timing_offset_samples: float = Field(0.0, ge=0.0, description="extra delay, may be fractional")
+    phase_noise_linewidth_hz: float = Field(0.0, ge=0.0, description="Wiener phase noise linewidth")
+    dc_offset: float = Field(0.0, ge=0.0, le=0.5, description="DC offset magnitude (full scale 1)")
+    seed: int = Field(1, ge=0, description="seed of the channel's random numbers")
+    snr_schedule: list[SnrStep] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="SNR steps over received-stream time (snr_db holds until the first step); at_s increasing",
+    )
+
+    @field_validator("snr_schedule")
+    @classmethod
+    def _increasing(cls, steps: list[SnrStep]) -> list[SnrStep]:
+        times = [s.at_s for s in steps]
+        if any(b <= a for a, b in zip(times, times[1:])):
+            raise ValueError(f"snr_schedule at_s must be strictly increasing, got {times}")
+        return steps
