@@ -13,6 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
+from edge_node.apply_report import ApplyReport
 from edge_node.install import current_adapter
 from edge_node.radio_input import RadioInput
 from edge_node.session import EdgeSession
@@ -22,7 +23,8 @@ from radio.receiver import Receiver
 from radio.transmitter import TX_POWER
 from testbed import __version__
 from testbed.config import TestbedConfig
-from testbed.control import ControlServer, PeerLost
+from testbed.control.endpoint import PeerLost
+from testbed.control.server import ControlServer
 from testbed.messages import (ApplyResult, BurstDone, Bye, Error, Hello, Message, ModelIdentity, SessionAck,
                               SessionStart, TransferComplete)
 
@@ -82,7 +84,7 @@ class EdgeDaemon:
         self.session: EdgeSession | None = None
         self.repair_round = 0
         self.running = True
-        self.last_apply: dict | None = None
+        self.last_apply: ApplyReport | None = None
 
     def _identity(self, node_id: str) -> Hello:
         from edge_node.payload_reader import edge_identity
@@ -162,8 +164,8 @@ class EdgeDaemon:
 
     def _set_channel_snr(self, snr_db: float | None) -> None:
         """Emulated channels only: the SNR the host's experiment sets for this session."""
-        channel = getattr(self.backend, "channel", None)
-        if snr_db is not None and channel is not None and hasattr(channel, "set_snr_db"):
+        channel = self.backend.channel
+        if snr_db is not None and channel is not None:
             channel.set_snr_db(snr_db)
 
     def _on_burst_done(self, peer: bytes, msg: BurstDone) -> None:
@@ -207,16 +209,15 @@ class EdgeDaemon:
             report = apply_payload(self.cfg, payload)
         except Exception as exc:  # never let one payload stop the daemon
             log.exception("apply failed")
-            report = {"installed": False, "reason": f"{type(exc).__name__}: {exc}"}
+            report = ApplyReport(installed=False, reason=f"{type(exc).__name__}: {exc}")
         self.last_apply = report
-        adapter_id = report.get("sha256", "")[:16] or None if report.get("installed") else None
-        acc = report.get("accuracy")
-        err = report.get("probe_max_abs_err")
+        adapter_id = report.sha256[:16] if report.installed and report.sha256 else None
+        acc, err = report.accuracy, report.probe_max_abs_err
         self.control.send(s.peer, ApplyResult(
-            session=s.session, installed=bool(report.get("installed")), reason=report.get("reason"),
+            session=s.session, installed=report.installed, reason=report.reason,
             accuracy=float(acc) if acc is not None else None, latency_s=time.monotonic() - t0,
             adapter_id=adapter_id, probe_max_abs_err=float(err) if err is not None else None))
-        if report.get("installed"):
+        if report.installed:
             current = current_adapter(self.cfg.edge.adapter_dir)
             self.identity = self.identity.model_copy(update={"adapter_id": current.name if current else adapter_id})
             self.control.set_identity(self.identity)

@@ -1,17 +1,17 @@
 """One payload on the edge: check, rebuild, verify the probes, install atomically, evaluate.
 
-`apply_payload(cfg, payload)` never raises for a bad payload: it returns {"installed": False, "reason": ...}
-and the previously installed adapter stays live. Torch is imported only once the payload has passed the
-radio-side checks (size, SHA-256, manifest, model identity).
+`apply_payload(cfg, payload)` never raises for a bad payload: it returns an ApplyReport (installed False,
+the stage that refused and why) and the previously installed adapter stays live. Torch is imported only
+once the payload has passed the radio-side checks (size, SHA-256, manifest, model identity).
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from edge_node import install as inst
+from edge_node.apply_report import ApplyReport
 from edge_node.payload_reader import check_payload, edge_identity, summary
 from adapters.rebuild import rebuild
 from adapters.payload import PayloadError
@@ -19,14 +19,15 @@ from testbed.config import TestbedConfig
 from testbed.errors import AirLoraError
 
 
-def _refusal(stage: str, reason: str, cfg: TestbedConfig, started: float, **extra: Any) -> dict[str, Any]:
+def _refusal(stage: str, reason: str, cfg: TestbedConfig, started: float, *, sha256: str | None = None,
+             payload_bytes: int | None = None) -> ApplyReport:
     current = inst.current_adapter(cfg.edge.adapter_dir)
-    return {"installed": False, "stage": stage, "reason": reason, "adapter_dir": str(current) if current else None,
-            "apply_s": time.perf_counter() - started, **extra}
+    return ApplyReport(installed=False, stage=stage, reason=reason, adapter_dir=str(current) if current else None,
+                       apply_s=time.perf_counter() - started, sha256=sha256, payload_bytes=payload_bytes)
 
 
-def apply_payload(cfg: TestbedConfig, payload: bytes, evaluate: bool = True) -> dict[str, Any]:
-    """Check, rebuild, verify, install and evaluate one payload; a dict report either way."""
+def apply_payload(cfg: TestbedConfig, payload: bytes, evaluate: bool = True) -> ApplyReport:
+    """Check, rebuild, verify, install and evaluate one payload; a report either way."""
     started = time.perf_counter()
     try:
         decoded = check_payload(payload, edge_identity(cfg), cfg.data.task)
@@ -55,18 +56,16 @@ def apply_payload(cfg: TestbedConfig, payload: bytes, evaluate: bool = True) -> 
     except OSError as exc:
         inst.discard(staged)
         return _refusal("install", f"cannot install: {exc}", cfg, started, sha256=decoded.sha256)
-    report: dict[str, Any] = {
-        "installed": True, "adapter_dir": str(folder), "sha256": decoded.sha256, "payload_bytes": len(payload),
-        "probe_max_abs_err": err, "reason": None, **summary(manifest),
-    }
+    accuracy = eval_s = None
     if evaluate:
         from ml.data import load_task
 
         t0 = time.perf_counter()
-        report["accuracy"] = ev.accuracy(model, tokenizer, load_task(cfg.data).test, model_cfg.max_length)
-        report["eval_s"] = time.perf_counter() - t0
-    report["apply_s"] = time.perf_counter() - started
-    return report
+        accuracy = ev.accuracy(model, tokenizer, load_task(cfg.data).test, model_cfg.max_length)
+        eval_s = time.perf_counter() - t0
+    return ApplyReport(installed=True, adapter_dir=str(folder), sha256=decoded.sha256, payload_bytes=len(payload),
+                       probe_max_abs_err=err, **summary(manifest), accuracy=accuracy, eval_s=eval_s,
+                       apply_s=time.perf_counter() - started)
 
 
 def installed_adapter(cfg: TestbedConfig) -> Path | None:

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from radio.backends.base import RadioBackend
+from radio.backends.base import CableStream, RadioBackend
 from radio.errors import BackendError
 from radio.receiver import Receiver, RxPacket
 
@@ -31,7 +31,8 @@ class RadioInput:
 
     def __init__(self, backend: RadioBackend, receiver: Receiver) -> None:
         self.backend, self.receiver = backend, receiver
-        self.cable = hasattr(backend, "poll_cable")
+        self._cable_stream = backend.cable_stream
+        self.cable = self._cable_stream is not None
         self.samples_read = 0
         self._burst_end: int | None = None  # transmit clock (cable) or stream index (real time) to reach
         self._progress = time.monotonic()  # when the expected burst last made progress on the cable
@@ -45,7 +46,7 @@ class RadioInput:
             self._burst_end = first_sample + samples_sent
         else:
             # a real-time radio may still hold samples ahead of the read position (device buffers, backlog)
-            ahead = int(getattr(self.backend, "pending", 0) or 0)
+            ahead = self.backend.pending
             self._burst_end = self.samples_read + ahead + samples_sent + TAIL_SAMPLES
 
     def cancel(self) -> None:
@@ -70,8 +71,8 @@ class RadioInput:
             return [], False
 
     def _step(self, session_open: bool, wait_s: float) -> tuple[list[RxPacket], bool]:
-        if self.cable:
-            return self._step_cable(wait_s)
+        if self._cable_stream is not None:
+            return self._step_cable(self._cable_stream, wait_s)
         if not session_open:
             return [], False
         packets = self._read(CHUNK_SAMPLES)
@@ -80,25 +81,25 @@ class RadioInput:
             self._burst_end = None
         return packets, done
 
-    def _step_cable(self, wait_s: float) -> tuple[list[RxPacket], bool]:
-        b = self.backend
-        b.poll_cable()
-        if b.pending > 0:
+    def _step_cable(self, cable: CableStream, wait_s: float) -> tuple[list[RxPacket], bool]:
+        cable.poll_cable()
+        pending = self.backend.pending
+        if pending > 0:
             self._progress = time.monotonic()
-            return self._read(min(b.pending, CHUNK_SAMPLES)), False
+            return self._read(min(pending, CHUNK_SAMPLES)), False
         if self._burst_end is not None:
-            if b.tx_clock_received >= self._burst_end:
+            if cable.tx_clock_received >= self._burst_end:
                 return self._close_burst(), True
             if time.monotonic() - self._progress > STALL_S:
                 # The host vanished (or restarted its transmitter) before the whole burst arrived: close
                 # the burst with what came, so the host (or its successor) gets a report and a missing list.
                 self.stalled_bursts += 1
                 log.warning("burst stalled at transmit sample %d of %d for %.0f s; closing it with what arrived",
-                            b.tx_clock_received, self._burst_end, STALL_S)
+                            cable.tx_clock_received, self._burst_end, STALL_S)
                 return self._close_burst(), True
             wait_s = max(wait_s, CABLE_WAIT_S)
         if wait_s > 0:
-            b._poll(int(wait_s * 1000))  # wait for the cable (or return on timeout)
+            cable.wait_cable(wait_s)  # wait for the cable (or return on timeout)
         return [], False
 
     def _close_burst(self) -> list[RxPacket]:

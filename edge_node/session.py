@@ -11,9 +11,9 @@ import numpy as np
 from radio.mcs import by_index
 from radio.reassembly import Reassembly
 from radio.receiver import RxPacket
-from testbed.messages import MissingRequest, PacketSnr, SessionStart, SnrReport, seqs_to_ranges
+from testbed.messages import (MAX_PACKETS_PER_REPORT, MAX_RANGES, MissingRequest, PacketSnr, SessionStart, SnrReport,
+                              seqs_to_ranges)
 
-MAX_RANGES = 4096
 CONSTELLATION_POINTS = 1024
 
 
@@ -75,7 +75,8 @@ class EdgeSession:
         mean = float(np.mean(b.snr_db)) if b.snr_db else None
         return SnrReport(session=self.session, burst=burst, sample_index=sample_index, time_s=time.time(),
                          mean_snr_db=None if mean is None else float(np.clip(mean, -100, 100)),
-                         packets_detected=b.detected, packets_crc_ok=b.crc_ok, packets=b.packets[:4096],
+                         packets_detected=b.detected, packets_crc_ok=b.crc_ok,
+                         packets=b.packets[:MAX_PACKETS_PER_REPORT],
                          constellation=b.constellation, constellation_mcs=b.constellation_mcs)
 
     def missing_request(self, repair_round: int) -> MissingRequest:

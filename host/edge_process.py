@@ -28,7 +28,7 @@ class EdgeProcess:
     def wait_ready(self, client, timeout_s: float):
         """client.wait_ready(timeout_s), but give up at once when this process exits (a bad config, a port in
         use): PeerTimeout naming the exit code and the end of the edge's log, instead of the whole timeout."""
-        from testbed.control import PeerTimeout
+        from testbed.control.endpoint import PeerTimeout
 
         deadline = time.monotonic() + timeout_s
         while True:

@@ -12,19 +12,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from host.edge_process import EdgeProcess
 from host.sender import Delivery, DeliveryError, Sender
-from policy.base import make_policy
-from policy.cost import LinkModel, lora_payload_bytes
+from policy.cost import OVERHEAD_BYTES, lora_payload_bytes
+from policy.registry import make_policy
 from policy.state import PolicyState
+from radio.airtime import delivery_airtime_s
 from radio.backends.factory import make_backend
 from radio.link import LinkSettings
 from radio.transmitter import TX_POWER
 from testbed import __version__
 from testbed.config import TestbedConfig
-from testbed.control import ControlClient, PeerTimeout
+from testbed.control.client import ControlClient
+from testbed.control.endpoint import PeerTimeout
 from testbed.errors import AirLoraError
 from testbed.messages import Hello, ModelIdentity
 from testbed.results import RunFolder
@@ -34,12 +34,6 @@ SOUNDING_BYTES = 4096  # four packets of 1024 bytes: one SNR per packet, several
 
 class RunError(AirLoraError):
     """The run could not go on (edge unreachable, different base model, ...)."""
-
-
-def link_settings(cfg: TestbedConfig) -> LinkSettings:
-    r = cfg.radio
-    return LinkSettings(r.sample_rate_hz, r.samples_per_symbol, r.rolloff, r.packet_payload_bytes, r.target_per,
-                        r.max_rounds, r.mcs)
 
 
 def set_snr_for_round(cfg: TestbedConfig, index: int, real_radio: bool) -> float | None:
@@ -84,19 +78,17 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
         folder.event("edge_ready", node=ack.node_id, adapter=ack.adapter_id, capabilities=ack.capabilities)
         say(f"edge {ack.node_id} ready (installed adapter: {ack.adapter_id or 'none'})")
         tx = make_backend(cfg.radio, cfg.channel, TX_POWER, pluto_uri=pluto_uri, role="tx")
-        settings = link_settings(cfg)
+        settings = LinkSettings.from_config(cfg.radio)
         sender = Sender(client, tx, settings, cfg.radio.backend, on_event=folder.event)
         splits = load_task(cfg.data)
         # the data's complexity as the policy sees it: held-out text against the training vocabulary
         features = batch_features([t for t, _ in splits.val], vocabulary(t for t, _ in splits.train))
         modules, shapes = projection_shapes(cfg.model, cfg.finetune.target_modules, splits.num_labels)
-        link = LinkModel(settings.sample_rate_hz, settings.samples_per_symbol, settings.rolloff,
-                         settings.packet_payload_bytes, settings.target_per)
-        overhead = {"bytes": 16384}  # manifest + head; calibrated from every real payload
+        overhead = {"bytes": OVERHEAD_BYTES}  # manifest + head; calibrated from every real payload
 
         def cost(ranks: dict[str, int], snr_db: float) -> float:
             size = lora_payload_bytes(ranks, shapes, cfg.finetune.quant, cfg.finetune.block_size, overhead["bytes"])
-            return link.airtime_s(size, snr_db)
+            return delivery_airtime_s(settings, size, snr_db)
 
         policy = make_policy(cfg.run.policy, cost=cost, candidates=tuple(cfg.run.rank_candidates))
         session_base = secrets.randbits(24) << 8
@@ -112,7 +104,7 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
                                       channel_snr_db=snr_set)
             snr_round_start = sender.snr_db
             state = PolicyState(snr_db=snr_round_start if snr_round_start is not None else -10.0,
-                                bandwidth_hz=link.bandwidth_hz, entropy=features["lexical_entropy"],
+                                bandwidth_hz=settings.occupied_bandwidth_hz, entropy=features["lexical_entropy"],
                                 oov_rate=features["oov_rate"], modules=modules, shapes=shapes, ranks=ranks,
                                 r_max=cfg.run.r_max, deadline_s=cfg.run.airtime_budget_s)
             ranks = policy.choose(state)
@@ -121,9 +113,8 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
             say(f"round {index + 1}: edge measured {measured} -> {policy.name} ranks sum {rank_sum}; "
                 f"fine-tuning ...")
             folder.event("ranks", round=index + 1, snr_db=snr_round_start, ranks=ranks)
-            adalora_rank = getattr(policy, "adalora_target_rank", None)  # the AdaLoRA baseline trains AdaLoRA
             payload, ft = finetune_and_pack(cfg, ranks=ranks, steps=cfg.run.steps, splits=splits,
-                                            adalora_target_rank=adalora_rank,
+                                            adalora_target_rank=policy.adalora_target_rank,
                                             accuracy_before=rows[0]["base_accuracy"] if rows else None)
             body = lora_payload_bytes(ranks, shapes, cfg.finetune.quant, cfg.finetune.block_size, 0)
             overhead["bytes"] = max(len(payload) - body, 0)
@@ -158,7 +149,7 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
 
 
 def _delivery_row(d: Delivery, settings: LinkSettings) -> dict[str, Any]:
-    snr_packets = [p["snr_db"] for r in d.snr_reports for p in r["packets"]]
+    snr_packets = [p.snr_db for r in d.snr_reports for p in r.packets]
     row = {
         "snr_db_measured": d.snr_db_measured,
         "snr_db_packets": snr_packets,

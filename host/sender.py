@@ -11,17 +11,17 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from radio.backends.base import RadioBackend
 from radio.errors import BackendError
 from radio.link import LinkSettings, packets_burst, pick_mcs
 from radio.mcs import MCS_TABLE
 from radio.reassembly import split
-from testbed.control import ControlClient, PeerLost, PeerTimeout, RemoteError
+from testbed.control.client import ControlClient
+from testbed.control.endpoint import PeerLost, PeerTimeout, RemoteError
 from testbed.errors import AirLoraError
-from testbed.messages import (ERR_HELLO_REQUIRED, ApplyResult, BurstDone, MissingRequest, SessionAck, SessionStart, SnrReport,
-                              TransferComplete, ranges_to_seqs, seqs_to_ranges)
+from testbed.messages import (ERR_HELLO_REQUIRED, MAX_RANGES, ApplyResult, BurstDone, MissingRequest, SessionAck,
+                              SessionStart, SnrReport, TransferComplete, ranges_to_seqs, seqs_to_ranges)
 
 
 class DeliveryError(AirLoraError):
@@ -54,7 +54,7 @@ class Delivery:
     packets_sent: int = 0
     samples_sent: int = 0
     mcs_per_burst: list[str] = field(default_factory=list)
-    snr_reports: list[dict[str, Any]] = field(default_factory=list)
+    snr_reports: list[SnrReport] = field(default_factory=list)
     apply: ApplyResult | None = None
     edge_restarts: int = 0
     wall_s: float = 0.0
@@ -69,7 +69,7 @@ class Delivery:
     @property
     def snr_db_measured(self) -> float | None:
         """Mean of the edge's per-burst means, weighted by packets detected."""
-        pairs = [(r["mean_snr_db"], r["packets_detected"]) for r in self.snr_reports if r["mean_snr_db"] is not None]
+        pairs = [(r.mean_snr_db, r.packets_detected) for r in self.snr_reports if r.mean_snr_db is not None]
         total = sum(n for _, n in pairs)
         return sum(s * n for s, n in pairs) / total if total else None
 
@@ -135,7 +135,7 @@ class Sender:
                     "the edge keeps its previous adapter")
             mcs = self._burst_mcs()
             iq = packets_burst({s: chunks[s] for s in missing}, len(chunks), session, mcs, self.settings)
-            first = int(getattr(self.tx, "clock_samples", self.tx.samples_sent))
+            first = self.tx.clock_samples
             try:
                 self.tx.tx(iq)
             except BackendError as exc:
@@ -151,7 +151,7 @@ class Sender:
             self.on_event("burst", session=session, burst=d.bursts, mcs=mcs.name, packets=len(missing),
                           samples=iq.size, airtime_s=airtime)
             self.client.send(BurstDone(session=session, burst=d.bursts, first_sample=first, samples_sent=iq.size,
-                                       ranges=seqs_to_ranges(missing)[:4096], airtime_s=airtime))
+                                       ranges=seqs_to_ranges(missing)[:MAX_RANGES], airtime_s=airtime))
             outcome = self._await_burst_outcome(session, d, report_timeout_s + airtime, deadline, start)
             if outcome is _RESTARTED:
                 missing = list(range(len(chunks)))  # a restarted edge holds nothing of this session
@@ -217,12 +217,11 @@ class Sender:
             if getattr(msg, "session", session) != session:
                 continue
             if isinstance(msg, SnrReport):
-                report = msg.model_dump(exclude={"type", "version", "req"})
-                d.snr_reports.append(report)
+                d.snr_reports.append(msg)
                 if msg.mean_snr_db is not None:
                     self.snr_db = msg.mean_snr_db
                 fresh = msg.burst == d.bursts
-                self.on_event("snr_report", **report)
+                self.on_event("snr_report", **msg.model_dump(exclude={"type", "version", "req"}))
             elif isinstance(msg, MissingRequest):
                 if not fresh:
                     # The answer to an earlier burst (it came after we gave up waiting for it): taking it as

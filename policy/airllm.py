@@ -1,17 +1,7 @@
 """The hierarchical AirLLM policy: a PPO actor emits a latent, a CFG-DDIM turns the latent into the rank vector.
 
-Training alternates: after every `episodes_per_update` episodes, PPO updates the actor (its action is the
-latent, its reward the environment's), then the denoiser takes `ddim_updates` gradient steps on a replay buffer
-of (latent, executed rank vector, advantage) with a reward-weighted loss: weight = exp(A / temperature), A the
-step's advantage over the critic's value of its state, so rank vectors that beat expectation are imitated more.
-While training, the executed rank vector is the DDIM sample plus Gaussian exploration noise: per projection, plus
-one shift shared by all projections (independent per-projection noise averages out in the adapter's size, which
-is what the cost depends on most).
-
-Each decision denoises `candidates` rank vectors from the same latent (different x_T draws) and a reward critic
-Q(state, rank vector), regressed on the replay buffer (the episode's discount is 0, so Q is the expected step
-reward), picks the best of them: the denoiser proposes, the critic disposes. Deployed, the x_T draws are fixed,
-so a state always gets the same ranks.
+The denoiser proposes candidate rank vectors, a reward critic Q(state, ranks) picks one; PPO and the denoiser
+(reward-weighted, on a replay buffer) update in turn. How and why: policy/README.md, "The hierarchical policy".
 """
 
 from __future__ import annotations
@@ -24,7 +14,7 @@ import torch
 from torch import nn
 
 from policy.ddim import Ddim, DdimConfig
-from policy.env import Problem
+from policy.problem import Problem
 from policy.ppo import Agent, PpoConfig, RewardScaler, make_batch, ppo_update
 from policy.vanilla_ppo import BUFFER_KEYS
 

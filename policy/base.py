@@ -1,46 +1,23 @@
-"""The policy interface and the registry that builds a policy from a spec such as 'fixed:8'."""
+"""The policy interface: a rank policy maps a PolicyState to one rank per adapted projection.
+
+Implementations: policy/baselines.py (fixed, heuristic, random), policy/learned.py (trained learners, AdaLoRA);
+policy/registry.py builds one from a spec such as 'fixed:8'.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
 from policy.state import PolicyState
-from testbed.errors import AirLoraError
 
 
 class Policy(ABC):
     """Maps a state to one rank per adapted projection (0 leaves a projection out)."""
 
     name: str = "policy"
+    adalora_target_rank: int | None = None
+    """Set by the AdaLoRA baseline: the round trains AdaLoRA at this average rank budget instead of LoRA at choose()'s ranks."""
 
     @abstractmethod
     def choose(self, state: PolicyState) -> dict[str, int]:
         """Ranks for every module in state.modules."""
-
-
-def make_policy(spec: str, **context) -> Policy:
-    """Build a policy from 'fixed:8', 'heuristic', 'random[:seed]', 'adalora[:target_rank]', 'ppo:<checkpoint>'
-    or 'airllm[:<checkpoint>]' (default: context['checkpoint'], else runs/policy/airllm.pt)."""
-    from policy import baselines
-
-    kind, _, arg = spec.partition(":")
-    if kind == "fixed":
-        try:
-            return baselines.FixedRank(int(arg or 8))
-        except ValueError:
-            raise AirLoraError(f"policy {spec!r}: expected fixed:<rank>") from None
-    if kind == "heuristic":
-        return baselines.SnrThreshold(context["cost"], **{k: v for k, v in context.items() if k in ("candidates",)})
-    if kind == "random":
-        return baselines.RandomRanks(seed=int(arg or 0))
-    if kind == "adalora":
-        from policy.learned import AdaLoraPolicy
-
-        return AdaLoraPolicy(int(arg or context.get("adalora_target_rank", 4)))
-    if kind in ("ppo", "airllm"):
-        from policy.learned import LearnedPolicy
-
-        path = arg or context.get("checkpoint") or f"runs/policy/{kind}.pt"
-        return LearnedPolicy(path)
-    raise AirLoraError(f"unknown policy {spec!r}; known: fixed:<rank>, heuristic, random[:seed], adalora[:rank], "
-                       "ppo:<checkpoint>, airllm[:<checkpoint>]")

@@ -22,11 +22,12 @@ class FixedRank(Policy):
 
 
 class SnrThreshold(Policy):
-    """The largest uniform rank whose real airtime at the measured SNR fits the deadline (0 if none)."""
+    """The largest uniform rank whose real airtime at the measured SNR fits the deadline (the smallest if none)."""
 
     name = "heuristic"
 
-    def __init__(self, cost: Callable[[dict[str, int], float], float], candidates: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)) -> None:
+    def __init__(self, cost: Callable[[dict[str, int], float], float],
+                 candidates: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)) -> None:
         self.cost = cost  # (ranks, snr_db) -> airtime_s
         self.candidates = candidates
 

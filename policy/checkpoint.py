@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from policy.env import Problem
+from policy.problem import Problem
 from testbed.errors import AirLoraError
+
+if TYPE_CHECKING:
+    from policy.airllm import AirLlm
+    from policy.vanilla_ppo import VanillaPpo
 
 FORMAT = 2
 
@@ -20,7 +24,7 @@ def seeded_path(path: str | Path, index: int) -> Path:
     return path if index == 0 else path.with_name(f"{path.stem}-seed{index}{path.suffix}")
 
 
-def save(learner, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+def save(learner: VanillaPpo | AirLlm, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Write the learner's networks plus the problem's modules, shapes and normalization (atomically)."""
     p = learner.problem
     ckpt = {"format": FORMAT, **learner.checkpoint(), "modules": p.modules,
@@ -35,6 +39,7 @@ def save(learner, path: str | Path, extra: dict[str, Any] | None = None) -> Path
 
 
 def load(path: str | Path) -> dict[str, Any]:
+    """The checkpoint at `path` as a dict (AirLoraError when missing or of another format)."""
     path = Path(path).expanduser()
     if not path.exists():
         raise AirLoraError(f"policy checkpoint {path} does not exist: train one with `airlora train-policy`")
@@ -44,7 +49,7 @@ def load(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def learner_from(ckpt: dict[str, Any], problem: Problem):
+def learner_from(ckpt: dict[str, Any], problem: Problem) -> VanillaPpo | AirLlm:
     """Rebuild the learner a checkpoint came from, on `problem`, with its trained weights."""
     from policy.airllm import AirLlm, AirLlmConfig
     from policy.ddim import DdimConfig

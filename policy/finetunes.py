@@ -10,9 +10,13 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ml.data import Splits
+    from testbed.config import TestbedConfig
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_FILE = DATA_DIR / "minilm_rt_finetunes.json"
@@ -85,8 +89,8 @@ def _eval(model, tokenizer, examples, max_length: int) -> tuple[float, float]:
     return float(-logp[np.arange(len(y)), y].mean()), float(np.mean(z.argmax(axis=1) == y))
 
 
-def finetune_once(cfg, splits, ranks: list[int] | None, steps: int, train_subset: int, subset_index: int,
-                  eval_size: int, adalora_target_rank: int | None = None) -> dict[str, Any]:
+def finetune_once(cfg: TestbedConfig, splits: Splits, ranks: list[int] | None, steps: int, train_subset: int,
+                  subset_index: int, eval_size: int, adalora_target_rank: int | None = None) -> dict[str, Any]:
     """One real fine-tune (LoRA at `ranks`, or AdaLoRA) on a train subset; its loss and accuracy on the test split."""
     from ml import finetune as ft
     from ml.features import batch_features, vocabulary
@@ -117,7 +121,7 @@ def finetune_once(cfg, splits, ranks: list[int] | None, steps: int, train_subset
             "subset_index": subset_index, "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def collect(cfg, out: Path, count: int, steps: int = 60, train_subset: int = 600, eval_size: int = 500,
+def collect(cfg: TestbedConfig, out: Path, count: int, steps: int = 60, train_subset: int = 600, eval_size: int = 500,
             adalora_ranks: tuple[int, ...] = (2, 4, 8), seed: int = 0, worker: int = 0, workers: int = 1,
             say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run `count` LoRA fine-tunes (plus one AdaLoRA run per target rank) and write them to `out` after each run.

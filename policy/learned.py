@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from policy.base import Policy
-from policy.env import Problem
+from policy.problem import Problem
 from policy.state import PolicyState
 from testbed.errors import AirLoraError
+
+if TYPE_CHECKING:
+    from policy.airllm import AirLlm
+    from policy.vanilla_ppo import VanillaPpo
 
 
 class LearnedPolicy(Policy):
     """A checkpointed learner: state vector from the PolicyState (the edge's measured SNR), deterministic ranks."""
 
-    def __init__(self, path: str | Path, learner=None) -> None:
+    def __init__(self, path: str | Path, learner: VanillaPpo | AirLlm | None = None) -> None:
         from policy import checkpoint
 
         if learner is None:

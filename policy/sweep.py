@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from policy.base import Policy, make_policy
-from policy.env import RankEnv
+from policy.base import Policy
 from policy.learned import AdaLoraPolicy, LearnedPolicy
+from policy.rank_env import RankEnv
+from policy.registry import make_policy
 from policy.state import PolicyState
+
+if TYPE_CHECKING:
+    from testbed.config import TestbedConfig
 
 BASELINES = ("fixed", "heuristic", "random", "adalora", "ppo")  # vanilla PPO is a baseline too
 
@@ -28,7 +32,7 @@ class PerSeed(Policy):
         return self.policies[0].choose(state)
 
 
-def build_policies(specs: list[str], env: RankEnv, cfg, seeds: int = 1) -> dict[str, Policy]:
+def build_policies(specs: list[str], env: RankEnv, cfg: TestbedConfig, seeds: int = 1) -> dict[str, Policy]:
     """Policies by spec; `ppo` / `airllm` without a path load the checkpoints train-policy wrote (with a path: that
     checkpoint), one per training seed when `train-policy --seeds` wrote several (up to `seeds` of them)."""
     from pathlib import Path
@@ -67,8 +71,8 @@ def run_sweep(env: RankEnv, policies: dict[str, Policy], snrs_db: list[float], s
                 measured = float(snr + rng.normal(0.0, snr_noise_db))
                 data = seed % len(env.data_features)
                 entropy, oov = env.data_features[data]
-                state = PolicyState(snr_db=measured, bandwidth_hz=p.link.bandwidth_hz, entropy=entropy, oov_rate=oov,
-                                    modules=list(p.modules), shapes=dict(p.shapes), r_max=p.r_max,
+                state = PolicyState(snr_db=measured, bandwidth_hz=p.link.occupied_bandwidth_hz, entropy=entropy,
+                                    oov_rate=oov, modules=list(p.modules), shapes=dict(p.shapes), r_max=p.r_max,
                                     deadline_s=p.deadline_s)
                 if isinstance(policy, AdaLoraPolicy):
                     out = env.adalora(policy.adalora_target_rank, measured, data)

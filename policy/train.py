@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from policy.env import RankEnv
+from policy.rank_env import RankEnv
+
+if TYPE_CHECKING:
+    from policy.airllm import AirLlm
+    from policy.vanilla_ppo import VanillaPpo
 
 EVAL_SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 
 
-def greedy_reward(learner, env: RankEnv, snrs_db: tuple[float, ...] = EVAL_SNRS_DB) -> float:
+def greedy_reward(learner: VanillaPpo | AirLlm, env: RankEnv, snrs_db: tuple[float, ...] = EVAL_SNRS_DB) -> float:
     """Mean reward of the learner's deterministic choice at fixed SNRs (first data batch, no current ranks)."""
     p = env.problem
     entropy, oov = env.data_features[0]
-    obs = np.stack([p.observe(snr, p.link.bandwidth_hz, entropy, oov, [0] * p.n) for snr in snrs_db])
+    obs = np.stack([p.observe(snr, p.link.occupied_bandwidth_hz, entropy, oov, [0] * p.n) for snr in snrs_db])
     ranks, _ = learner.act(obs, explore=False)
     return float(np.mean([env.outcome(r, snr, 0).reward for r, snr in zip(ranks, snrs_db)]))
 
 
-def train(learner, envs: list[RankEnv], episodes: int, episodes_per_update: int, eval_every: int = 1,
-          say: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+def train(learner: VanillaPpo | AirLlm, envs: list[RankEnv], episodes: int, episodes_per_update: int,
+          eval_every: int = 1, say: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Run `episodes` episodes on parallel environments (len(envs) at a time), updating every
     `episodes_per_update` rounds of them; one learning-curve row per update.
 

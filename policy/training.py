@@ -14,14 +14,17 @@ import torch
 from policy import checkpoint, plots
 from policy.airllm import AirLlm, AirLlmConfig
 from policy.ddim import DdimConfig
-from policy.env import cross_validate, make_env
+from policy.env import make_env
 from policy.ppo import PpoConfig
+from policy.problem import Problem
+from policy.surrogate import cross_validate
 from policy.train import final_reward, steps_to_reach, train
 from policy.vanilla_ppo import VanillaPpo
+from testbed.config import TestbedConfig
 from testbed.results import RunFolder
 
 
-def make_learner(algo: str, cfg, problem, seed: int):
+def make_learner(algo: str, cfg: TestbedConfig, problem: Problem, seed: int) -> VanillaPpo | AirLlm:
     """A fresh learner with the config's hyperparameters."""
     p = cfg.policy
     if algo == "ppo":
@@ -50,7 +53,7 @@ def _mean_std(values: list[float | None]) -> dict[str, Any]:
             "values": values}
 
 
-def train_policies(cfg, env_kind: str, episodes: int, algos: list[str], seed: int, num_envs: int = 8,
+def train_policies(cfg: TestbedConfig, env_kind: str, episodes: int, algos: list[str], seed: int, num_envs: int = 8,
                    checkpoint_path: str | None = None, say: Callable[[str], None] = print,
                    out_dir: str | None = None, seeds: int = 1, ppo_episodes: int | None = None) -> dict[str, Any]:
     """Train each learner on its own copies of the environment (same seeds as the other learners), once per seed;

@@ -7,7 +7,7 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from policy.env import Problem
+from policy.problem import Problem
 from policy.ppo import Agent, PpoConfig, RewardScaler, make_batch, ppo_update
 
 BUFFER_KEYS = ("obs", "actions", "logprobs", "rewards", "values", "dones")

@@ -7,15 +7,18 @@ same output as one call (same seed). Operations, in order, on sample n of the st
     y[n] = h[n // coherence_samples] * x_delayed[n] * exp(j (2 pi cfo n / fs + phi[n])) + w[n] + dc
 
 with w ~ CN(0, noise_variance), phi a Wiener process and dc a constant of magnitude `dc_offset`.
+`ScheduledChannel` wraps a Channel and steps its SNR at given samples of the stream; `StreamChannel`
+is what a backend needs of either.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
-from radio.errors import RadioError
+from radio.errors import BackendError, RadioError
 
 if TYPE_CHECKING:
     from radio.config import ChannelConfig
@@ -230,3 +233,96 @@ class Channel:
         y = y + np.sqrt(self.noise_variance / 2.0) * noise + self.dc_offset
         self._n += n
         return y.astype(np.complex64)
+
+
+class StreamChannel(Protocol):
+    """What a backend needs of a channel model: the received stream through it, and its SNR to read and set."""
+
+    @property
+    def sample_rate_hz(self) -> float:
+        """Sample rate of the stream."""
+
+    @property
+    def reference_power(self) -> float:
+        """Nominal burst power the SNR refers to."""
+
+    @property
+    def snr_db(self) -> float:
+        """SNR the next samples get."""
+
+    def set_snr_db(self, value: float) -> None:
+        """Change the SNR from the next samples on."""
+
+    def apply(self, iq: np.ndarray) -> np.ndarray:
+        """(n,) complex transmitted samples -> (n,) complex64 received samples (the stream continues)."""
+
+
+class ScheduledChannel:
+    """A Channel whose SNR steps to given values at given sample indices of its output stream.
+
+    steps: (at_sample, snr_db) pairs, at_sample strictly increasing; each step is applied once when the
+    stream reaches it (a manual `set_snr_db` in between holds until the next step). Before the first
+    step the wrapped channel keeps its own SNR.
+    """
+
+    def __init__(self, channel: Channel, steps: Sequence[tuple[int, float]]) -> None:
+        ats = [int(a) for a, _ in steps]
+        if any(a < 0 for a in ats) or any(b <= a for a, b in zip(ats, ats[1:])):
+            raise BackendError(f"SNR schedule sample indices must be >= 0 and strictly increasing, got {ats}")
+        self.channel = channel
+        self.steps = [(int(a), float(s)) for a, s in steps]
+        self._next = 0  # index of the first step not applied yet
+        self._n = 0
+
+    @classmethod
+    def from_seconds(cls, channel: Channel, steps_s: Sequence[tuple[float, float]]) -> ScheduledChannel:
+        """Steps given as (at_s, snr_db); at_s * sample_rate_hz, rounded, is the sample index."""
+        return cls(channel, [(round(at * channel.sample_rate_hz), snr) for at, snr in steps_s])
+
+    @property
+    def sample_rate_hz(self) -> float:
+        """Sample rate of the wrapped channel."""
+        return self.channel.sample_rate_hz
+
+    @property
+    def reference_power(self) -> float:
+        """Nominal burst power the SNR refers to."""
+        return self.channel.reference_power
+
+    @property
+    def snr_db(self) -> float:
+        """SNR the next samples get."""
+        return self.channel.snr_db
+
+    def set_snr_db(self, value: float) -> None:
+        """Change the SNR now (until the next scheduled step)."""
+        self.channel.set_snr_db(value)
+
+    @property
+    def noise_variance(self) -> float:
+        """Noise variance per complex sample at the current SNR."""
+        return self.channel.noise_variance
+
+    @property
+    def samples_processed(self) -> int:
+        """Stream time: samples output so far."""
+        return self._n
+
+    def apply(self, iq: np.ndarray) -> np.ndarray:
+        """(n,) complex -> (n,) complex64, switching SNR exactly at the scheduled sample indices."""
+        x = np.asarray(iq)
+        parts, i = [], 0
+        while i < len(x):
+            now = self._n + i
+            while self._next < len(self.steps) and self.steps[self._next][0] <= now:
+                self.channel.set_snr_db(self.steps[self._next][1])
+                self._next += 1
+            end = len(x)
+            if self._next < len(self.steps):
+                end = min(end, self.steps[self._next][0] - self._n)
+            parts.append(self.channel.apply(x[i:end]))
+            i = end
+        self._n += len(x)
+        if not parts:
+            return np.zeros(0, np.complex64)
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from radio.mcs import MCS_TABLE, Mcs
 from radio.reassembly import Reassembly, split
 from radio.receiver import Receiver, RxPacket
 from radio.transmitter import burst, packet_symbols
+
+if TYPE_CHECKING:
+    from radio.config import RadioConfig
 
 RX_MARGIN_SAMPLES = 16384  # read this much beyond a burst: start offset, delay and filter tails
 PROBE_PACKETS = 4  # packets of the first round when no SNR is known yet (a few: fading varies per packet)
@@ -37,6 +41,12 @@ class LinkSettings:
     target_per: float = 0.1
     max_rounds: int = 30
     mcs: str = "auto"  # 'auto' or an MCS name
+
+    @classmethod
+    def from_config(cls, radio: RadioConfig) -> LinkSettings:
+        """The link's numbers from testbed.yaml's radio section."""
+        return cls(radio.sample_rate_hz, radio.samples_per_symbol, radio.rolloff, radio.packet_payload_bytes,
+                   radio.target_per, radio.max_rounds, radio.mcs)
 
     @property
     def occupied_bandwidth_hz(self) -> float:
@@ -152,10 +162,7 @@ def transfer(data: bytes, backend: RadioBackend, settings: LinkSettings, session
 
 def _receive(backend: RadioBackend, receiver: Receiver, burst_samples: int, report: TransferReport) -> list[RxPacket]:
     """Read the burst (plus a margin) from the backend through the receiver."""
-    remaining = burst_samples + RX_MARGIN_SAMPLES
-    pending = getattr(backend, "pending", None)
-    if isinstance(pending, int):
-        remaining = max(remaining, pending + 4096)
+    remaining = max(burst_samples + RX_MARGIN_SAMPLES, backend.pending + 4096)
     packets: list[RxPacket] = []
     while remaining > 0:
         n = min(remaining, 1 << 18)

@@ -17,7 +17,7 @@ import os
 from typing import Annotated, Any, ClassVar, Iterable, Literal
 
 import msgpack
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from testbed.errors import AirLoraError
 
@@ -75,6 +75,10 @@ def _check_ranges(ranges: list[list[int]]) -> list[list[int]]:
             raise ValueError(f"range [{first}, {last}] overlaps or is not ascending")
         previous = last
     return ranges
+
+
+SeqRanges = Annotated[list[SeqRange], Field(max_length=MAX_RANGES), AfterValidator(_check_ranges)]
+"""Ascending, non-overlapping [first, last] runs, at most MAX_RANGES of them."""
 
 
 def seqs_to_ranges(seqs: Iterable[int]) -> list[list[int]]:
@@ -199,14 +203,9 @@ class MissingRequest(Message):
     type: Literal["missing_request"] = "missing_request"
     session: U32
     round: U32 = Field(description="repair round, 0 after the first pass")
-    ranges: list[SeqRange] = Field(max_length=MAX_RANGES)
+    ranges: SeqRanges
     missing_count: U32 = Field(description="packets missing in total (may exceed what ranges lists)")
     truncated: bool = Field(False, description="ranges lists only the first MAX_RANGES runs")
-
-    @field_validator("ranges")
-    @classmethod
-    def _canonical_ranges(cls, value: list[list[int]]) -> list[list[int]]:
-        return _check_ranges(value)
 
 
 class BurstDone(Message):
@@ -218,13 +217,8 @@ class BurstDone(Message):
     burst: U32
     first_sample: U64 = Field(description="transmit-stream sample index where the burst starts")
     samples_sent: U64
-    ranges: list[SeqRange] = Field(max_length=MAX_RANGES, description="packets sent, as [first, last] runs")
+    ranges: SeqRanges = Field(description="packets sent, as [first, last] runs")
     airtime_s: Seconds
-
-    @field_validator("ranges")
-    @classmethod
-    def _canonical_ranges(cls, value: list[list[int]]) -> list[list[int]]:
-        return _check_ranges(value)
 
 
 class TransferComplete(Message):

@@ -28,11 +28,11 @@ def run(args: argparse.Namespace) -> int:
 
     report = apply_payload(cfg, payload, evaluate=not args.no_eval)
     if args.json:
-        emit_json(report)
-    elif report["installed"]:
-        acc = f", accuracy {report['accuracy']:.3f}" if "accuracy" in report else ""
-        print(f"installed {report['adapter_dir']} (probe max abs err {report['probe_max_abs_err']:.2g}{acc})")
+        emit_json(report.to_dict())
+    elif report.installed:
+        acc = f", accuracy {report.accuracy:.3f}" if report.eval_s is not None else ""
+        print(f"installed {report.adapter_dir} (probe max abs err {report.probe_max_abs_err:.2g}{acc})")
     else:
-        kept = report["adapter_dir"] or "nothing"
-        print(f"refused: {report['reason']} (still installed: {kept})")
-    return 0 if report["installed"] else 3
+        kept = report.adapter_dir or "nothing"
+        print(f"refused: {report.reason} (still installed: {kept})")
+    return 0 if report.installed else 3

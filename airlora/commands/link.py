@@ -39,15 +39,9 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
     return [f"{key}={value}" for key, value in pairs if value is not None]
 
 
-def settings_from_config(cfg) -> LinkSettings:
-    r = cfg.radio
-    return LinkSettings(r.sample_rate_hz, r.samples_per_symbol, r.rolloff, r.packet_payload_bytes,
-                        r.target_per, r.max_rounds, r.mcs)
-
-
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args, overrides_from_args(args))
-    settings = settings_from_config(cfg)
+    settings = LinkSettings.from_config(cfg.radio)
     seed = cfg.channel.seed
     data = np.random.default_rng(seed).bytes(args.bytes)
     progress = None if args.json else _progress

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from radio import mcs as mcs_module
+from radio.link import LinkSettings
 from radio.mcs import MCS_TABLE, PER_CURVES_FILE
 from radio.mcs_calibration import measure, write
 from airlora.commands.common import add_config_arguments, emit_json, load_config
-from airlora.commands.link import settings_from_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +33,7 @@ def parse_grid(text: str) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args)
-    settings = settings_from_config(cfg)
+    settings = LinkSettings.from_config(cfg.radio)
     progress = None if args.json else (lambda name, snr, per: print(f"{name:10s} {snr:6.1f} dB  PER {per:.3f}", flush=True))
     curves = measure(settings, parse_grid(args.snr_db), args.packets, cfo_hz=args.cfo_hz, progress=progress)
     write(curves, args.out)

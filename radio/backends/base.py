@@ -7,6 +7,7 @@ from types import TracebackType
 
 import numpy as np
 
+from radio.channel import StreamChannel
 from radio.errors import BackendError
 
 FULL_SCALE_TOLERANCE = 1e-6
@@ -32,11 +33,36 @@ def check_tx_samples(iq: np.ndarray) -> np.ndarray:
     return x
 
 
+class CableStream(ABC):
+    """A received stream fed by a cable: its time runs only as the transmitter's samples arrive, so a reader polls.
+
+    The ZeroMQ IQ cable's receiver is one. A real-time radio (a Pluto) or an in-process channel is not:
+    its stream runs whether or not anybody transmits.
+    """
+
+    @abstractmethod
+    def poll_cable(self, max_messages: int = 64) -> int:
+        """Take in messages already waiting on the cable without advancing the stream; how many were read."""
+
+    @abstractmethod
+    def wait_cable(self, timeout_s: float) -> bool:
+        """Wait up to timeout_s for one message on the cable and take it in; False when none came."""
+
+    @property
+    @abstractmethod
+    def tx_clock_received(self) -> int:
+        """Transmit-clock index just past the last sample (or declared silence) received from the cable."""
+
+
 class RadioBackend(ABC):
     """Moves complex baseband samples: tx(iq) in full scale |x| <= 1, rx(n) the next n samples of the stream.
 
     Subclasses implement `sample_rate_hz`, `_tx`, `_rx` and optionally `_close`; this class checks
     arguments, counts samples and refuses use after close(). Use it as a context manager.
+
+    What a caller may ask of any backend, with the defaults of a plain one: `pending` (0),
+    `clock_samples` (samples_sent), `channel` (None: the air is the channel) and `cable_stream`
+    (None: a stream that runs by itself). A backend that knows better overrides them.
     """
 
     _samples_sent = 0
@@ -62,6 +88,26 @@ class RadioBackend(ABC):
     def closed(self) -> bool:
         """True once close() has been called."""
         return self._closed
+
+    @property
+    def pending(self) -> int:
+        """Samples queued ahead of the read position that rx() still has to return (0 when none are known)."""
+        return 0
+
+    @property
+    def clock_samples(self) -> int:
+        """Transmit clock: the sample index the next tx() burst starts at (samples sent, plus declared silence)."""
+        return self._samples_sent
+
+    @property
+    def channel(self) -> StreamChannel | None:
+        """The emulated channel model the received stream goes through (its SNR can be set); None on real air."""
+        return None
+
+    @property
+    def cable_stream(self) -> CableStream | None:
+        """This backend as a cable-fed stream a reader polls; None for a stream that runs by itself."""
+        return None
 
     def tx(self, iq: np.ndarray) -> None:
         """Transmit (n,) complex64 samples with |x| <= 1; raises BackendError naming the peak otherwise."""

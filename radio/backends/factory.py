@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from radio.backends.base import RadioBackend
-from radio.backends.pluto import CabledPlutoRelay, PlutoBackend
+from radio.backends.pluto import CabledPlutoRelay, PlutoBackend, PlutoSettings
+from radio.backends.pluto_emulator import emulated_pluto_backend
 from radio.backends.sigmf_io import SigmfRecorder, SigmfReplayBackend
 from radio.backends.sim import SimBackend
-from radio.backends.zmq_iq import ScheduledChannel, ZmqRxBackend, ZmqTxBackend
-from radio.channel import Channel
+from radio.backends.zmq_iq import ZmqRxBackend, ZmqTxBackend
+from radio.channel import Channel, ScheduledChannel
 from radio.errors import BackendError
 
 if TYPE_CHECKING:
@@ -72,26 +73,26 @@ def _zmq_rx(radio_cfg: RadioConfig, channel: Channel | ScheduledChannel | None, 
 
 
 def _pluto(radio_cfg: RadioConfig, channel_cfg: ChannelConfig, reference_power: float, pluto_uri: str | None,
-           role: str) -> PlutoBackend:
+           role: str) -> RadioBackend:
     p, fs = radio_cfg.pluto, radio_cfg.sample_rate_hz
-    settings = dict(sample_rate_hz=fs, lo_hz=p.lo_hz, tx_attenuation_db=p.tx_attenuation_db,
-                    rx_gain_mode=p.rx_gain_mode, rx_gain_db=p.rx_gain_db, rf_bandwidth_hz=p.rf_bandwidth_hz,
-                    rx_buffer_size=p.rx_buffer_size)
+    settings = PlutoSettings(sample_rate_hz=fs, lo_hz=p.lo_hz, tx_attenuation_db=p.tx_attenuation_db,
+                             rx_gain_mode=p.rx_gain_mode, rx_gain_db=p.rx_gain_db, rf_bandwidth_hz=p.rf_bandwidth_hz,
+                             rx_buffer_size=p.rx_buffer_size)
     uri = pluto_uri or p.uri
     if uri and p.one_device and role == "tx":  # the edge owns the one device: send it IQ over the cable
         return _zmq_tx(radio_cfg)
     if uri:
-        device = PlutoBackend(uri, rx_backlog_s=p.rx_backlog_s, stream_rx=role != "tx", **settings)
+        device = PlutoBackend(uri, settings, rx_backlog_s=p.rx_backlog_s, stream_rx=role != "tx")
         if p.one_device and role == "rx":
             return CabledPlutoRelay(device, _zmq_rx(radio_cfg, None, realtime_idle=False))
         return device
     if role == "tx":  # the host's emulated device: its DAC output goes over the air (the zmq cable)
-        return PlutoBackend.emulated(None, air_tx=_zmq_tx(radio_cfg), seed=channel_cfg.seed, **settings)
+        return emulated_pluto_backend(None, settings, air_tx=_zmq_tx(radio_cfg), seed=channel_cfg.seed)
     channel = make_channel(channel_cfg, fs, radio_cfg.samples_per_symbol, reference_power)
     if role == "rx":  # the edge's emulated device: the air's stream, in real time, through the channel
-        return PlutoBackend.emulated(channel, air_rx=_zmq_rx(radio_cfg, None, realtime_idle=True),
-                                     seed=channel_cfg.seed, **settings)
-    return PlutoBackend.emulated(channel, seed=channel_cfg.seed, **settings)
+        return emulated_pluto_backend(channel, settings, air_rx=_zmq_rx(radio_cfg, None, realtime_idle=True),
+                                      seed=channel_cfg.seed)
+    return emulated_pluto_backend(channel, settings, seed=channel_cfg.seed)
 
 
 def _build(

@@ -1,17 +1,21 @@
-"""ADALM-PLUTO backend over pyadi-iio's `adi.Pluto` (a real device by URI) or an injected `EmulatedPluto`."""
+"""ADALM-PLUTO backend over pyadi-iio's `adi.Pluto` (a real device by URI) or an injected device with its API.
+
+The emulated device (`pluto_emulator.EmulatedPluto`) builds on this module, not the other way round:
+`pluto_emulator.emulated_pluto_backend` injects it and says that it is an emulation.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from radio.backends.base import RadioBackend
-from radio.backends.pluto_emulator import EmulatedPluto
-from radio.channel import Channel
+from radio.channel import StreamChannel
 from radio.errors import BackendError
 
 TX_SCALE = 2**14
@@ -85,6 +89,26 @@ class RxStream:
         self._thread.join(timeout=RX_STALL_S)
 
 
+@dataclass(frozen=True)
+class PlutoSettings:
+    """The device knobs a PlutoBackend sets when it opens (each is also a property of the backend)."""
+
+    sample_rate_hz: float = 1.0e6
+    """Baseband sample rate of both paths (Pluto: 521e3..61.44e6)."""
+    lo_hz: float = 915.0e6
+    """Carrier of both paths (stock AD9363: 325e6..3.8e9)."""
+    tx_attenuation_db: float = 10.0
+    """TX attenuation, 0..89.75 dB in 0.25 dB steps (hardwaregain = -attenuation)."""
+    rx_gain_mode: str = "slow_attack"
+    """RX gain control: "manual", "slow_attack", "fast_attack" or "hybrid"."""
+    rx_gain_db: float = 30.0
+    """RX gain in manual mode."""
+    rf_bandwidth_hz: float | None = None
+    """Analog filter bandwidth of both paths; None uses the sample rate."""
+    rx_buffer_size: int = 2**15
+    """Samples per device RX buffer."""
+
+
 class PlutoBackend(RadioBackend):
     """A Pluto as a RadioBackend: full-scale complex64 in and out, settings as properties.
 
@@ -96,15 +120,13 @@ class PlutoBackend(RadioBackend):
 
     Parameters
     ----------
-    uri: libiio URI of a real Pluto, e.g. "ip:192.168.2.1" (always given, never scanned for).
-    sample_rate_hz: baseband sample rate of both paths (Pluto: 521e3..61.44e6).
-    lo_hz: carrier of both paths (stock AD9363: 325e6..3.8e9).
-    tx_attenuation_db: TX attenuation, 0..89.75 dB in 0.25 dB steps (hardwaregain = -attenuation).
-    rx_gain_mode: "manual", "slow_attack", "fast_attack" or "hybrid".
-    rx_gain_db: RX gain in manual mode.
-    rf_bandwidth_hz: analog filter bandwidth of both paths; None uses the sample rate.
-    rx_buffer_size: samples per device RX buffer.
-    device: an object with the adi.Pluto API (an EmulatedPluto) used instead of opening uri.
+    uri: libiio URI of a real Pluto, e.g. "ip:192.168.2.1" (always given, never scanned for); with
+        `device`, the label the backend shows ("emulated:").
+    settings: the device knobs (PlutoSettings); knobs given as keywords (sample_rate_hz=2e6, ...)
+        override its fields.
+    device: an object with the adi.Pluto API used instead of opening uri.
+    emulated: the device is an emulation (its builder says so): its channel and queued stream are
+        exposed, a TX buffer is destroyed without waiting out the burst, and RX is not streamed by default.
     rx_backlog_s: streaming: seconds of received samples held for a slow reader.
     stream_rx: read RX continuously on a thread; None: only for a real device (an emulator's
         stream waits for its reader unless it runs with realtime=True).
@@ -113,76 +135,37 @@ class PlutoBackend(RadioBackend):
     def __init__(
         self,
         uri: str | None,
-        sample_rate_hz: float = 1.0e6,
-        lo_hz: float = 915.0e6,
-        tx_attenuation_db: float = 10.0,
-        rx_gain_mode: str = "slow_attack",
-        rx_gain_db: float = 30.0,
-        rf_bandwidth_hz: float | None = None,
-        rx_buffer_size: int = 2**15,
+        settings: PlutoSettings | None = None,
+        *,
         device: Any = None,
+        emulated: bool = False,
         rx_backlog_s: float = 2.0,
         stream_rx: bool | None = None,
+        **knobs: Any,
     ) -> None:
+        settings = replace(settings or PlutoSettings(), **knobs)
         if device is None:
             device = self._open(uri)
         self._device = device
-        self._uri = uri or getattr(device, "uri", "")
-        self._emulated = isinstance(device, EmulatedPluto)
+        self._uri = uri or ""
+        self._emulated = bool(emulated)
         self._tx_length: int | None = None
         self._tx_done_at = 0.0
         self._leftover = np.zeros(0, np.complex64)
         self._stream: RxStream | None = None
         self._overflow_before = 0
         self._rx_backlog_s = float(rx_backlog_s)
-        self._set("sample_rate", int(sample_rate_hz))
-        self.lo_hz = lo_hz
-        self.rf_bandwidth_hz = sample_rate_hz if rf_bandwidth_hz is None else rf_bandwidth_hz
-        self._set("tx_cyclic_buffer", False)
-        self.tx_attenuation_db = tx_attenuation_db
-        self.rx_gain_mode = rx_gain_mode
-        if rx_gain_mode == "manual":
-            self.rx_gain_db = rx_gain_db
-        self.rx_buffer_size = rx_buffer_size
+        self.sample_rate_hz = settings.sample_rate_hz
+        self.lo_hz = settings.lo_hz
+        self.rf_bandwidth_hz = settings.sample_rate_hz if settings.rf_bandwidth_hz is None else settings.rf_bandwidth_hz
+        self._set(False, "tx_cyclic_buffer")
+        self.tx_attenuation_db = settings.tx_attenuation_db
+        self.rx_gain_mode = settings.rx_gain_mode
+        if settings.rx_gain_mode == "manual":
+            self.rx_gain_db = settings.rx_gain_db
+        self.rx_buffer_size = settings.rx_buffer_size
         self._streaming = (not self._emulated) if stream_rx is None else bool(stream_rx)
         self._start_stream()
-
-    @classmethod
-    def emulated(
-        cls,
-        channel: Channel | None,
-        sample_rate_hz: float = 1.0e6,
-        lo_hz: float = 915.0e6,
-        tx_attenuation_db: float = 10.0,
-        rx_gain_mode: str = "slow_attack",
-        rx_gain_db: float = 30.0,
-        rf_bandwidth_hz: float | None = None,
-        rx_buffer_size: int = 2**15,
-        link_gain_db: float = -30.0,
-        idle_start_samples: int | None = None,
-        seed: int = 0,
-        realtime: bool = False,
-        air_tx: Any = None,
-        air_rx: Any = None,
-        stream_rx: bool | None = None,
-    ) -> PlutoBackend:
-        """A PlutoBackend on an EmulatedPluto whose TX and RX are joined by `channel`.
-
-        With air_tx / air_rx (ZeroMQ IQ cable ends) the device transmits to / receives from another
-        process instead (see pluto_emulator); realtime runs its stream on the wall clock.
-        """
-        if channel is not None and abs(channel.sample_rate_hz - sample_rate_hz) > 1e-6 * sample_rate_hz:
-            raise BackendError(
-                f"channel sample rate {channel.sample_rate_hz} Hz differs from backend {sample_rate_hz} Hz"
-            )
-        device = EmulatedPluto(
-            uri="emulated:", channel=channel, link_gain_db=link_gain_db,
-            idle_start_samples=idle_start_samples, seed=seed, realtime=realtime, air_tx=air_tx, air_rx=air_rx,
-        )
-        return cls(
-            None, sample_rate_hz, lo_hz, tx_attenuation_db, rx_gain_mode, rx_gain_db,
-            rf_bandwidth_hz, rx_buffer_size, device=device, stream_rx=stream_rx,
-        )
 
     @staticmethod
     def _open(uri: str | None) -> Any:
@@ -197,16 +180,18 @@ class PlutoBackend(RadioBackend):
         except Exception as exc:  # libiio reports a missing device as a bare Exception
             raise BackendError(f"no Pluto at {uri}: {exc}") from exc
 
-    def _set(self, name: str, value: Any) -> None:
-        try:
-            setattr(self._device, name, value)
-        except Exception as exc:  # pyadi-iio raises Exception, ValueError and OSError
-            raise BackendError(f"Pluto at {self._uri} refused {name}={value!r}: {exc}") from exc
+    def _set(self, value: Any, *names: str) -> None:
+        """Write value to each named device attribute in turn; BackendError names the one refused."""
+        for name in names:
+            try:
+                setattr(self._device, name, value)
+            except Exception as exc:  # pyadi-iio raises Exception, ValueError and OSError
+                raise BackendError(f"Pluto at {self._uri} refused {name}={value!r}: {exc}") from exc
 
     # ----- settings -----
     @property
     def device(self) -> Any:
-        """The adi.Pluto or EmulatedPluto underneath."""
+        """The adi.Pluto (or the emulated device) underneath."""
         return self._device
 
     @property
@@ -216,13 +201,13 @@ class PlutoBackend(RadioBackend):
 
     @property
     def is_emulated(self) -> bool:
-        """True when the device is an EmulatedPluto."""
+        """True when the device is an emulation (an EmulatedPluto)."""
         return self._emulated
 
     @property
-    def channel(self) -> Any:
+    def channel(self) -> StreamChannel | None:
         """The emulated channel model between TX and RX (its SNR can be set); None on a real device."""
-        return getattr(self._device, "channel", None) if self._emulated else None
+        return self._device.channel if self._emulated else None
 
     @property
     def streaming(self) -> bool:
@@ -243,7 +228,7 @@ class PlutoBackend(RadioBackend):
         """
         have = len(self._leftover)
         if self._stream is None:
-            return have + int(getattr(self._device, "pending", 0))
+            return have + (int(self._device.pending) if self._emulated else 0)
         fs = self.sample_rate_hz
         playing = max(0.0, self._tx_done_at - time.monotonic())
         return have + self._stream.backlog + int(playing * fs) + self.rx_buffer_size + int(LATENCY_S * fs)
@@ -255,7 +240,7 @@ class PlutoBackend(RadioBackend):
 
     @sample_rate_hz.setter
     def sample_rate_hz(self, value: float) -> None:
-        self._set("sample_rate", int(value))
+        self._set(int(value), "sample_rate")
 
     @property
     def lo_hz(self) -> float:
@@ -264,8 +249,7 @@ class PlutoBackend(RadioBackend):
 
     @lo_hz.setter
     def lo_hz(self, value: float) -> None:
-        self._set("rx_lo", int(value))
-        self._set("tx_lo", int(value))
+        self._set(int(value), "rx_lo", "tx_lo")
 
     @property
     def rf_bandwidth_hz(self) -> float:
@@ -274,8 +258,7 @@ class PlutoBackend(RadioBackend):
 
     @rf_bandwidth_hz.setter
     def rf_bandwidth_hz(self, value: float) -> None:
-        self._set("rx_rf_bandwidth", int(value))
-        self._set("tx_rf_bandwidth", int(value))
+        self._set(int(value), "rx_rf_bandwidth", "tx_rf_bandwidth")
 
     @property
     def tx_attenuation_db(self) -> float:
@@ -284,7 +267,7 @@ class PlutoBackend(RadioBackend):
 
     @tx_attenuation_db.setter
     def tx_attenuation_db(self, value: float) -> None:
-        self._set("tx_hardwaregain_chan0", -float(value))
+        self._set(-float(value), "tx_hardwaregain_chan0")
 
     @property
     def rx_gain_mode(self) -> str:
@@ -293,7 +276,7 @@ class PlutoBackend(RadioBackend):
 
     @rx_gain_mode.setter
     def rx_gain_mode(self, value: str) -> None:
-        self._set("gain_control_mode_chan0", value)
+        self._set(value, "gain_control_mode_chan0")
 
     @property
     def rx_gain_db(self) -> float:
@@ -304,7 +287,7 @@ class PlutoBackend(RadioBackend):
     def rx_gain_db(self, value: float) -> None:
         if self.rx_gain_mode != "manual":
             raise BackendError(f"rx_gain_db is only settable in manual mode, not {self.rx_gain_mode!r}")
-        self._set("rx_hardwaregain_chan0", float(value))
+        self._set(float(value), "rx_hardwaregain_chan0")
 
     @property
     def rx_buffer_size(self) -> int:
@@ -317,7 +300,7 @@ class PlutoBackend(RadioBackend):
             raise BackendError(f"rx_buffer_size must be positive, got {value}")
         restart = self._stop_stream()
         self._device.rx_destroy_buffer()
-        self._set("rx_buffer_size", int(value))
+        self._set(int(value), "rx_buffer_size")
         if restart:
             self._start_stream()
 
@@ -328,7 +311,7 @@ class PlutoBackend(RadioBackend):
 
     def _stop_stream(self) -> bool:
         """Stop the RX thread if one runs (its backlog is dropped); True when one ran."""
-        stream, self._stream = getattr(self, "_stream", None), None
+        stream, self._stream = self._stream, None
         if stream is None:
             return False
         stream.stop()
@@ -377,7 +360,7 @@ class PlutoBackend(RadioBackend):
         self._wait_tx_drained()
         self._device.tx_destroy_buffer()
         self._device.rx_destroy_buffer()
-        close = getattr(self._device, "close", None)
+        close = getattr(self._device, "close", None)  # adi.Pluto has none (its IIO context goes with it)
         if close is not None:
             close()
 
@@ -388,7 +371,8 @@ class CabledPlutoRelay(RadioBackend):
     The host cannot open the same device, so it transmits over the ZeroMQ IQ cable (a ZmqTxBackend);
     a thread here takes each complete burst off the cable (`cable`, a channel-less ZmqRxBackend) and
     plays it with the Pluto's tx(); rx() returns the Pluto's received stream, read continuously. The
-    air (cable and attenuator) is the channel. There is no `poll_cable`: the edge reads it as a real-time radio.
+    air (cable and attenuator) is the channel (`channel` is None). It is no cable stream (`cable_stream` is None):
+    the edge reads it as a real-time radio.
     """
 
     def __init__(self, pluto: PlutoBackend, cable: Any, poll_s: float = 0.002) -> None:
@@ -404,11 +388,6 @@ class CabledPlutoRelay(RadioBackend):
     def sample_rate_hz(self) -> float:
         """Baseband sample rate of the device."""
         return self.pluto.sample_rate_hz
-
-    @property
-    def channel(self) -> None:
-        """No channel model: the cable is the channel."""
-        return None
 
     @property
     def pending(self) -> int:

@@ -1,49 +1,8 @@
 """An in-process stand-in for pyadi-iio's `adi.Pluto`: same properties, same buffer rules, a Channel between TX and RX.
 
-Behaviours copied from pyadi-iio 0.0.21 (`adi/ad936x.py`, `adi/rx_tx.py`, `adi/attribute.py`,
-`adi/compat.py` for libiio 0.x) and emulated here:
-
-- tx(data) casts real and imaginary parts with ``astype(int16)`` (truncation; out-of-range values
-  wrap, they are not clipped); the AD936x DAC takes the 12 MSBs of each 16-bit word, so full scale
-  is +-2**15 and the customary ``iq * 2**14`` is 6 dB below it.
-- rx() returns a complex128 array of ``rx_buffer_size`` samples whose parts are 12-bit ADC codes
-  (-2048..2047) sign-extended to int16; the ADC saturates at those codes.
-- The first tx() creates the TX buffer with the data's length; a later tx() of another length
-  raises "Buffer length different than data length..." until tx_destroy_buffer().
-- In cyclic mode a second tx() raises "TX buffer has been submitted in cyclic mode..." and
-  tx_cyclic_buffer cannot change while a TX buffer exists.
-- The RX buffer is created by the first rx() with the rx_buffer_size of that moment; changing
-  rx_buffer_size later has no effect until rx_destroy_buffer().
-- rx_lo, tx_lo, rx_rf_bandwidth, tx_rf_bandwidth must be Python ints ("Value must be an int");
-  hardware gains must be int or float ("Value must be a float"); sample_rate below 521e3 raises
-  ValueError; values the kernel driver refuses raise OSError(EINVAL) as libiio reports them.
-- rx_hardwaregain_chan0 is silently ignored unless gain_control_mode_chan0 is 'manual'.
-- Numeric attributes read back as int when integral (pyadi-iio's get_numbers).
-
-Emulation choices (not the device): the stock AD9363 Pluto ranges (LO 325 MHz..3.8 GHz, sample
-rate 521 kSPS..61.44 MSPS, RF bandwidth clamped to 200 kHz..56 MHz as the driver does); RX gain
-range by LO band from the AD9361 full gain table (-1..73 dB below 1.3 GHz, -3..71 dB up to 4 GHz);
-TX attenuation 0..89.75 dB in 0.25 dB steps (truncated). The channel sees DAC samples in units of
-2**14 (the pyadi-iio convention, so a Channel built for full-scale |x| <= 1 sees its reference
-power); tx and rx gains and `link_gain_db` scale signal and noise together after the channel, so
-the channel's snr_db is the SNR at the ADC (plus quantization). AGC modes are emulated as settled:
-the gain puts a burst of the channel's reference power at about -12 dBFS, with no attack or decay.
-By default time advances only as rx() is called: unlike the real device, nothing is lost when the
-caller is slow, and non-cyclic TX data pushed before a tx_destroy_buffer() is still received.
-
-With ``realtime=True`` the stream runs on the wall clock like the device: rx() blocks until its buffer
-has been "sampled", a non-cyclic tx() starts playing now (or right after the burst still playing), and a
-reader more than KERNEL_BUFFERS buffers behind loses samples (counted in rx_dropped_samples; the
-emulation drops the oldest, the device keeps its oldest blocks and loses newer samples: either way the
-stream jumps), and an RX buffer captures only from its creation (the first rx() after a destroy) on.
-
-Across processes (the emulated air), TX and RX are two devices joined by the ZeroMQ IQ cable: with
-``air_tx`` (a ZmqTxBackend) tx() sends the DAC output, scaled by this device's TX gain, over the cable
-instead of to its own RX; with ``air_rx`` (a channel-less ZmqRxBackend, normally paced in real time)
-rx() takes the cable's stream after the idle start, applies the channel model, the gains and the ADC.
-The receiving device treats its own tx_hardwaregain_chan0 as the link's nominal TX gain: a transmitter
-at that attenuation gets the channel's snr_db at the ADC; more attenuation lowers level and SNR alike.
-Cyclic TX does not cross processes (tx() raises).
+It copies pyadi-iio 0.0.21's sample scaling, buffer and attribute rules, emulates the stock AD9363 ranges and
+settled AGC, runs in stream time or on the wall clock (`realtime=True`), and crosses processes over the ZeroMQ
+IQ cable. Which behaviours are the device's and which are emulation choices: docs/radio_backends.md.
 """
 
 from __future__ import annotations
@@ -53,13 +12,17 @@ import math
 import os
 import threading
 import time
+from dataclasses import fields, replace
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
+from radio.backends.base import RadioBackend
+from radio.backends.pluto import PlutoBackend, PlutoSettings
 from radio.backends.sim import SampleQueue, idle_start
-from radio.channel import Channel
+from radio.channel import StreamChannel
+from radio.errors import BackendError
 
 LO_RANGE_HZ = (325_000_000, 3_800_000_000)
 SAMPLE_RATE_RANGE = (521e3, 61.44e6)
@@ -74,6 +37,8 @@ AIR_UNIT = DAC_FULL_SCALE * math.sqrt(2.0)
 """Device units of |x| = 1 on the emulated air (so any int16 I/Q pair fits the cable's full scale)."""
 KERNEL_BUFFERS = 4
 """RX buffers the emulated kernel holds (libiio's default) before a slow reader loses samples (realtime)."""
+EMULATED_URI = "emulated:"
+"""The URI an emulated device shows."""
 
 
 def _einval() -> OSError:
@@ -123,14 +88,14 @@ class EmulatedPluto:
 
     def __init__(
         self,
-        uri: str = "emulated:",
-        channel: Channel | None = None,
+        uri: str = EMULATED_URI,
+        channel: StreamChannel | None = None,
         link_gain_db: float = -30.0,
         idle_start_samples: int | None = None,
         seed: int = 0,
         realtime: bool = False,
-        air_tx: Any = None,
-        air_rx: Any = None,
+        air_tx: RadioBackend | None = None,
+        air_rx: RadioBackend | None = None,
     ) -> None:
         if realtime and air_rx is not None:
             raise ValueError("realtime and air_rx exclude each other: the air's receiver paces the stream")
@@ -365,7 +330,7 @@ class EmulatedPluto:
     @property
     def pending(self) -> int:
         """Emulation only: stream samples queued ahead of RX (idle start, bursts; the air's queue included)."""
-        air = getattr(self.air_rx, "pending", 0) if self.air_rx is not None else 0
+        air = self.air_rx.pending if self.air_rx is not None else 0
         return self._queue.pending + int(air)
 
     def rx_destroy_buffer(self) -> None:
@@ -482,3 +447,23 @@ class EmulatedPluto:
         gain = AGC_TARGET_DBFS - at_adc_db - self._tx_hardwaregain - self.link_gain_db
         low, high = rx_gain_range_db(self._rx_lo)
         return int(min(max(round(gain), low), high))
+
+
+def emulated_pluto_backend(
+    channel: StreamChannel | None, settings: PlutoSettings | None = None, *, stream_rx: bool | None = None,
+    **options: Any,
+) -> PlutoBackend:
+    """A PlutoBackend on a new EmulatedPluto whose TX and RX are joined by `channel`.
+
+    options: PlutoSettings fields (sample_rate_hz=2e6, ...) overriding `settings`, the rest EmulatedPluto
+    parameters (link_gain_db, idle_start_samples, seed, realtime, air_tx, air_rx). With air_tx / air_rx
+    (ZeroMQ IQ cable ends) the device transmits to / receives from another process instead; realtime
+    runs its stream on the wall clock. stream_rx: see PlutoBackend.
+    """
+    knob_names = {f.name for f in fields(PlutoSettings)}
+    settings = replace(settings or PlutoSettings(), **{k: v for k, v in options.items() if k in knob_names})
+    fs = settings.sample_rate_hz
+    if channel is not None and abs(channel.sample_rate_hz - fs) > 1e-6 * fs:
+        raise BackendError(f"channel sample rate {channel.sample_rate_hz} Hz differs from backend {fs} Hz")
+    device = EmulatedPluto(EMULATED_URI, channel, **{k: v for k, v in options.items() if k not in knob_names})
+    return PlutoBackend(EMULATED_URI, settings, device=device, emulated=True, stream_rx=stream_rx)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from radio.backends.base import RadioBackend
+from radio.backends.base import CableStream, RadioBackend
+from radio.channel import StreamChannel
 from radio.errors import BackendError
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,26 @@ class SigmfRecorder(RadioBackend):
     def backend(self) -> RadioBackend:
         """The wrapped backend."""
         return self._backend
+
+    @property
+    def pending(self) -> int:
+        """The wrapped backend's samples queued ahead of the read position."""
+        return self._backend.pending
+
+    @property
+    def clock_samples(self) -> int:
+        """The wrapped backend's transmit clock."""
+        return self._backend.clock_samples
+
+    @property
+    def channel(self) -> StreamChannel | None:
+        """The wrapped backend's emulated channel (None on real air)."""
+        return self._backend.channel
+
+    @property
+    def cable_stream(self) -> CableStream | None:
+        """The wrapped backend's cable, when it is cable-fed: recording changes nothing about how it is read."""
+        return self._backend.cable_stream
 
     def annotate(self, sample_start: int, sample_count: int, label: str, comment: str | None = None) -> None:
         """Mark samples of the recording (e.g. a detected packet); written to the meta file on close()."""

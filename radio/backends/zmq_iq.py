@@ -1,34 +1,8 @@
 """IQ over ZeroMQ: a virtual radio cable between two processes or machines, with the channel at the receiver.
 
-The design, in the spirit of srsRAN's ZeroMQ radio but pushed rather than pulled:
-
-- The transmitter (`ZmqTxBackend`, a PUSH socket) keeps a sample clock. tx(iq) sends the samples as
-  chunks stamped with the clock index of their first sample; `idle(n)` declares n samples of silence
-  (the clock advances by n, nothing is sent but a header); `pause()` declares open-ended silence
-  ("nothing more until my next burst"). By default every tx() ends with a pause (`pause_after_tx`),
-  which gives the SimBackend's semantics: bursts back to back while the receiver is behind, noise
-  between them otherwise.
-- The receiver (`ZmqRxBackend`, a PULL socket) owns time: its stream index is the number of samples
-  rx() has returned. It maps the transmitter's clock onto its own stream (rx index = tx index + offset)
-  and fills declared gaps with silence. The channel model (noise, fading, CFO, timing offset, SNR
-  schedule) is applied here, to the whole stream, so noise continues through idle time.
-- What blocks: rx(n) returns at once when the queued samples cover n, or when the transmitter is idle
-  (paused, closed, or never heard): the rest is silence and the receiver's time runs ahead. While the
-  transmitter is active (it sent samples without a pause), rx(n) waits for more; if nothing arrives for
-  `timeout_s` it logs a warning and treats the transmitter as paused. A burst that arrives after the
-  receiver ran ahead starts where the receiver is (the offset grows; see `placements`), so no sample
-  is dropped and a burst is never split by silence unless its transmitter stalled beyond timeout_s.
-  With `realtime_idle`, silence is produced no faster than the sample rate of wall time (an idle edge
-  does not spin); a burst arriving during that wait is placed at the start of the pending request.
-  On the transmitter, tx() blocks when the high-water marks are full (backpressure: the receiver reads
-  only what rx() needs), and raises BackendError after `send_timeout_s`.
-- Messages are [header] or [header, complex64 bytes]; the header carries a magic, a version, the
-  kind, the transmitter's random stream id, the start index, the count and the sample rate.
-  Malformed messages are logged and dropped (a gap they leave in a stream is filled with silence);
-  a sample-rate mismatch is refused: rx() raises BackendError naming both rates. A new stream id
-  (a restarted transmitter) starts where the receiver is.
-
-One cable carries one direction; a host and an edge that both transmit use two.
+The transmitter (PUSH) stamps chunks with its sample clock and declares silence; the receiver (PULL) owns time,
+fills gaps with silence and applies the channel model. One cable carries one direction. The full design
+(blocking rules, message format, restarts) is in docs/radio_backends.md.
 """
 
 from __future__ import annotations
@@ -38,13 +12,12 @@ import secrets
 import struct
 import time
 from collections import deque
-from collections.abc import Sequence
 
 import numpy as np
 import zmq
 
-from radio.backends.base import RadioBackend
-from radio.channel import Channel
+from radio.backends.base import CableStream, RadioBackend
+from radio.channel import StreamChannel
 from radio.errors import BackendError
 
 log = logging.getLogger(__name__)
@@ -72,75 +45,26 @@ def pack_header(kind: int, stream_id: int, start: int, count: int, sample_rate_h
     return HEADER.pack(MAGIC, PROTOCOL_VERSION, kind, flags, DTYPE_CF32_LE, stream_id, start, count, sample_rate_hz)
 
 
-class ScheduledChannel:
-    """A Channel whose SNR steps to given values at given sample indices of its output stream.
+def open_socket(
+    context: zmq.Context | None, kind: int, endpoint: str, bind: bool, options: dict[int, int], side: str
+) -> tuple[zmq.Socket, str]:
+    """(socket, address in use): a `kind` socket with `options` set, bound to or connected to endpoint.
 
-    steps: (at_sample, snr_db) pairs, at_sample strictly increasing; each step is applied once when the
-    stream reaches it (a manual `set_snr_db` in between holds until the next step). Before the first
-    step the wrapped channel keeps its own SNR.
+    The address in use is the resolved one when bound (tcp://host:* gets its port); BackendError names
+    the side ("TX" or "RX") when the endpoint cannot be bound or connected.
     """
-
-    def __init__(self, channel: Channel, steps: Sequence[tuple[int, float]]) -> None:
-        ats = [int(a) for a, _ in steps]
-        if any(a < 0 for a in ats) or any(b <= a for a, b in zip(ats, ats[1:])):
-            raise BackendError(f"SNR schedule sample indices must be >= 0 and strictly increasing, got {ats}")
-        self.channel = channel
-        self.steps = [(int(a), float(s)) for a, s in steps]
-        self._next = 0  # index of the first step not applied yet
-        self._n = 0
-
-    @classmethod
-    def from_seconds(cls, channel: Channel, steps_s: Sequence[tuple[float, float]]) -> ScheduledChannel:
-        """Steps given as (at_s, snr_db); at_s * sample_rate_hz, rounded, is the sample index."""
-        return cls(channel, [(round(at * channel.sample_rate_hz), snr) for at, snr in steps_s])
-
-    @property
-    def sample_rate_hz(self) -> float:
-        """Sample rate of the wrapped channel."""
-        return self.channel.sample_rate_hz
-
-    @property
-    def reference_power(self) -> float:
-        """Nominal burst power the SNR refers to."""
-        return self.channel.reference_power
-
-    @property
-    def snr_db(self) -> float:
-        """SNR the next samples get."""
-        return self.channel.snr_db
-
-    def set_snr_db(self, value: float) -> None:
-        """Change the SNR now (until the next scheduled step)."""
-        self.channel.set_snr_db(value)
-
-    @property
-    def noise_variance(self) -> float:
-        """Noise variance per complex sample at the current SNR."""
-        return self.channel.noise_variance
-
-    @property
-    def samples_processed(self) -> int:
-        """Stream time: samples output so far."""
-        return self._n
-
-    def apply(self, iq: np.ndarray) -> np.ndarray:
-        """(n,) complex -> (n,) complex64, switching SNR exactly at the scheduled sample indices."""
-        x = np.asarray(iq)
-        parts, i = [], 0
-        while i < len(x):
-            now = self._n + i
-            while self._next < len(self.steps) and self.steps[self._next][0] <= now:
-                self.channel.set_snr_db(self.steps[self._next][1])
-                self._next += 1
-            end = len(x)
-            if self._next < len(self.steps):
-                end = min(end, self.steps[self._next][0] - self._n)
-            parts.append(self.channel.apply(x[i:end]))
-            i = end
-        self._n += len(x)
-        if not parts:
-            return np.zeros(0, np.complex64)
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+    sock = (context or zmq.Context.instance()).socket(kind)
+    for option, value in options.items():
+        sock.setsockopt(option, value)
+    try:
+        if bind:
+            sock.bind(endpoint)
+            return sock, sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        sock.connect(endpoint)
+        return sock, endpoint
+    except zmq.ZMQError as exc:
+        sock.close(linger=0)
+        raise BackendError(f"zmq {side} cannot {'bind' if bind else 'connect'} {endpoint}: {exc}") from None
 
 
 class ZmqTxBackend(RadioBackend):
@@ -185,20 +109,10 @@ class ZmqTxBackend(RadioBackend):
         self._stream_id = secrets.randbits(32) if stream_id is None else int(stream_id) & 0xFFFFFFFF
         self._clock = 0
         self._linger_ms = int(linger_s * 1000)
-        self._sock = (context or zmq.Context.instance()).socket(zmq.PUSH)
-        self._sock.setsockopt(zmq.SNDHWM, int(hwm_messages))
-        self._sock.setsockopt(zmq.SNDTIMEO, -1 if send_timeout_s is None else int(send_timeout_s * 1000))
-        self._sock.setsockopt(zmq.LINGER, self._linger_ms)
-        try:
-            if bind:
-                self._sock.bind(endpoint)
-                self._endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
-            else:
-                self._sock.connect(endpoint)
-                self._endpoint = endpoint
-        except zmq.ZMQError as exc:
-            self._sock.close(linger=0)
-            raise BackendError(f"zmq TX cannot {'bind' if bind else 'connect'} {endpoint}: {exc}") from None
+        send_timeout_ms = -1 if send_timeout_s is None else int(send_timeout_s * 1000)
+        self._sock, self._endpoint = open_socket(
+            context, zmq.PUSH, endpoint, bind,
+            {zmq.SNDHWM: int(hwm_messages), zmq.SNDTIMEO: send_timeout_ms, zmq.LINGER: self._linger_ms}, "TX")
 
     @property
     def sample_rate_hz(self) -> float:
@@ -265,7 +179,7 @@ class ZmqTxBackend(RadioBackend):
         self._sock.close(linger=self._linger_ms)
 
 
-class ZmqRxBackend(RadioBackend):
+class ZmqRxBackend(RadioBackend, CableStream):
     """Receive side of the ZeroMQ IQ cable (PULL); owns stream time and applies the channel. tx() raises.
 
     Parameters
@@ -288,7 +202,7 @@ class ZmqRxBackend(RadioBackend):
         self,
         endpoint: str,
         sample_rate_hz: float,
-        channel: Channel | ScheduledChannel | None = None,
+        channel: StreamChannel | None = None,
         bind: bool = True,
         timeout_s: float | None = 1.0,
         *,
@@ -319,20 +233,9 @@ class ZmqRxBackend(RadioBackend):
         self._clock_anchor = (time.monotonic(), 0)  # (wall time, stream index) for realtime_idle
         self.malformed_messages = 0
         self.lost_samples = 0
-        self._sock = (context or zmq.Context.instance()).socket(zmq.PULL)
-        self._sock.setsockopt(zmq.RCVHWM, int(hwm_messages))
-        self._sock.setsockopt(zmq.MAXMSGSIZE, HEADER.size + 8 * MAX_CHUNK_SAMPLES)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        try:
-            if bind:
-                self._sock.bind(endpoint)
-                self._endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
-            else:
-                self._sock.connect(endpoint)
-                self._endpoint = endpoint
-        except zmq.ZMQError as exc:
-            self._sock.close(linger=0)
-            raise BackendError(f"zmq RX cannot {'bind' if bind else 'connect'} {endpoint}: {exc}") from None
+        self._sock, self._endpoint = open_socket(
+            context, zmq.PULL, endpoint, bind,
+            {zmq.RCVHWM: int(hwm_messages), zmq.MAXMSGSIZE: HEADER.size + 8 * MAX_CHUNK_SAMPLES, zmq.LINGER: 0}, "RX")
 
     @property
     def sample_rate_hz(self) -> float:
@@ -345,7 +248,7 @@ class ZmqRxBackend(RadioBackend):
         return self._endpoint
 
     @property
-    def channel(self) -> Channel | ScheduledChannel | None:
+    def channel(self) -> StreamChannel | None:
         """The channel model applied to the received stream (None: pass-through)."""
         return self._channel
 
@@ -371,6 +274,15 @@ class ZmqRxBackend(RadioBackend):
         while count < max_messages and self._poll(0):
             count += 1
         return count
+
+    def wait_cable(self, timeout_s: float) -> bool:
+        """Wait up to timeout_s for one message on the cable and take it in; False when none came."""
+        return self._poll(int(timeout_s * 1000))
+
+    @property
+    def cable_stream(self) -> ZmqRxBackend:
+        """This receiver: its stream is fed by the cable (a reader polls it)."""
+        return self
 
     @property
     def placements(self) -> list[tuple[int, int, int]]:
@@ -507,7 +419,7 @@ class ZmqRxBackend(RadioBackend):
 
 def loopback_pair(
     sample_rate_hz: float,
-    channel: Channel | ScheduledChannel | None = None,
+    channel: StreamChannel | None = None,
     endpoint: str | None = None,
     timeout_s: float | None = 1.0,
     realtime_idle: bool = False,

@@ -47,11 +47,11 @@ def test_apply_installs_and_reproduces_host(packed, tiny_bert_module, tmp_path, 
     payload, host = packed[quant]
     cfg = _cfg(tiny_bert_module, tmp_path)
     report = apply_payload(cfg, payload)
-    assert report["installed"], report["reason"]
-    assert report["probe_max_abs_err"] <= PROBE_TOLERANCE[quant]
-    assert report["accuracy"] == pytest.approx(host["accuracy_after_quant"])
+    assert report.installed, report.reason
+    assert report.probe_max_abs_err <= PROBE_TOLERANCE[quant]
+    assert report.accuracy == pytest.approx(host["accuracy_after_quant"])
     assert host["payload_bytes"] == len(payload)
-    assert str(current_adapter(cfg.edge.adapter_dir)) == report["adapter_dir"] and report["adapter_dir"]
+    assert str(current_adapter(cfg.edge.adapter_dir)) == report.adapter_dir and report.adapter_dir
 
 
 def test_installed_folder_loads_with_plain_peft(packed, tiny_bert_module, tmp_path):
@@ -62,7 +62,7 @@ def test_installed_folder_loads_with_plain_peft(packed, tiny_bert_module, tmp_pa
 
     payload, _ = packed["int8"]
     cfg = _cfg(tiny_bert_module, tmp_path)
-    folder = apply_payload(cfg, payload, evaluate=False)["adapter_dir"]
+    folder = apply_payload(cfg, payload, evaluate=False).adapter_dir
     manifest = pl.read_manifest(payload)
     base, tok = load_classifier(cfg.model, 5)
     model = PeftModel.from_pretrained(base, folder)
@@ -85,8 +85,8 @@ def test_corrupt_payloads_are_refused_and_previous_adapter_stays(packed, tiny_be
     good = apply_payload(cfg, packed["nf4"][0], evaluate=False)
     for name, (bad, why) in _bad_payloads(packed["fp16"][0]).items():
         report = apply_payload(cfg, bad)
-        assert not report["installed"] and why in report["reason"], (name, report)
-        assert report["adapter_dir"] == good["adapter_dir"] == str(current_adapter(cfg.edge.adapter_dir))
+        assert not report.installed and why in report.reason, (name, report)
+        assert report.adapter_dir == good.adapter_dir == str(current_adapter(cfg.edge.adapter_dir))
     assert not [p for p in current_adapter(cfg.edge.adapter_dir).parent.parent.iterdir() if "staging" in p.name]
 
 
@@ -96,13 +96,13 @@ def test_foreign_model_is_refused(packed, tmp_path):
     other = make_tiny_model(tmp_path / "tiny-bert", "bert", seed=1)  # same name, different weights
     cfg = _cfg(other, tmp_path)
     report = apply_payload(cfg, packed["nf4"][0])
-    assert not report["installed"] and "foreign model" in report["reason"]
+    assert not report.installed and "foreign model" in report.reason
     assert current_adapter(cfg.edge.adapter_dir) is None
 
 
 def test_wrong_tensors_with_valid_sha_fail_the_probe(packed, tiny_bert_module, tmp_path):
     cfg = _cfg(tiny_bert_module, tmp_path)
-    previous = apply_payload(cfg, packed["none"][0], evaluate=False)["adapter_dir"]
+    previous = apply_payload(cfg, packed["none"][0], evaluate=False).adapter_dir
     payload, _ = packed["nf4"]
     p = pl.decode(payload)
     tensors = {k: (v + 0.5 if k.endswith("classifier.bias") else v) for k, v in p.tensors.items()}
@@ -110,7 +110,7 @@ def test_wrong_tensors_with_valid_sha_fail_the_probe(packed, tiny_bert_module, t
     manifest = {k: v for k, v in p.manifest.items() if k not in ("tensors", "format", "version", "block_size")}
     forged = pl.encode(manifest, tensors, schemes, 64)
     report = apply_payload(cfg, forged)
-    assert not report["installed"] and report["stage"] == "verify" and "probe logits differ" in report["reason"]
+    assert not report.installed and report.stage == "verify" and "probe logits differ" in report.reason
     assert str(current_adapter(cfg.edge.adapter_dir)) == previous
 
 
@@ -119,7 +119,7 @@ def test_adalora_payload_applies(tiny_bert_module, tmp_path):
     payload, report = finetune_and_pack(cfg, adalora_target_rank=2)
     assert report["method"] == "adalora:2" and any(report["ranks"].values())
     assert all(0 <= r <= 3 for r in report["ranks"].values())
-    assert apply_payload(cfg, payload)["installed"]
+    assert apply_payload(cfg, payload).installed
 
 
 def test_commands_print_the_contract_keys(tiny_bert_module, tmp_path, capsys):

@@ -15,13 +15,14 @@ import pytest
 
 from edge_node import radio_input
 from edge_node.daemon import EdgeDaemon
-from host.experiment import link_settings
 from host.sender import Sender
 from radio.backends.factory import make_channel
 from radio.backends.zmq_iq import ZmqTxBackend, loopback_pair
+from radio.link import LinkSettings
 from radio.transmitter import TX_POWER
 from testbed.config import validate
-from testbed.control import ControlClient, ControlServer
+from testbed.control.client import ControlClient
+from testbed.control.server import ControlServer
 from testbed.messages import BurstDone, MissingRequest, SessionAck, SessionStart, SnrReport
 
 
@@ -47,7 +48,7 @@ class Running:
         self.thread.start()
         self.client = ControlClient(server.endpoint, heartbeat_s=0.2, peer_timeout_s=1.0, request_timeout_s=3.0)
         self.client.wait_ready(5)
-        self.sender = Sender(self.client, self.tx, link_settings(cfg), "zmq")
+        self.sender = Sender(self.client, self.tx, LinkSettings.from_config(cfg.radio), "zmq")
 
     def start(self, session: int, packets: int = 2) -> SessionAck:
         start = SessionStart(session=session, payload_bytes=1024 * packets, packet_count=packets,

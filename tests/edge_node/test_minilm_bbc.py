@@ -22,9 +22,9 @@ def test_minilm_bbc_news_nf4_end_to_end(tmp_path):
     assert len(host["ranks"]) == 36 and set(host["ranks"].values()) == {8}
     assert host["trainable_params"] == 8 * 41472 + 384 * 5 + 5
     edge = apply_payload(cfg, payload)
-    assert edge["installed"], edge["reason"]
-    assert edge["probe_max_abs_err"] <= PROBE_TOLERANCE["nf4"]
+    assert edge.installed, edge.reason
+    assert edge.probe_max_abs_err <= PROBE_TOLERANCE["nf4"]
     # 100 test examples after 20 steps: NF4 may flip a few borderline ones (the 1.5-point figure is measured on
     # the full Rotten Tomatoes default, see `airlora finetune`); the edge must match the host's NF4 model exactly.
-    assert abs(edge["accuracy"] - host["accuracy_after"]) <= 0.05
-    assert edge["accuracy"] == pytest.approx(host["accuracy_after_quant"])
+    assert abs(edge.accuracy - host["accuracy_after"]) <= 0.05
+    assert edge.accuracy == pytest.approx(host["accuracy_after_quant"])

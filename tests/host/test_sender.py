@@ -11,7 +11,8 @@ import pytest
 from host.sender import DeliveryError, Sender
 from radio.backends.zmq_iq import loopback_pair
 from radio.link import LinkSettings
-from testbed.control import ControlClient, ControlServer
+from testbed.control.client import ControlClient
+from testbed.control.server import ControlServer
 from testbed.messages import (BurstDone, MissingRequest, SessionAck, SessionStart, SnrReport, TransferComplete)
 
 

@@ -29,15 +29,15 @@ import yaml
 import zmq
 
 from edge_node.install import current_adapter
-from host.experiment import link_settings
 from adapters.payload import read_header
 from host.sender import DeliveryError, Sender
 from radio.backends.factory import make_backend
 from radio.backends.zmq_iq import KIND_DATA, MAGIC, pack_header
+from radio.link import LinkSettings
 from radio.transmitter import TX_POWER
 from testbed import __version__
 from testbed.config import validate
-from testbed.control import ControlClient
+from testbed.control.client import ControlClient
 from testbed.messages import ERR_BAD_MESSAGE, ERR_HELLO_REQUIRED, Hello, SessionStart, decode, encode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,7 +111,7 @@ class Host:
         self.tx = make_backend(lab.cfg.radio, lab.cfg.channel, TX_POWER, role="tx")
         self.events: list[tuple[str, dict]] = []
         self.on_event = on_event
-        self.sender = Sender(self.client, self.tx, link_settings(lab.cfg), "zmq", on_event=self._event)
+        self.sender = Sender(self.client, self.tx, LinkSettings.from_config(lab.cfg.radio), "zmq", on_event=self._event)
 
     def _event(self, kind: str, **fields) -> None:
         self.events.append((kind, fields))
@@ -313,9 +313,9 @@ def test_link_drop_by_snr_schedule_recovers_and_completes(lab_factory):
     reports = d.snr_reports
     # The drop hit the first burst, at least one repair burst fell entirely into it, and the last one came
     # through at ~20 dB once the link was back.
-    assert reports[0]["packets_crc_ok"] < d.packets_total
-    assert any(r["packets_crc_ok"] == 0 for r in reports[1:-1]), reports
-    assert reports[-1]["packets_crc_ok"] >= 1 and 15.0 < reports[-1]["mean_snr_db"] < 25.0
+    assert reports[0].packets_crc_ok < d.packets_total
+    assert any(r.packets_crc_ok == 0 for r in reports[1:-1]), reports
+    assert reports[-1].packets_crc_ok >= 1 and 15.0 < reports[-1].mean_snr_db < 25.0
     assert lab.leftovers() == []
 
 

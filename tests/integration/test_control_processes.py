@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from testbed.control import ControlClient, ControlServer, PeerLost, PeerTimeout
+from testbed.control.client import ControlClient
+from testbed.control.endpoint import PeerLost, PeerTimeout
+from testbed.control.server import ControlServer
 from testbed.messages import Hello, HelloAck, SessionAck, SessionStart
 
 HEARTBEAT_S = 0.1

@@ -33,9 +33,9 @@ def test_airlora_run_feeds_the_edges_measured_snr_to_a_learned_policy(tmp_path):
     from policy.airllm import AirLlm, AirLlmConfig
     from policy.checkpoint import save
     from policy.ddim import DdimConfig
-    from policy.env import problem_from_config
     from policy.learned import LearnedPolicy
     from policy.ppo import PpoConfig
+    from policy.problem import problem_from_config
     from policy.state import PolicyState
     from testbed.config import validate
 
@@ -79,7 +79,7 @@ def test_airlora_run_feeds_the_edges_measured_snr_to_a_learned_policy(tmp_path):
     for event, snr_set in zip(chosen, (18.0, 4.0)):
         measured = event["snr_db"]
         assert measured is not None and measured != snr_set and abs(measured - snr_set) < 2.0
-        state = PolicyState(snr_db=measured, bandwidth_hz=problem.link.bandwidth_hz,
+        state = PolicyState(snr_db=measured, bandwidth_hz=problem.link.occupied_bandwidth_hz,
                             entropy=features["lexical_entropy"], oov_rate=features["oov_rate"], modules=modules,
                             shapes=shapes, ranks=current, r_max=cfg.run.r_max)
         assert event["ranks"] == policy.choose(state)  # rank i of projection i, as the checkpoint decides

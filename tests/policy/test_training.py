@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from policy.airllm import AirLlm, AirLlmConfig
-from policy.base import make_policy
 from policy.checkpoint import save
 from policy.ddim import DdimConfig
 from policy.env import make_env
 from policy.ppo import PpoConfig
+from policy.registry import make_policy
 from policy.state import PolicyState
 from policy.train import greedy_reward, train
 
@@ -36,7 +36,7 @@ def test_checkpoint_round_trip_and_policy_from_state(cfg, tmp_path):
     path = save(learner, tmp_path / "airllm.pt")
     policy = make_policy(f"airllm:{path}", cost=lambda r, s: 0.0, candidates=(1, 2))
     p = env.problem
-    state = PolicyState(snr_db=3.0, bandwidth_hz=p.link.bandwidth_hz, entropy=0.9, oov_rate=0.1, modules=p.modules,
+    state = PolicyState(snr_db=3.0, bandwidth_hz=p.link.occupied_bandwidth_hz, entropy=0.9, oov_rate=0.1, modules=p.modules,
                         shapes=p.shapes, r_max=p.r_max)
     a, b = policy.choose(state), policy.choose(state)
     assert a == b and set(a) == set(p.modules) and all(0 <= r <= p.r_max for r in a.values())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from radio.backends import EmulatedPluto, PlutoBackend, SimBackend, make_backend
+from radio.backends import EmulatedPluto, PlutoBackend, SimBackend, emulated_pluto_backend, make_backend
 from radio.backends.sim import MAX_IDLE_START_SAMPLES
 from radio.channel import Channel
 from radio.errors import BackendError
@@ -237,8 +237,8 @@ def test_emulated_pluto_stream_starts_at_random_offset() -> None:
 
 def test_pluto_backend_awgn_round_trip_level_and_snr() -> None:
     ch = channel(snr_db=20.0, reference_power=0.25)
-    b = PlutoBackend.emulated(ch, sample_rate_hz=FS, tx_attenuation_db=10, rx_gain_mode="manual",
-                              rx_gain_db=30, link_gain_db=-30, idle_start_samples=1000, rx_buffer_size=4096)
+    b = emulated_pluto_backend(ch, sample_rate_hz=FS, tx_attenuation_db=10, rx_gain_mode="manual",
+                               rx_gain_db=30, link_gain_db=-30, idle_start_samples=1000, rx_buffer_size=4096)
     x = burst(20_000, amplitude=0.5)
     b.tx(x)
     y = b.rx(1000 + len(x) + 5000)
@@ -255,7 +255,7 @@ def test_pluto_backend_awgn_round_trip_level_and_snr() -> None:
 
 
 def test_pluto_backend_agc_puts_reference_power_near_minus_12_dbfs() -> None:
-    b = PlutoBackend.emulated(channel(snr_db=30.0, reference_power=0.25), idle_start_samples=0)
+    b = emulated_pluto_backend(channel(snr_db=30.0, reference_power=0.25), idle_start_samples=0)
     assert b.rx_gain_mode == "slow_attack"
     b.tx(burst(8000, amplitude=0.5))
     y = b.rx(8000)
@@ -264,7 +264,7 @@ def test_pluto_backend_agc_puts_reference_power_near_minus_12_dbfs() -> None:
 
 def test_pluto_backend_rx_keeps_leftovers_across_calls() -> None:
     def stream(sizes: list[int]) -> np.ndarray:
-        b = PlutoBackend.emulated(channel(snr_db=10.0), rx_buffer_size=1000, seed=4)
+        b = emulated_pluto_backend(channel(snr_db=10.0), rx_buffer_size=1000, seed=4)
         b.tx(burst(2500))
         return np.concatenate([b.rx(n) for n in sizes])
 
@@ -272,7 +272,7 @@ def test_pluto_backend_rx_keeps_leftovers_across_calls() -> None:
 
 
 def test_pluto_backend_bursts_of_different_lengths() -> None:
-    b = PlutoBackend.emulated(channel(), idle_start_samples=0, rx_gain_mode="manual", rx_gain_db=40)
+    b = emulated_pluto_backend(channel(), idle_start_samples=0, rx_gain_mode="manual", rx_gain_db=40)
     for n in (300, 300, 1000, 64):
         b.tx(burst(n, seed=n))
     y = b.rx(1664 + 100)
@@ -282,7 +282,7 @@ def test_pluto_backend_bursts_of_different_lengths() -> None:
 
 
 def test_pluto_backend_settings_and_errors() -> None:
-    b = PlutoBackend.emulated(channel(), rx_gain_mode="manual", rx_gain_db=25)
+    b = emulated_pluto_backend(channel(), rx_gain_mode="manual", rx_gain_db=25)
     assert (b.sample_rate_hz, b.lo_hz, b.rf_bandwidth_hz, b.rx_gain_db) == (FS, 915e6, FS, 25.0)
     b.tx_attenuation_db = 20.3
     assert b.tx_attenuation_db == 20.25
@@ -293,7 +293,7 @@ def test_pluto_backend_settings_and_errors() -> None:
     with pytest.raises(BackendError, match="peak"):
         b.tx(np.full(10, 1.5, np.complex64))
     with pytest.raises(BackendError, match="sample_rate"):
-        PlutoBackend.emulated(Channel("awgn", 10, 200e3, 4, 1.0), sample_rate_hz=200e3)
+        emulated_pluto_backend(Channel("awgn", 10, 200e3, 4, 1.0), sample_rate_hz=200e3)
     with pytest.raises(BackendError, match="URI"):
         PlutoBackend(None)
     b.close()
@@ -315,3 +315,26 @@ def test_make_backend_builds_each_kind() -> None:
     tx = make_backend(RadioConfig(backend="zmq"), ch_cfg, 0.5, role="tx")
     assert isinstance(tx, ZmqTxBackend)
     tx.close()
+
+
+# ----- what callers ask of any backend -----
+
+def test_capabilities_are_declared_on_the_interface_with_defaults() -> None:
+    from radio.backends.zmq_iq import loopback_pair
+
+    sim = SimBackend(channel(), FS, idle_start_samples=10)
+    sim.tx(burst(100))
+    assert (sim.pending, sim.clock_samples, sim.cable_stream) == (110, 100, None) and sim.channel is not None
+    pluto = emulated_pluto_backend(channel(snr_db=20.0), idle_start_samples=0)
+    assert pluto.channel is pluto.device.channel and pluto.cable_stream is None and pluto.pending == 0
+    pluto.channel.set_snr_db(5.0)
+    assert pluto.device.channel.snr_db == 5.0
+    tx, rx = loopback_pair(FS, channel())
+    with tx, rx:
+        tx.idle(50)
+        tx.tx(burst(100))
+        assert (tx.clock_samples, tx.samples_sent, tx.pending, tx.channel) == (150, 100, 0, None)
+        assert rx.cable_stream is rx and rx.poll_cable() == 2 and rx.tx_clock_received == 150
+        assert not rx.wait_cable(0.0)
+    real = PlutoBackend("ip:192.0.2.1", device=EmulatedPluto(channel=channel()), stream_rx=False)
+    assert not real.is_emulated and real.channel is None and real.pending == 0 and real.uri == "ip:192.0.2.1"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from radio.backends import EmulatedPluto, PlutoBackend, make_backend
+from radio.backends import EmulatedPluto, PlutoBackend, emulated_pluto_backend, make_backend
 from radio.backends.pluto import CabledPlutoRelay
 from radio.backends.zmq_iq import ZmqRxBackend, ZmqTxBackend
 from radio.channel import Channel
@@ -58,9 +58,9 @@ def air_pair(snr_db: float, rx_atten_db: float = 10.0) -> tuple[PlutoBackend, Pl
     """(host TX device, edge RX device) over an inproc cable; the edge's attenuation is the link's nominal."""
     ch = Channel("awgn", snr_db, FS, 4, 0.25, seed=2)
     cable_rx = ZmqRxBackend("inproc://pluto-air-" + str(time.monotonic_ns()), FS, None, bind=True, timeout_s=2.0)
-    edge = PlutoBackend.emulated(ch, air_rx=cable_rx, idle_start_samples=0, tx_attenuation_db=rx_atten_db,
-                                 rx_gain_mode="manual", rx_gain_db=30)
-    host = PlutoBackend.emulated(None, air_tx=ZmqTxBackend(cable_rx.endpoint, FS), tx_attenuation_db=10.0)
+    edge = emulated_pluto_backend(ch, air_rx=cable_rx, idle_start_samples=0, tx_attenuation_db=rx_atten_db,
+                                  rx_gain_mode="manual", rx_gain_db=30)
+    host = emulated_pluto_backend(None, air_tx=ZmqTxBackend(cable_rx.endpoint, FS), tx_attenuation_db=10.0)
     return host, edge, ch
 
 
@@ -216,7 +216,8 @@ def test_one_device_topology_edge_relays_host_bursts_through_its_pluto(fake_adi)
     edge = make_backend(radio, ChannelConfig(), TX_POWER, role="rx")
     host = make_backend(radio, ChannelConfig(), TX_POWER, role="tx", pluto_uri="ip:192.0.2.1")
     assert isinstance(edge, CabledPlutoRelay) and isinstance(host, ZmqTxBackend) and len(fake_adi) == 1
-    assert not hasattr(edge, "poll_cable") and edge.channel is None  # the edge reads it as a real-time radio
+    assert not hasattr(edge, "poll_cable") and edge.cable_stream is None  # the edge reads it as a real-time radio
+    assert edge.channel is None
     mcs = pluto_loopback.by_name("qpsk-3/4")
     sent = {s: bytes([s]) * 150 for s in range(5)}
     for seqs in ([0, 1, 2], [3, 4]):  # two bursts of different lengths

@@ -110,3 +110,23 @@ def test_factory_records_and_replays(tmp_path: Path) -> None:
         assert isinstance(r, SigmfReplayBackend) and np.array_equal(r.rx(4096), y)
     with pytest.raises(ValueError, match="replay_sigmf"):
         RadioConfig(backend="replay")
+
+
+def test_recorder_is_transparent_to_what_a_reader_asks_of_the_backend(tmp_path: Path) -> None:
+    """An edge recording its zmq cable still reads it as a cable, and the host's SNR still reaches its channel."""
+    from radio.backends.zmq_iq import loopback_pair
+
+    tx, rx = loopback_pair(FS, channel=Channel("awgn", 20.0, FS, 4, 0.25, seed=1), pause_after_tx=False)
+    with tx, SigmfRecorder(rx, tmp_path / "cable") as rec:
+        assert rec.cable_stream is rx and rec.channel is rx.channel
+        rec.channel.set_snr_db(7.0)
+        assert rx.channel.snr_db == 7.0
+        tx.tx(np.full(3000, 0.5, np.complex64))
+        deadline = 50
+        while rec.pending < 3000 and deadline:
+            rec.cable_stream.wait_cable(0.1)
+            rec.cable_stream.poll_cable()
+            deadline -= 1
+        assert rec.pending == rx.pending >= 3000
+    with SigmfRecorder(sim(), tmp_path / "sim") as plain:
+        assert plain.cable_stream is None and plain.channel is not None and plain.clock_samples == 5000  # sim() sent 5000 before wrapping

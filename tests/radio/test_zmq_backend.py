@@ -14,13 +14,12 @@ from radio.backends.zmq_iq import (
     FLAG_PAUSE_AFTER,
     KIND_DATA,
     KIND_IDLE,
-    ScheduledChannel,
     ZmqRxBackend,
     ZmqTxBackend,
     loopback_pair,
     pack_header,
 )
-from radio.channel import Channel
+from radio.channel import Channel, ScheduledChannel
 from radio.errors import BackendError
 from radio.config import ChannelConfig, RadioConfig
 

@@ -15,7 +15,9 @@ import zmq
 
 from airlora import cli
 from testbed.config import validate
-from testbed.control import ControlClient, ControlError, ControlServer, PeerLost, PeerTimeout, RemoteError
+from testbed.control.client import ControlClient
+from testbed.control.endpoint import ControlError, PeerLost, PeerTimeout, RemoteError
+from testbed.control.server import ControlServer
 from testbed.keys import CurveKeyError, authorize, client_keys, server_keys, write_keypair
 from testbed.messages import (
     Bye,

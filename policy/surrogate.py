@@ -1,0 +1,174 @@
+"""The surrogate environment: test loss and accuracy predicted from per-projection ranks and data features.
+
+Ridge models are fitted on real fine-tunes (policy/finetunes.py, shipped in policy/data/) and their predictions
+clipped to the measured range; AdaLoRA replays its real runs. `cross_validate` measures the held-out error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from policy.finetunes import kind_of, layer_of
+from policy.problem import Outcome, Problem
+from policy.rank_env import RankEnv
+
+if TYPE_CHECKING:
+    from testbed.config import TestbedConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent  # a relative policy.surrogate_data is looked up here too
+
+
+def _groups(modules: tuple[str, ...]) -> np.ndarray:
+    """[groups, n] averaging matrix: one row per projection kind, then one per layer."""
+    rows = []
+    for key, values in ((kind_of, sorted({kind_of(m) for m in modules})),
+                        (layer_of, sorted({layer_of(m) for m in modules}))):
+        for v in values:
+            row = np.array([key(m) == v for m in modules], np.float64)
+            rows.append(row / row.sum())
+    return np.stack(rows)
+
+
+_GROUPS: dict[tuple[str, ...], np.ndarray] = {}
+
+
+def surrogate_features(ranks: np.ndarray, modules: list[str], shapes: dict[str, tuple[int, int]], r_max: int,
+                       entropy: np.ndarray, oov: np.ndarray) -> np.ndarray:
+    """Features of rank vectors [B, n]: per-kind and per-layer mean log(1+r), adapted share, log LoRA params."""
+    key = tuple(modules)
+    if key not in _GROUPS:
+        _GROUPS[key] = _groups(key)
+    ranks = np.atleast_2d(np.asarray(ranks, np.float64))
+    lr = np.log1p(ranks) / np.log1p(r_max)
+    cols = list((lr @ _GROUPS[key].T).T)
+    per_rank = np.array([sum(shapes[m]) for m in modules], np.float64)
+    params = np.log1p(ranks @ per_rank) / np.log1p(r_max * per_rank.sum())
+    cols += [(ranks > 0).mean(axis=1), params, params ** 2, np.asarray(entropy, np.float64) * np.ones(len(ranks)),
+             np.asarray(oov, np.float64) * np.ones(len(ranks))]
+    return np.stack(cols, axis=1)
+
+
+@dataclass
+class Ridge:
+    """Ridge regression on standardized features (closed form) with the penalty picked by leave-one-out error."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    alpha: float
+    loo_mae: float
+
+    @staticmethod
+    def fit(x: np.ndarray, y: np.ndarray, alphas: tuple[float, ...] = (1e-3, 1e-2, 0.1, 1.0, 3.0, 10.0, 30.0)) -> Ridge:
+        """Fit at each penalty in `alphas` and keep the one with the lowest leave-one-out mean absolute error."""
+        mean, std = x.mean(axis=0), x.std(axis=0) + 1e-9
+        z = (x - mean) / std
+        yc = y - y.mean()
+        best = None
+        for a in alphas:
+            h = z @ np.linalg.solve(z.T @ z + a * np.eye(z.shape[1]), z.T)
+            resid = (yc - h @ yc) / np.clip(1.0 - np.diag(h) - 1.0 / len(y), 1e-6, None)  # LOO residuals
+            mae = float(np.abs(resid).mean())
+            if best is None or mae < best[1]:
+                best = (a, mae)
+        a, mae = best
+        coef = np.linalg.solve(z.T @ z + a * np.eye(z.shape[1]), z.T @ yc)
+        return Ridge(mean, std, coef, float(y.mean()), a, mae)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predictions for feature rows x."""
+        return ((x - self.mean) / self.std) @ self.coef + self.intercept
+
+
+class SurrogateEnv(RankEnv):
+    """Loss and accuracy predicted by ridge models fitted on real fine-tunes (clipped to the measured range);
+    AdaLoRA replays its real runs."""
+
+    def __init__(self, problem: Problem, data: dict[str, Any], episode_steps: int = 15, snr_noise_db: float = 0.5,
+                 seed: int = 0, holdout: tuple[int, int] | None = None) -> None:
+        """`holdout` = (fold, folds) leaves the runs i with i % folds == fold out of the fit (to measure the error)."""
+        if list(data["modules"]) != list(problem.modules):
+            raise ValueError("the surrogate data was measured on other projections than this problem's")
+        self.data_file = data
+        runs = data["runs"]
+        held = [i for i in range(len(runs)) if holdout and i % holdout[1] == holdout[0]]
+        fit_runs = [r for i, r in enumerate(runs) if i not in held]
+        feats = sorted({(round(r["entropy"], 6), round(r["oov_rate"], 6)) for r in runs})
+        x = self._x([r["ranks"] for r in fit_runs], [r["entropy"] for r in fit_runs], [r["oov_rate"] for r in fit_runs],
+                    problem)
+        self.loss_model = Ridge.fit(x, np.array([r["loss"] for r in fit_runs]))
+        self.acc_model = Ridge.fit(x, np.array([r["accuracy"] for r in fit_runs]))
+        self.heldout = [runs[i] for i in held]
+        # never predict beyond what was measured: a linear fit extrapolates, and a policy would exploit that
+        self.loss_range = (min(r["loss"] for r in fit_runs), max(r["loss"] for r in fit_runs))
+        self.acc_range = (min(r["accuracy"] for r in fit_runs), max(r["accuracy"] for r in fit_runs))
+        self.base_loss, self.base_accuracy = float(data["base_loss"]), float(data["base_accuracy"])
+        self.adalora_runs = {int(r["method"].split(":")[1]): r for r in runs if r["method"].startswith("adalora")}
+        super().__init__(problem, feats, episode_steps, snr_noise_db, seed=seed)
+
+    @staticmethod
+    def _x(ranks: Any, entropy: Any, oov: Any, problem: Problem) -> np.ndarray:
+        return surrogate_features(np.asarray(ranks), problem.modules, problem.shapes, problem.r_max,
+                                  np.asarray(entropy), np.asarray(oov))
+
+    def predict(self, ranks: list[list[int]], entropy: float | np.ndarray,
+                oov: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted (loss, accuracy) of rank vectors, each clipped to the range the fit saw."""
+        x = self._x(ranks, entropy, oov, self.problem)
+        loss, acc = self.loss_model.predict(x), self.acc_model.predict(x)
+        return np.clip(loss, *self.loss_range), np.clip(acc, *self.acc_range)
+
+    def quality(self, ranks: list[int], data: int) -> tuple[float, float]:
+        if not any(ranks):
+            return self.base_loss, self.base_accuracy
+        entropy, oov = self.data_features[data]
+        loss, acc = self.predict([ranks], entropy, oov)
+        return float(loss[0]), float(acc[0])
+
+    def adalora(self, target_rank: int, snr_db: float, data: int = 0) -> Outcome:
+        if not self.adalora_runs:
+            raise ValueError("the surrogate data holds no AdaLoRA runs")
+        r = self.adalora_runs[min(self.adalora_runs, key=lambda k: abs(k - target_rank))]
+        return self.problem.score(r["ranks"], snr_db, r["loss"], r["accuracy"])
+
+    def report(self) -> dict[str, Any]:
+        """Fit quality: leave-one-out MAE, held-out MAE (when runs were held out), and the spread of the data."""
+        runs = self.data_file["runs"]
+        out = {"runs": len(runs), "loss_loo_mae": self.loss_model.loo_mae, "accuracy_loo_mae": self.acc_model.loo_mae,
+               "loss_std": float(np.std([r["loss"] for r in runs])),
+               "accuracy_std": float(np.std([r["accuracy"] for r in runs])), "heldout": len(self.heldout)}
+        if self.heldout:
+            out.update(self.heldout_errors())
+        return out
+
+    def heldout_errors(self) -> dict[str, float]:
+        """MAE of the predicted loss and accuracy on the held-out runs, and of a predictor that always says the
+        mean of the fitted runs (what the fit has to beat)."""
+        held = [r for r in self.heldout if r["method"] == "lora"]
+        loss, acc = self.predict([r["ranks"] for r in held], np.array([r["entropy"] for r in held]),
+                                 np.array([r["oov_rate"] for r in held]))
+        y_loss, y_acc = np.array([r["loss"] for r in held]), np.array([r["accuracy"] for r in held])
+        return {"heldout_loss_mae": float(np.abs(loss - y_loss).mean()),
+                "heldout_accuracy_mae": float(np.abs(acc - y_acc).mean()),
+                "heldout_loss_mae_of_mean": float(np.abs(self.loss_model.intercept - y_loss).mean()),
+                "heldout_accuracy_mae_of_mean": float(np.abs(self.acc_model.intercept - y_acc).mean())}
+
+
+def cross_validate(problem: Problem, data: dict[str, Any], folds: int = 5) -> dict[str, float]:
+    """k-fold held-out error of the surrogate: each real fine-tune is predicted by a fit that never saw it."""
+    errs = [SurrogateEnv(problem, data, holdout=(f, folds)).heldout_errors() for f in range(folds)]
+    return {"folds": folds, **{k: float(np.mean([e[k] for e in errs])) for k in errs[0]}}
+
+
+def load_surrogate_data(cfg: TestbedConfig) -> dict[str, Any]:
+    """The fine-tune records at policy.surrogate_data (a relative path missing here is taken from the repository)."""
+    path = Path(cfg.policy.surrogate_data).expanduser()
+    if not path.is_absolute() and not path.exists():
+        path = REPO_ROOT / path
+    return json.loads(path.read_text())
