@@ -127,6 +127,7 @@ class AirLlm:
         return [self.problem.to_ranks(x) for x in x0], rec
 
     def record(self, rec: dict, rewards: np.ndarray, dones: np.ndarray) -> None:
+        """Append one vectorized step (observations, actions, log-probs, values) and its raw rewards to the buffer."""
         for k, v in rec.items():
             self.buf[k].append(v)
         self.buf["raw_rewards"].append(np.asarray(rewards, np.float64))  # the critic learns unscaled rewards
@@ -152,6 +153,7 @@ class AirLlm:
         return stats
 
     def update_ddim(self) -> float:
+        """One reward-weighted denoising pass over the replay buffer; the mean loss."""
         z = torch.as_tensor(np.stack([r[0] for r in self.replay]), dtype=torch.float32)
         x0 = torch.as_tensor(np.stack([r[1] for r in self.replay]), dtype=torch.float32)
         adv = np.array([r[2] for r in self.replay])
@@ -186,11 +188,13 @@ class AirLlm:
         return loss
 
     def checkpoint(self) -> dict:
+        """The configs and state dicts a checkpoint file holds."""
         return {"kind": self.kind, "ppo_config": asdict(self.ppo_cfg), "ddim_config": asdict(self.ddim_cfg),
                 "airllm_config": asdict(self.cfg), "agent": self.agent.state_dict(), "ddim": self.ddim.state_dict(),
                 "critic": self.critic.state_dict(), "critic_ready": self.critic_ready}
 
     def load(self, ckpt: dict) -> None:
+        """Restore the state dicts of a checkpoint."""
         self.agent.load_state_dict(ckpt["agent"])
         self.ddim.load_state_dict(ckpt["ddim"])
         self.critic.load_state_dict(ckpt["critic"])

@@ -48,6 +48,8 @@ def timestep_embedding(t: torch.Tensor, dim: int = 32) -> torch.Tensor:
 
 
 class ResBlock(nn.Module):
+    """Pre-norm residual MLP block: x + Linear(SiLU(Linear(LayerNorm(x))))."""
+
     def __init__(self, width: int) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))

@@ -48,6 +48,7 @@ def learning_curves(curves: dict[str, list[list[dict[str, Any]]]], path: Path) -
 
 
 def accuracy_vs_airtime(cells: list[dict[str, Any]], path: Path) -> Path:
+    """Each sweep cell's accuracy against its airtime, one colour per policy."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name in dict.fromkeys(c["policy"] for c in cells):
@@ -60,6 +61,7 @@ def accuracy_vs_airtime(cells: list[dict[str, Any]], path: Path) -> Path:
 
 
 def reward_per_snr(cells: list[dict[str, Any]], path: Path) -> Path:
+    """Mean reward (with its spread over seeds) per SNR, one line per policy."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     _per_snr(ax, cells, "reward")

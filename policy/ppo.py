@@ -51,6 +51,7 @@ class PpoConfig:
 
 
 def layer_init(layer: nn.Linear, gain: float = float(np.sqrt(2)), bias: float = 0.0) -> nn.Linear:
+    """Orthogonal weights with `gain` and a constant bias (CleanRL initialisation)."""
     nn.init.orthogonal_(layer.weight, gain)
     nn.init.constant_(layer.bias, bias)
     return layer
@@ -69,9 +70,11 @@ class Agent(nn.Module):
         self.actor_logstd = nn.Parameter(torch.full((1, act_dim), cfg.init_log_std))
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """[B] state values."""
         return self.critic(obs).squeeze(-1)
 
     def dist(self, obs: torch.Tensor) -> Normal:
+        """The Gaussian action distribution at each observation (state-independent log-std)."""
         mean = self.actor_mean(obs)
         return Normal(mean, self.actor_logstd.expand_as(mean).exp())
 

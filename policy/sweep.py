@@ -26,6 +26,7 @@ class PerSeed(Policy):
         self.name, self.policies = name, policies
 
     def for_seed(self, seed: int) -> Policy:
+        """The policy trained with seed `seed` (cycling when fewer were trained)."""
         return self.policies[seed % len(self.policies)]
 
     def choose(self, state: PolicyState) -> dict[str, int]:

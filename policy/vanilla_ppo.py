@@ -39,6 +39,7 @@ class VanillaPpo:
         return [self.problem.to_ranks(a) for a in rec["actions"]], rec
 
     def record(self, rec: dict, rewards: np.ndarray, dones: np.ndarray) -> None:
+        """Append one vectorized step and its scaled rewards to the rollout buffer."""
         for k, v in rec.items():
             self.buf[k].append(v)
         self.buf["rewards"].append(self.scale(rewards))
@@ -52,12 +53,15 @@ class VanillaPpo:
                           self.cfg)
 
     def update(self, next_obs: np.ndarray) -> dict[str, float]:
+        """One PPO update on the rollout buffer (then emptied); the loss statistics."""
         stats = ppo_update(self.agent, self.optimizer, self._batch(next_obs), self.cfg, self.rng)
         self.buf = {k: [] for k in BUFFER_KEYS}
         return stats
 
     def checkpoint(self) -> dict:
+        """The config and state dict a checkpoint file holds."""
         return {"kind": self.kind, "ppo_config": asdict(self.cfg), "agent": self.agent.state_dict()}
 
     def load(self, ckpt: dict) -> None:
+        """Restore the agent state dict of a checkpoint."""
         self.agent.load_state_dict(ckpt["agent"])
