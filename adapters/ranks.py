@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -77,15 +78,26 @@ def parse_ranks(spec: str | dict[str, int], modules: list[str]) -> dict[str, int
     return ranks
 
 
+ALPHA_MODES = ("fixed", "rslora", "standard", "rmax")
+
+
 def alphas(ranks: dict[str, int], mode: str, alpha: float) -> dict[str, float]:
-    """lora_alpha per adapted module: fixed -> alpha/r = alpha; rmax -> alpha/r = alpha / r_max (AirLLM)."""
+    """lora_alpha per adapted module, so that the LoRA scaling lora_alpha / r is, per mode:
+
+    fixed: alpha (the same for every rank); rslora: alpha / sqrt(r) (rank-stabilized LoRA); standard: alpha / r
+    (the original LoRA); rmax: alpha / r_max (AirLLM: one scaling for the whole rank vector).
+    """
     active = {m: r for m, r in ranks.items() if r > 0}
     if mode == "fixed":
         return {m: alpha * r for m, r in active.items()}
+    if mode == "rslora":
+        return {m: alpha * math.sqrt(r) for m, r in active.items()}
+    if mode == "standard":
+        return {m: float(alpha) for m in active}
     if mode == "rmax":
         r_max = max(active.values())
         return {m: alpha * r / r_max for m, r in active.items()}
-    raise AirLoraError(f"unknown alpha mode {mode!r}")
+    raise AirLoraError(f"unknown alpha mode {mode!r}; known: {', '.join(ALPHA_MODES)}")
 
 
 def exact_key(module: str) -> str:

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 
+from testbed import progress
 from testbed.errors import AirLoraError
 
 # verb -> module under airlora.commands; each module has add_arguments(parser) and run(args) -> int
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(chosen if chosen in VERBS else None).parse_args(argv)
     module = _module(args.verb)
+    progress.enable_for_command(bool(getattr(args, "json", False)))  # bars on a terminal, never under --json
     try:
         return int(module.run(args) or 0)
     except AirLoraError as exc:
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"airlora {args.verb}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        progress.enable(False)
 
 
 if __name__ == "__main__":

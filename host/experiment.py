@@ -87,7 +87,8 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
         overhead = {"bytes": OVERHEAD_BYTES}  # manifest + head; calibrated from every real payload
 
         def cost(ranks: dict[str, int], snr_db: float) -> float:
-            size = lora_payload_bytes(ranks, shapes, cfg.finetune.quant, cfg.finetune.block_size, overhead["bytes"])
+            size = lora_payload_bytes(ranks, shapes, cfg.finetune.quant, cfg.finetune.block_size, overhead["bytes"],
+                                      cfg.finetune.double_quant)
             return delivery_airtime_s(settings, size, snr_db)
 
         policy = make_policy(cfg.run.policy, cost=cost, candidates=tuple(cfg.run.rank_candidates))
@@ -116,7 +117,7 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
             payload, ft = finetune_and_pack(cfg, ranks=ranks, steps=cfg.run.steps, splits=splits,
                                             adalora_target_rank=policy.adalora_target_rank,
                                             accuracy_before=rows[0]["base_accuracy"] if rows else None)
-            body = lora_payload_bytes(ranks, shapes, cfg.finetune.quant, cfg.finetune.block_size, 0)
+            body = lora_payload_bytes(ranks, shapes, cfg.finetune.quant, cfg.finetune.block_size, 0, cfg.finetune.double_quant)
             overhead["bytes"] = max(len(payload) - body, 0)
             folder.event("finetuned", round=index + 1, **{k: v for k, v in ft.items() if k != "ranks"})
             say(f"round {index + 1}: host accuracy {ft['accuracy_after']:.3f} (base {ft['accuracy_before']:.3f}), "

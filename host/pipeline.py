@@ -45,15 +45,18 @@ def _manifest(cfg: TestbedConfig, identity: dict, splits: Splits, adapter, quant
 
 def finetune_and_pack(cfg: TestbedConfig, ranks: str | dict[str, int] | None = None, quant: str | None = None,
                       steps: int | None = None, adalora_target_rank: int | None = None,
-                      splits: Splits | None = None, accuracy_before: float | None = None) -> tuple[bytes, dict[str, Any]]:
+                      splits: Splits | None = None, accuracy_before: float | None = None,
+                      double_quant: bool | None = None) -> tuple[bytes, dict[str, Any]]:
     """(payload bytes, report): fine-tune (LoRA at `ranks`, or AdaLoRA when adalora_target_rank is given),
-    quantize with `quant`, pack, and check the payload by rebuilding it as the edge will."""
+    quantize with `quant`, pack, and check the payload by rebuilding it as the edge will. double_quant (default:
+    finetune.double_quant) False packs payload format 1 (fp32 block scales, plain manifest), as earlier figures."""
     from adapters.rebuild import rebuild
     from ml import finetune as ft
     from ml.evaluate import accuracy, load_adapted, logits
     from ml.models import head_module_names, load_classifier
 
     quant = quant or cfg.finetune.quant
+    double_quant = cfg.finetune.double_quant if double_quant is None else double_quant
     splits = splits or load_task(cfg.data)
     max_len = cfg.model.max_length
     identity = model_identity(cfg.model.name, cfg.model.cache_dir)
@@ -80,20 +83,21 @@ def finetune_and_pack(cfg: TestbedConfig, ranks: str | dict[str, int] | None = N
     schemes = _schemes(adapter, quant)
     # Pass 1: the payload without trustworthy probe logits, to rebuild what the edge will get.
     draft = encode(_manifest(cfg, identity, splits, adapter, quant, probe_texts, logits_fp32, logits_fp32, method),
-                   tensors, schemes, cfg.finetune.block_size)
+                   tensors, schemes, cfg.finetune.block_size, double_quant)
     with tempfile.TemporaryDirectory(prefix="airlora-host-") as tmp:
         folder = rebuild(decode(draft), Path(tmp) / "adapter")
         edge_model, _ = load_adapted(cfg.model, folder, splits.num_labels)
         target = logits(edge_model, tokenizer, probe_texts, max_len)
         acc_quant = accuracy(edge_model, tokenizer, splits.test, max_len)
     payload = encode(_manifest(cfg, identity, splits, adapter, quant, probe_texts, target, logits_fp32, method),
-                     tensors, schemes, cfg.finetune.block_size)
+                     tensors, schemes, cfg.finetune.block_size, double_quant)
     fp32_bytes = FP32_BYTES * sum(int(v.size) for v in tensors.values())
     report = {
         "method": method, "model": identity["name"], "model_sha256": identity["sha256"], "task": cfg.data.task,
         "accuracy_before": acc_before, "accuracy_after": acc_after, "accuracy_after_quant": acc_quant,
         "trainable_params": result.trainable_params, "adapter_params": sum(int(v.size) for v in tensors.values()),
         "ranks": {m: adapter.ranks.get(m, 0) for m in modules}, "quant": quant, "block_size": cfg.finetune.block_size,
+        "double_quant": double_quant,
         "payload_bytes": len(payload), "fp32_bytes": fp32_bytes, "compression": fp32_bytes / len(payload),
         "probe_quant_err": float(abs(target - logits_fp32).max()), "train_s": result.train_s, "eval_s": eval_s,
         "steps": len(result.losses), "final_loss": result.losses[-1] if result.losses else None,

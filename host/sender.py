@@ -22,6 +22,7 @@ from testbed.control.endpoint import PeerLost, PeerTimeout, RemoteError
 from testbed.errors import AirLoraError
 from testbed.messages import (ERR_HELLO_REQUIRED, MAX_RANGES, ApplyResult, BurstDone, MissingRequest, SessionAck,
                               SessionStart, SnrReport, TransferComplete, ranges_to_seqs, seqs_to_ranges)
+from testbed.progress import progress
 
 
 class DeliveryError(AirLoraError):
@@ -104,7 +105,8 @@ class Sender:
                       packets=len(chunks))
         missing = list(range(len(chunks)))
         while True:
-            self._transfer(start, chunks, missing, d, t0, report_timeout_s)
+            with progress(len(chunks), "delivering", unit="packet") as bar:  # packets the edge acknowledged
+                self._transfer(start, chunks, missing, d, t0, report_timeout_s, bar)
             d.delivered = True
             if not apply:
                 break
@@ -121,8 +123,9 @@ class Sender:
         return d
 
     def _transfer(self, start: SessionStart, chunks: list[bytes], missing: list[int], d: Delivery, t0: float,
-                  report_timeout_s: float) -> None:
-        """Bursts and selective repeat until the edge confirms the whole payload (DeliveryError at the deadline)."""
+                  report_timeout_s: float, bar=None) -> None:
+        """Bursts and selective repeat until the edge confirms the whole payload (DeliveryError at the deadline);
+        `bar` (a testbed.progress bar) counts the packets the edge has acknowledged."""
         session, deadline_s = start.session, start.deadline_s
         deadline = t0 + deadline_s
         while missing:
@@ -158,6 +161,9 @@ class Sender:
             elif outcome is not None:
                 missing = outcome
             # None: nothing heard in time: send the same packets again
+            if bar is not None:
+                bar.set_postfix(burst=d.bursts, mcs=mcs.name, refresh=False)
+                bar.update(len(chunks) - len(missing) - bar.n)
 
     def _burst_mcs(self):
         """The configured MCS, or (auto) the one the edge's last measurement supports; the fastest before any."""

@@ -8,7 +8,10 @@ import numpy as np
 import torch
 
 from ml.data import Example
+from testbed.progress import NoBar, progress
 from testbed.sections.adapter import ModelConfig
+
+BAR_MIN_BATCHES = 8  # evaluations shorter than this many batches draw no progress bar
 
 
 def encode(tokenizer, texts: list[str], max_length: int, on: torch.device) -> dict[str, torch.Tensor]:
@@ -19,13 +22,17 @@ def encode(tokenizer, texts: list[str], max_length: int, on: torch.device) -> di
 
 @torch.no_grad()
 def logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:
-    """fp32 logits [len(texts), num_labels] in eval mode (the model's mode is restored)."""
+    """fp32 logits [len(texts), num_labels] in eval mode (the model's mode is restored); a bar over the batches
+    when there are many and the command line turned bars on."""
     was_training = model.training
     model.eval()
     on = next(model.parameters()).device
     out = []
-    for i in range(0, len(texts), batch_size):
-        out.append(model(**encode(tokenizer, texts[i:i + batch_size], max_length, on)).logits.float().cpu())
+    batches = -(-len(texts) // batch_size)
+    with progress(batches, "evaluating", unit="batch") if batches >= BAR_MIN_BATCHES else NoBar(batches) as bar:
+        for i in range(0, len(texts), batch_size):
+            out.append(model(**encode(tokenizer, texts[i:i + batch_size], max_length, on)).logits.float().cpu())
+            bar.update()
     model.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 

@@ -67,29 +67,60 @@ def load_tokenizer(cfg: ModelConfig):
     return tokenizer
 
 
+def layer_placement(on: torch.device | None) -> dict:
+    """from_pretrained's placement: on a GPU host accelerate places the layers (several GPUs are fine), else none.
+
+    Weights load in fp32 either way; training autocasts to bf16 on a GPU.
+    """
+    return {"device_map": "auto"} if on is None and torch.cuda.is_available() else {}
+
+
 def load_classifier(cfg: ModelConfig, num_labels: int, on: torch.device | None = None):
     """(model, tokenizer): the base model with a `num_labels` head initialised from cfg.head_seed."""
     folder = model_dir(cfg)
     tokenizer = load_tokenizer(cfg)
-    torch.manual_seed(cfg.head_seed)  # the head (and any pooler missing from the checkpoint) is random init
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "some weights were newly initialized" is expected here
     hf_logging.disable_progress_bar()
     try:
-        # on a GPU host accelerate places the layers (several GPUs are fine); fp32 weights, bf16 autocast in training
-        placement = {"device_map": "auto"} if on is None and torch.cuda.is_available() else {}
-        model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=num_labels, dtype=torch.float32,
-                                                                   **placement)
+        placement = layer_placement(on)
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            folder, num_labels=num_labels, dtype=torch.float32, output_loading_info=True, **placement)
     except (OSError, ValueError) as exc:
         raise AirLoraError(f"cannot load model {cfg.name!r} from {folder}: {exc}") from None
     finally:
         hf_logging.set_verbosity(verbosity)
+    seed_missing_weights(model, info["missing_keys"], cfg.head_seed)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     if not getattr(model, "hf_device_map", None):
         model.to(on or device())
     model.eval()
     return model, tokenizer
+
+
+def seed_missing_weights(model: torch.nn.Module, missing: list[str], seed: int) -> None:
+    """Initialise the parameters the checkpoint lacks (the head) from a CPU generator seeded with `seed`.
+
+    The same on every host: with device_map the layers are initialised where accelerate puts them (a GPU's
+    generator, another order), so the head would differ from a CPU edge's; here it is drawn on the CPU in the
+    model's parameter order and copied to wherever each parameter lives. Weights ~ N(0, initializer_range),
+    biases 0, norm scales 1, as transformers initialises them (and bit-identical to its CPU draw for one head).
+    """
+    wanted = set(missing)
+    std = float(getattr(model.config, "initializer_range", 0.02))
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name not in wanted:
+                continue
+            if name.endswith("bias"):
+                value = torch.zeros(param.shape)
+            elif param.ndim == 1:
+                value = torch.ones(param.shape)
+            else:
+                value = torch.empty(param.shape).normal_(0.0, std, generator=generator)
+            param.copy_(value.to(device=param.device, dtype=param.dtype))
 
 
 def head_module_names(model) -> list[str]:
@@ -111,4 +142,4 @@ def projection_shapes(model_cfg: ModelConfig, target_modules: list[str] | str,
 
 
 __all__ = ["EMBEDDED", "autocast_dtype", "device", "head_module_names", "load_classifier", "load_tokenizer",
-           "model_dir", "projection_shapes"]
+           "model_dir", "projection_shapes", "seed_missing_weights"]

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from testbed.progress import progress
+
 if TYPE_CHECKING:
     from ml.data import Splits
     from testbed.config import TestbedConfig
@@ -151,18 +153,21 @@ def collect(cfg: TestbedConfig, out: Path, count: int, steps: int = 60, train_su
     plan: list[tuple[list[int] | None, int | None]] = [(v, None) for v in designs[:6]]
     plan += [(None, r) for r in adalora_ranks] + [(v, None) for v in designs[6:]]
     done = {(json.dumps(r["ranks"]) if r["method"] == "lora" else r["method"]) for r in data["runs"]}
-    for i, (ranks, target) in enumerate(plan):
-        key = f"adalora:{target}" if target else json.dumps(ranks)
-        if key in done or i % workers != worker:
-            continue
+    todo = [i for i, (ranks, target) in enumerate(plan)
+            if (f"adalora:{target}" if target else json.dumps(ranks)) not in done and i % workers == worker]
+    bar = progress(len(todo), "fine-tunes", unit="run")
+    for i in todo:
+        ranks, target = plan[i]
         run = finetune_once(cfg, splits, ranks, steps, train_subset, subset_of(i, seed), eval_size, target)
         data["runs"].append(run)
         tmp = out.with_name(out.name + ".tmp")
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(data, separators=(",", ":")))
         tmp.replace(out)
+        bar.update()
         say(f"[{i + 1}/{len(plan)}] {run['method']} rank sum {sum(run['ranks'])}: loss {run['loss']:.4f} "
             f"accuracy {run['accuracy']:.3f} ({run['seconds']} s)")
+    bar.close()
     return data
 
 

@@ -64,6 +64,7 @@ class Problem:
     deadline_s: float = 20.0
     deadline_penalty: float = 10.0
     snr_db_range: tuple[float, float] = (-5.0, 20.0)
+    double_quant: bool = True
 
     @property
     def n(self) -> int:
@@ -78,7 +79,7 @@ class Problem:
     @cached_property
     def _bytes_table(self) -> np.ndarray:
         """[n, r_max + 1]: payload bytes of each module at each rank (exact, from lora_payload_bytes)."""
-        return np.array([[lora_payload_bytes({m: r}, self.shapes, self.quant, self.block_size, 0)
+        return np.array([[lora_payload_bytes({m: r}, self.shapes, self.quant, self.block_size, 0, self.double_quant)
                           for r in range(self.r_max + 1)] for m in self.modules], np.int64)
 
     def payload_bytes(self, ranks: list[int]) -> int:
@@ -161,4 +162,4 @@ def problem_from_config(cfg: TestbedConfig, modules: list[str], shapes: dict[str
     p = cfg.policy
     return Problem(list(modules), {m: tuple(s) for m, s in shapes.items()}, LinkSettings.from_config(cfg.radio),
                    cfg.finetune.quant, cfg.finetune.block_size, OVERHEAD_BYTES, p.r_max, p.cost, p.cost_weight,
-                   p.deadline_s, p.deadline_penalty, tuple(p.snr_db_range))
+                   p.deadline_s, p.deadline_penalty, tuple(p.snr_db_range), cfg.finetune.double_quant)

@@ -12,6 +12,7 @@ from policy.learned import AdaLoraPolicy, LearnedPolicy
 from policy.rank_env import RankEnv
 from policy.registry import make_policy
 from policy.state import PolicyState
+from testbed.progress import progress
 
 if TYPE_CHECKING:
     from testbed.config import TestbedConfig
@@ -62,11 +63,14 @@ def build_policies(specs: list[str], env: RankEnv, cfg: TestbedConfig, seeds: in
 def run_sweep(env: RankEnv, policies: dict[str, Policy], snrs_db: list[float], seeds: int, snr_noise_db: float,
               say: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """One cell per (policy, SNR, seed): the policy sees the SNR as the edge would measure it (seeded noise)
-    and the features of data batch seed % batches; the environment says what its rank vector achieves."""
+    and the features of data batch seed % batches; the environment says what its rank vector achieves.
+    A bar counts the cells when the command line turned bars on."""
     p = env.problem
     cells = []
+    bar = progress(len(policies) * len(snrs_db) * seeds, "sweep", unit="cell")
     for name, policy in policies.items():
         for snr in snrs_db:
+            bar.set_postfix(policy=name, snr_db=snr, refresh=False)
             for seed in range(seeds):
                 rng = np.random.default_rng([seed, int(round(snr * 10)) + 1000])
                 measured = float(snr + rng.normal(0.0, snr_noise_db))
@@ -85,8 +89,10 @@ def run_sweep(env: RankEnv, policies: dict[str, Policy], snrs_db: list[float], s
                               "accuracy": out.accuracy, "loss": out.loss, "payload_bytes": out.payload_bytes,
                               "airtime_s": out.airtime_s, "reward": out.reward, "missed_deadline": out.missed_deadline,
                               "rank_sum": int(sum(out.ranks)), "ranks": list(out.ranks)})
+                bar.update()
         if say:
             say(f"sweep: {name} done")
+    bar.close()
     return cells
 
 

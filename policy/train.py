@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from policy.rank_env import RankEnv
+from testbed.progress import progress
 
 if TYPE_CHECKING:
     from policy.airllm import AirLlm
@@ -33,11 +34,13 @@ def train(learner: VanillaPpo | AirLlm, envs: list[RankEnv], episodes: int, epis
 
     Rows: update, episodes, env_steps (all environments), train_reward (mean per step since the last update),
     eval_reward (greedy, when evaluated), accuracy, airtime_s, the learner's losses, wall_s.
+    A bar counts the episodes when the command line turned bars on.
     """
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     rewards, accs, airtimes = [], [], []
     rounds = max(1, -(-episodes // len(envs)))
+    bar = progress(rounds * len(envs), f"{learner.kind} episodes", unit="episode")
     for rnd in range(1, rounds + 1):
         obs = np.stack([e.reset() for e in envs])
         done = False
@@ -51,6 +54,7 @@ def train(learner: VanillaPpo | AirLlm, envs: list[RankEnv], episodes: int, epis
             rewards += list(r)
             accs += [s[3].accuracy for s in steps]
             airtimes += [s[3].airtime_s for s in steps]
+        bar.update(len(envs))
         if rnd % episodes_per_update == 0 or rnd == rounds:
             stats = learner.update(obs)
             row = {"update": len(rows) + 1, "episodes": rnd * len(envs), "env_steps": sum(e.steps_taken for e in envs),
@@ -61,10 +65,12 @@ def train(learner: VanillaPpo | AirLlm, envs: list[RankEnv], episodes: int, epis
             row["wall_s"] = round(time.perf_counter() - t0, 2)
             rows.append(row)
             rewards, accs, airtimes = [], [], []
+            bar.set_postfix(reward=f"{row['train_reward']:.3f}", refresh=False)
             if say:
                 ev = f", greedy {row['eval_reward']:.3f}" if "eval_reward" in row else ""
                 say(f"{learner.kind}: episode {row['episodes']}/{rounds * len(envs)} steps {row['env_steps']} reward "
                     f"{row['train_reward']:.3f}{ev} accuracy {row['accuracy']:.3f} airtime {row['airtime_s']:.2f} s")
+    bar.close()
     return rows
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -106,11 +107,14 @@ def packets_burst(chunks: dict[int, bytes], total: int, session: int, mcs: Mcs, 
 
 def transfer(data: bytes, backend: RadioBackend, settings: LinkSettings, session: int = 1,
              snr_hint_db: float | None = None, keep_symbols: bool = False,
-             on_round=None) -> TransferReport:
+             on_round: Callable[[TransferReport], None] | None = None,
+             on_progress: Callable[[int, int], None] | None = None) -> TransferReport:
     """Deliver data over the backend with selective repeat; the report says what happened.
 
     Without an SNR hint and with MCS 'auto', the first round sends only packet 0 as a probe: the receiver's estimate from it picks the MCS of the next round. The probe goes out at the
     fastest MCS (shortest airtime): SNR is measured on its preamble whether or not it decodes.
+    `on_round(report)` is called after each round; `on_progress(packets_delivered, packets_total)` after each
+    block of received samples (for a progress bar: the caller draws it).
     """
     if not 1 <= settings.packet_payload_bytes <= MAX_PAYLOAD_BYTES:
         raise LinkError(f"radio.packet_payload_bytes must be in 1..{MAX_PAYLOAD_BYTES}")
@@ -131,18 +135,22 @@ def transfer(data: bytes, backend: RadioBackend, settings: LinkSettings, session
         mcs = MCS_TABLE[-1] if probe and round_index == 0 else pick_mcs(settings, snr_db)
         iq = packets_burst({s: chunks[s] for s in missing}, total, session, mcs, settings)
         backend.tx(iq)
-        got = _receive(backend, receiver, iq.size, report)
+        got: list[RxPacket] = []
         ok = 0
-        for packet in got:
-            if packet.header is not None and packet.header.session == session:
-                report.snr_db_packets.append(packet.snr_db)
-            elif packet.header is None and np.isfinite(packet.snr_db):
-                report.snr_db_packets.append(packet.snr_db)
-            if packet.payload is not None and reassembly.add(packet.header.session, packet.header.seq,
-                                                             packet.header.total, packet.payload):
-                ok += 1
-                if keep_symbols and report.first_packet is None:
-                    report.first_packet = packet
+        for block in _receive(backend, receiver, iq.size, report):
+            got += block
+            for packet in block:
+                if packet.header is not None and packet.header.session == session:
+                    report.snr_db_packets.append(packet.snr_db)
+                elif packet.header is None and np.isfinite(packet.snr_db):
+                    report.snr_db_packets.append(packet.snr_db)
+                if packet.payload is not None and reassembly.add(packet.header.session, packet.header.seq,
+                                                                 packet.header.total, packet.payload):
+                    ok += 1
+                    if keep_symbols and report.first_packet is None:
+                        report.first_packet = packet
+            if on_progress is not None:
+                on_progress(reassembly.received, total)
         round_snr = [p.snr_db for p in got if np.isfinite(p.snr_db)]
         snr_round = float(np.mean(round_snr)) if round_snr else float("nan")
         if round_snr:
@@ -160,15 +168,15 @@ def transfer(data: bytes, backend: RadioBackend, settings: LinkSettings, session
     return report
 
 
-def _receive(backend: RadioBackend, receiver: Receiver, burst_samples: int, report: TransferReport) -> list[RxPacket]:
-    """Read the burst (plus a margin) from the backend through the receiver."""
+def _receive(backend: RadioBackend, receiver: Receiver, burst_samples: int,
+             report: TransferReport) -> Iterator[list[RxPacket]]:
+    """Read the burst (plus a margin) from the backend through the receiver; the packets of each block read."""
     remaining = max(burst_samples + RX_MARGIN_SAMPLES, backend.pending + 4096)
-    packets: list[RxPacket] = []
     while remaining > 0:
         n = min(remaining, 1 << 18)
         samples = backend.rx(n)
         t0 = time.perf_counter()
-        packets += receiver.feed(samples)
+        packets = receiver.feed(samples)
         report.rx_wall_s += time.perf_counter() - t0
         remaining -= n
-    return packets
+        yield packets

@@ -6,7 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
-from airlora.commands.common import add_config_arguments, emit_json, load_config
+from airlora.commands.common import (add_config_arguments, add_verbose_argument, emit_json, load_config,
+                                     quiet_third_party)
 from testbed.errors import AirLoraError
 
 
@@ -15,10 +16,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--no-eval", action="store_true", help="install without evaluating on the test split")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_verbose_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not args.verbose:
+        quiet_third_party()
     cfg = load_config(args)
     try:
         payload = Path(args.payload).read_bytes()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+import warnings
 from typing import Any
 
 from testbed import config as config_module
@@ -28,10 +30,23 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
-def quiet_third_party() -> None:
-    """Hide library chatter a user cannot act on (bitsandbytes' optional CPU kernels, transformers deprecations)."""
-    import logging
-    import warnings
+def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
+    """--verbose, as every verb that loads models takes it."""
+    parser.add_argument("--verbose", action="store_true",
+                        help="let library chatter through (bitsandbytes, transformers warnings)")
 
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+
+BNB_KERNEL_LOGGER = "bitsandbytes.backends.cpu.ops"  # logs a warning at import when `kernels` is not installed
+BNB_KERNEL_MESSAGE = "Failed to load CPU gemm_4bit_forward"
+
+
+def _not_bnb_kernel_warning(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(BNB_KERNEL_MESSAGE)
+
+
+def quiet_third_party() -> None:
+    """Hide library chatter a user cannot act on: bitsandbytes' warning that its optional CPU 4-bit kernel is
+    missing (logged at import), and transformers' FutureWarnings (deprecations hit inside transformers and peft).
+    Call it before the libraries are imported."""
+    logging.getLogger(BNB_KERNEL_LOGGER).addFilter(_not_bnb_kernel_warning)  # that one record, nothing else
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")

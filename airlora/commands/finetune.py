@@ -7,7 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from airlora.commands.common import add_config_arguments, emit_json, load_config
+from airlora.commands.common import (add_config_arguments, add_verbose_argument, emit_json, load_config,
+                                     quiet_third_party)
 from testbed.errors import AirLoraError
 
 QUANTS = ("none", "fp16", "int8", "nf4", "fp4")
@@ -25,10 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="where to write the payload")
     parser.add_argument("--report", default=None, help="also write the JSON report to this file")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_verbose_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not args.verbose:
+        quiet_third_party()
     cfg = load_config(args)
     if args.steps is not None and args.steps < 1:
         raise AirLoraError("--steps must be >= 1")

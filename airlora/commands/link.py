@@ -11,6 +11,7 @@ from radio.backends.factory import make_backend
 from radio.link import LinkSettings, transfer
 from radio.transmitter import TX_POWER
 from airlora.commands.common import add_config_arguments, emit_json, load_config
+from testbed.progress import echo, progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,9 +45,17 @@ def run(args: argparse.Namespace) -> int:
     settings = LinkSettings.from_config(cfg.radio)
     seed = cfg.channel.seed
     data = np.random.default_rng(seed).bytes(args.bytes)
-    progress = None if args.json else _progress
-    with _loopback(cfg, args.pluto_uri) as backend:
-        report = transfer(data, backend, settings, session=seed & 0xFFFF, on_round=progress)
+    packets = -(-len(data) // settings.packet_payload_bytes)
+    with _loopback(cfg, args.pluto_uri) as backend, progress(packets, "delivering", unit="packet") as bar:
+
+        def on_round(report) -> None:
+            r = report.rounds[-1]
+            bar.set_postfix(mcs=r.mcs, snr_db=f"{r.snr_db_measured:.1f}")
+            if not args.json:
+                _round_line(report)
+
+        report = transfer(data, backend, settings, session=seed & 0xFFFF, on_round=on_round,
+                          on_progress=lambda delivered, total: bar.update(delivered - bar.n))
     airtime_s = report.samples_sent / settings.sample_rate_hz
     goodput = 8 * len(data) / airtime_s if report.delivered else 0.0
     snr = report.snr_db_measured
@@ -114,11 +123,11 @@ class _ZmqLoop:
         self._rx.close()
 
 
-def _progress(report) -> None:
+def _round_line(report) -> None:
     r = report.rounds[-1]
-    print(f"round {len(report.rounds):2d}: {r.packets_sent:5d} packets at {r.mcs:10s} "
+    echo(f"round {len(report.rounds):2d}: {r.packets_sent:5d} packets at {r.mcs:10s} "
           f"ok {r.packets_ok:5d}  SNR measured {r.snr_db_measured:6.2f} dB  "
-          f"({report.packets_ok}/{report.packets_total} delivered)", flush=True)
+          f"({report.packets_ok}/{report.packets_total} delivered)")
 
 
 def _print_summary(res: dict) -> None:

@@ -7,7 +7,9 @@ import logging
 import math
 import sys
 
-from airlora.commands.common import add_config_arguments, emit_json, load_config, quiet_third_party
+from airlora.commands.common import (add_config_arguments, add_verbose_argument, emit_json, load_config,
+                                     quiet_third_party)
+from testbed.progress import echo
 
 TABLE_COLUMNS = [("round", "rnd", "{}"), ("snr_db_set", "SNR set", "{:.1f}"), ("snr_db_measured", "SNR meas", "{:.2f}"),
                  ("mcs", "MCS", "{}"), ("rank_sum", "rank sum", "{}"), ("payload_bytes", "payload B", "{}"),
@@ -20,11 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
     parser.add_argument("--pluto-uri", default=None, help="transmit through a real Pluto (e.g. ip:192.168.2.1)")
+    add_verbose_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s host %(levelname)s %(message)s")
-    quiet_third_party()
+    if not args.verbose:
+        quiet_third_party()
     cfg = load_config(args)
     from host.experiment import run_rounds
     from testbed.results import RunFolder
@@ -35,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stderr if args.json else sys.stdout
 
     def say(text: str) -> None:
-        print(text, file=out, flush=True)
+        echo(text, file=out)  # above the fine-tuning and delivery bars, when a terminal shows them
 
     say(f"run folder: {folder.path}")
     try:

@@ -7,8 +7,10 @@ import os
 import re
 from datetime import datetime, timezone
 
-from airlora.commands.common import add_config_arguments, emit_json, load_config
+from airlora.commands.common import (add_config_arguments, add_verbose_argument, emit_json, load_config,
+                                     quiet_third_party)
 from testbed.errors import AirLoraError
+from testbed.progress import echo
 
 
 def _floats(text: str) -> list[float]:
@@ -29,10 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (default: policy.seeds)")
     parser.add_argument("--env", choices=("real", "surrogate"), default=None, help="environment (default: policy.env)")
     parser.add_argument("--json", action="store_true", help="print one JSON object with a `cells` list")
+    add_verbose_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not args.verbose:
+        quiet_third_party()
     cfg = load_config(args)
     seeds = args.seeds or cfg.policy.seeds
     if seeds < 1 or not args.snr_db:
@@ -50,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     env = make_env(cfg, env_kind, seed=cfg.policy.seed)
     specs = [s.strip() for s in args.policies.split(",") if s.strip()]
     policies = build_policies(specs, env, cfg, seeds)
-    say = (lambda s: None) if args.json else print
+    say = (lambda s: None) if args.json else echo
     cells = run_sweep(env, policies, args.snr_db, seeds, cfg.policy.snr_noise_db, say)
     rows = table(cells)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")

@@ -6,8 +6,10 @@ import argparse
 import os
 from pathlib import Path
 
-from airlora.commands.common import add_config_arguments, emit_json, load_config
+from airlora.commands.common import (add_config_arguments, add_verbose_argument, emit_json, load_config,
+                                     quiet_third_party)
 from testbed.errors import AirLoraError
+from testbed.progress import echo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,17 +31,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "policy.surrogate_data (resumes a partial file)")
     parser.add_argument("--finetune-steps", type=int, default=50, help="steps of each collected fine-tune")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_verbose_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not args.verbose:
+        quiet_third_party()
     cfg = load_config(args)
     if args.collect_finetunes is not None:
         from policy.finetunes import collect
 
         data = collect(cfg, Path(cfg.policy.surrogate_data), args.collect_finetunes, steps=args.finetune_steps,
                        train_subset=cfg.policy.real_train_subset, eval_size=cfg.policy.real_eval_size,
-                       say=(lambda s: None) if args.json else print)
+                       say=(lambda s: None) if args.json else echo)
         if args.json:
             emit_json({"runs": len(data["runs"]), "file": cfg.policy.surrogate_data})
         return 0
@@ -57,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     summary = train_policies(cfg, env_kind=args.env or cfg.policy.env, episodes=args.episodes or cfg.policy.episodes,
                              algos=algos, seed=cfg.policy.seed if args.seed is None else args.seed,
                              num_envs=args.num_envs, checkpoint_path=args.checkpoint,
-                             say=(lambda s: None) if args.json else print, seeds=args.seeds,
+                             say=(lambda s: None) if args.json else echo, seeds=args.seeds,
                              ppo_episodes=args.ppo_episodes)
     if args.json:
         emit_json(summary)

@@ -39,18 +39,21 @@ class FinetuneConfig(Section):
     """LoRA fine-tuning with one rank per adapted projection, and how the adapter is shipped."""
 
     ranks: str = Field("uniform:8", description="rank vector: uniform:<r> or a JSON file {module: rank}")
-    alpha_mode: Literal["fixed", "rmax"] = Field(
-        "fixed", description="fixed: every module's alpha/r = alpha; rmax: every module's alpha/r = alpha / r_max")
-    alpha: float = Field(2.0, gt=0.0, le=1.0e4, description="alpha/r in fixed mode; the paper's alpha in rmax mode")
+    alpha_mode: Literal["fixed", "rslora", "standard", "rmax"] = Field(
+        "rslora", description="LoRA scaling per module: fixed alpha; rslora alpha/sqrt(r); standard alpha/r; "
+                             "rmax alpha/r_max (the paper)")
+    alpha: float = Field(5.657, gt=0.0, le=1.0e4, description="the alpha of alpha_mode's scaling rule")
     target_modules: list[str] | Literal["auto"] = Field(
         "auto", description="projection kinds to adapt, e.g. [query, key, value, dense]; auto picks per model")
     steps: int = Field(125, ge=1, description="optimizer steps")
     batch_size: int = Field(16, ge=1, le=4096, description="examples per step")
-    lr: float = Field(2.0e-3, gt=0.0, lt=1.0, description="AdamW learning rate")
+    lr: float = Field(1.0e-3, gt=0.0, lt=1.0, description="AdamW learning rate")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="LoRA dropout")
     seed: int = Field(0, ge=0, description="seed of adapter init and batch order")
     quant: Literal["none", "fp16", "int8", "nf4", "fp4"] = Field("nf4", description="adapter quantization")
     block_size: int = Field(64, ge=16, le=4096, description="elements per quantization block (int8, nf4, fp4)")
+    double_quant: bool = Field(True, description="8-bit block scales, one fp32 pair per 256 blocks, compressed "
+                                                 "manifest (payload format 2); false: format 1 (fp32 scales)")
     adalora_target_rank: int = Field(4, ge=1, le=1024, description="AdaLoRA average rank budget (--adalora)")
 
 

@@ -55,6 +55,12 @@ def test_alpha_modes():
     r = {"a": 2, "b": 8, "c": 0}
     assert rk.alphas(r, "fixed", 2.0) == {"a": 4.0, "b": 16.0}
     assert rk.alphas(r, "rmax", 16.0) == {"a": 4.0, "b": 16.0}  # alpha/r = 16/8 for every module
+    scaling = {m: a / r[m] for m, a in rk.alphas(r, "rslora", 4.0).items()}  # lora_alpha / r = alpha / sqrt(r)
+    assert scaling == pytest.approx({"a": 4.0 / 2 ** 0.5, "b": 4.0 / 8 ** 0.5})
+    assert rk.alphas(r, "standard", 16.0) == {"a": 16.0, "b": 16.0}  # scaling 16/r: the original LoRA
+    assert "c" not in rk.alphas({**r, "c": 0}, "rslora", 4.0)  # rank 0 is not adapted
+    with pytest.raises(AirLoraError, match="unknown alpha mode 'sqrt'; known: fixed, rslora, standard, rmax"):
+        rk.alphas(r, "sqrt", 1.0)
 
 
 def test_exact_keys_with_overlapping_names_survive_save_and_reload(tmp_path):

@@ -114,6 +114,16 @@ def test_wrong_tensors_with_valid_sha_fail_the_probe(packed, tiny_bert_module, t
     assert str(current_adapter(cfg.edge.adapter_dir)) == previous
 
 
+def test_format_1_payload_still_installs(tiny_bert_module, tmp_path):
+    """double_quant=False packs format 1 (fp32 block scales, plain manifest), as earlier hosts did: it installs."""
+    cfg = _cfg(tiny_bert_module, tmp_path)
+    payload, host = finetune_and_pack(cfg, quant="nf4", double_quant=False)
+    assert pl.parse_header(payload).version == 1 and host["double_quant"] is False
+    report = apply_payload(cfg, payload)
+    assert report.installed, report.reason
+    assert report.probe_max_abs_err <= PROBE_TOLERANCE["nf4"]
+
+
 def test_adalora_payload_applies(tiny_bert_module, tmp_path):
     cfg = _cfg(tiny_bert_module, tmp_path, steps=10)
     payload, report = finetune_and_pack(cfg, adalora_target_rank=2)
@@ -156,5 +166,9 @@ def test_body_size_is_known_before_training(packed):
         ranks = {m: v["r"] for m, v in p.manifest["peft"]["modules"].items()}
         shapes = {m: (p.tensors[f"base_model.model.{m}.lora_B.weight"].shape[0],
                       p.tensors[f"base_model.model.{m}.lora_A.weight"].shape[1]) for m in ranks}
-        lora = sum(t["data_nbytes"] + t["scales_nbytes"] for t in p.manifest["tensors"] if ".lora_" in t["name"])
+        lora = sum(pl.tensor_nbytes(t["shape"], t["scheme"], 64)
+                   for t in p.manifest["tensors"] if ".lora_" in t["name"])
+        assert pl.HEADER_BYTES + pl.read_header(payload)[0] + lora + sum(
+            pl.tensor_nbytes(v.shape, "none" if quant == "none" else "fp16", 64)
+            for k, v in p.tensors.items() if ".lora_" not in k) == len(payload)
         assert pl.lora_body_bytes(ranks, shapes, quant, 64) == lora

@@ -61,3 +61,21 @@ def test_adalora_runs_reports_ranks_and_folds_exactly(tiny_bert, splits, tmp_pat
     base, _ = load_classifier(mcfg, splits.num_labels)
     got = logits(PeftModel.from_pretrained(base, str(folder)), tok, texts, 32)
     np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_adalora_factors_start_orthonormal_and_the_schedule_is_recorded(tiny_bert, splits):
+    from peft import AdaLoraConfig, get_peft_model
+
+    model, tok = load_classifier(ModelConfig(name=str(tiny_bert), max_length=32), splits.num_labels)
+    modules = rk.adaptable_modules(model)
+    peft_model = get_peft_model(model, AdaLoraConfig(task_type="SEQ_CLS", target_modules=modules, init_r=6,
+                                                     target_r=4, total_step=10))
+    ft._orthonormal_factors(peft_model)
+    layer = peft_model.base_model.model.get_submodule(modules[0])
+    a, b = layer.lora_A["default"].detach(), layer.lora_B["default"].detach()
+    assert torch.allclose(a @ a.T, torch.eye(6), atol=1e-5) and torch.allclose(b.T @ b, torch.eye(6), atol=1e-5)
+    model, tok = load_classifier(ModelConfig(name=str(tiny_bert), max_length=32), splits.num_labels)
+    result = ft.train_adalora(model, tok, splits.train, modules, 2, FinetuneConfig(steps=12, batch_size=8), ["classifier"], 32)
+    schedule = result.adapter.info["schedule"]
+    assert schedule["orth_reg_weight"] == 0.0 and schedule["orthonormal_init"] is True
+    assert result.adapter.info["init_r"] == 3 and 0 < sum(result.adapter.ranks.values()) <= 3 * len(modules)
