@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import logging
 import sys
 import warnings
@@ -28,6 +29,13 @@ def emit_json(obj: Any) -> None:
     """Print one JSON object on stdout."""
     json.dump(obj, sys.stdout, indent=None, default=float)
     sys.stdout.write("\n")
+
+
+def start_model_verb(args: argparse.Namespace) -> None:
+    """What a verb that loads models does first: no tokenizer fork warnings; library chatter hidden unless --verbose."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not getattr(args, "verbose", False):
+        quiet_third_party()
 
 
 def add_verbose_argument(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from airlora.commands.common import (add_config_arguments, add_verbose_argument, emit_json, load_config,
-                                     quiet_third_party)
+                                     start_model_verb)
 from testbed.errors import AirLoraError
 
 QUANTS = ("none", "fp16", "int8", "nf4", "fp4")
@@ -30,9 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if not args.verbose:
-        quiet_third_party()
+    start_model_verb(args)
     cfg = load_config(args)
     if args.steps is not None and args.steps < 1:
         raise AirLoraError("--steps must be >= 1")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from airlora.commands.common import (add_config_arguments, add_verbose_argument, emit_json, load_config,
-                                     quiet_third_party)
+                                     start_model_verb)
 from testbed.errors import AirLoraError
 from testbed.progress import echo
 
@@ -35,9 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if not args.verbose:
-        quiet_third_party()
+    start_model_verb(args)
     cfg = load_config(args)
     if args.collect_finetunes is not None:
         from policy.finetunes import collect
