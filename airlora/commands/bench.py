@@ -60,7 +60,7 @@ def _finetune(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from adapters.ranks import ALPHA_MODES
+    from adapters.ranks import ALPHA_MODES, MAX_RANK
     from ml.rank_scaling import ScalingMode, format_table, run_benchmark
     from testbed.errors import ConfigError
 
@@ -71,8 +71,13 @@ def _finetune(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError(f"--ranks {args.ranks!r} / --modes {args.modes!r}: expected e.g. --ranks 1,2,4 "
                           "--modes fixed:2,rslora:5.66@1e-3") from None
-    if not ranks or min(ranks) < 1 or args.seeds < 1 or any(m.alpha <= 0 or m.lr <= 0 for m in modes):
-        raise ConfigError("--ranks must be positive integers, --seeds >= 1, alphas and lrs > 0")
+    if not ranks or min(ranks) < 1 or max(ranks) > MAX_RANK:
+        raise ConfigError(f"--ranks {args.ranks!r}: ranks must be integers in 1..{MAX_RANK}")
+    if not 1 <= args.seeds <= 100 or not 0 <= args.adalora <= MAX_RANK:
+        raise ConfigError(f"--seeds must be in 1..100 and --adalora in 0..{MAX_RANK}")
+    bad = [m.label for m in modes if not (0 < m.alpha <= 1e4 and 0 < m.lr < 1)]  # NaN fails both
+    if bad:
+        raise ConfigError(f"--modes: {bad[0]}: alpha must be in (0, 1e4] and lr in (0, 1)")
     unknown = [m.alpha_mode for m in modes if m.alpha_mode not in ALPHA_MODES]
     if unknown:
         raise ConfigError(f"--modes: unknown alpha mode {unknown[0]!r}; known: {', '.join(ALPHA_MODES)}")

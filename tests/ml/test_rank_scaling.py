@@ -58,3 +58,19 @@ def test_bench_finetune_runs_real_finetunes_on_a_tiny_model(tiny_bert, tmp_path)
     assert set(report["table"]) == {"fixed:2@0.001", "rslora:2.83@0.001"}  # lr: finetune.lr (1e-3)
     assert all(0.0 <= r["accuracy"] <= 1.0 and r["loss"] > 0 for r in report["runs"])
     assert report["config"]["steps"] == 4 and report["adalora"]["n"] == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--modes", "fixed:nan"], "alpha must be in (0, 1e4] and lr in (0, 1)"),
+    (["--modes", "rslora:2@inf"], "alpha must be in (0, 1e4] and lr in (0, 1)"),
+    (["--modes", "sqrt:2"], "unknown alpha mode 'sqrt'"),
+    (["--ranks", "1,99999"], "ranks must be integers in 1..4096"),
+    (["--ranks", "one"], "expected e.g. --ranks 1,2,4"),
+    (["--seeds", "0"], "--seeds must be in 1..100"),
+])
+def test_bench_finetune_refuses_bad_arguments_in_one_line(args, message, capsys):
+    from airlora.cli import main
+
+    assert main(["bench", "finetune", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
