@@ -10,7 +10,6 @@ second largest, and AdaLoRA is within `adalora_margin` of uniform LoRA at its ta
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,10 +18,7 @@ from typing import Any
 import numpy as np
 
 from testbed.config import TestbedConfig
-
-# two-sided 95% Student t quantiles by degrees of freedom (n - 1)
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
-
+from testbed.stats import mean_ci
 
 @dataclass(frozen=True)
 class ScalingMode:
@@ -42,15 +38,6 @@ class ScalingMode:
         mode, _, rest = spec.partition(":")
         alpha, _, lr = rest.partition("@")
         return ScalingMode(mode, float(alpha) if alpha else 2.0, float(lr) if lr else default_lr)
-
-
-def mean_ci(values: list[float]) -> dict[str, float]:
-    """Mean, sample standard deviation and the half-width of a 95% t confidence interval."""
-    x = np.asarray(values, np.float64)
-    n = len(x)
-    std = float(x.std(ddof=1)) if n > 1 else 0.0
-    half = T95.get(n - 1, 1.96) * std / math.sqrt(n) if n > 1 else float("nan")
-    return {"mean": float(x.mean()), "std": std, "ci95": half, "n": n}
 
 
 def one_finetune(cfg: TestbedConfig, splits, ranks: int | None, seed: int, mode: ScalingMode | None,

@@ -8,18 +8,21 @@ from typing import Any
 import numpy as np
 
 from policy.train import smoothed
+from testbed.stats import mean_ci
 from testbed.plots import pyplot as _pyplot
 from testbed.plots import save
 
 
 def _per_snr(ax, cells: list[dict[str, Any]], key: str) -> None:
-    """Mean and spread of cells[key] against SNR, one errorbar line per policy."""
+    """Mean of cells[key] against the channel's set SNR with its 95% CI over seeds, one errorbar line per policy."""
+    seeds = 0
     for name in dict.fromkeys(c["policy"] for c in cells):
         snrs = sorted({c["snr_db"] for c in cells if c["policy"] == name})
-        vals = [[c[key] for c in cells if c["policy"] == name and c["snr_db"] == s] for s in snrs]
-        ax.errorbar(snrs, [np.mean(v) for v in vals], yerr=[np.std(v) for v in vals], marker="o", capsize=3,
-                    label=name)
-    ax.set_xlabel("channel SNR [dB]")
+        stats = [mean_ci([c[key] for c in cells if c["policy"] == name and c["snr_db"] == s]) for s in snrs]
+        seeds = max(seeds, *(s["n"] for s in stats))
+        ax.errorbar(snrs, [s["mean"] for s in stats], yerr=[np.nan_to_num(s["ci95"]) for s in stats], marker="o",
+                    capsize=3, label=name)
+    ax.set_xlabel(f"channel SNR set [dB]; bars: 95% CI over {seeds} seeds")
 
 
 def _mean_curve(runs: list[list[dict[str, Any]]], key: str) -> tuple[list[int], np.ndarray]:

@@ -12,6 +12,7 @@ from policy.learned import AdaLoraPolicy, LearnedPolicy
 from policy.rank_env import RankEnv
 from policy.registry import make_policy
 from policy.state import PolicyState
+from testbed.stats import mean_ci
 from testbed.progress import progress
 
 if TYPE_CHECKING:
@@ -97,15 +98,18 @@ def run_sweep(env: RankEnv, policies: dict[str, Policy], snrs_db: list[float], s
 
 
 def table(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and spread (std over seeds) of accuracy, payload bytes, airtime and reward per (policy, SNR)."""
+    """Mean, spread (std over seeds) and 95% CI half-width of accuracy, payload bytes, airtime and reward per
+    (policy, set SNR), with the mean SNR the policy saw (the measured one)."""
     rows = []
     for name in dict.fromkeys(c["policy"] for c in cells):
         for snr in sorted({c["snr_db"] for c in cells if c["policy"] == name}):
             group = [c for c in cells if c["policy"] == name and c["snr_db"] == snr]
             row = {"policy": name, "snr_db": snr, "n": len(group)}
+            row["snr_db_measured"] = float(np.mean([c["snr_db_measured"] for c in group]))
             for key in ("accuracy", "payload_bytes", "airtime_s", "reward", "rank_sum"):
                 v = np.array([c[key] for c in group], float)
                 row[key], row[f"{key}_std"] = float(v.mean()), float(v.std())
+                row[f"{key}_ci95"] = mean_ci(list(v))["ci95"]
             rows.append(row)
     return rows
 

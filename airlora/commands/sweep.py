@@ -76,11 +76,14 @@ def run(args: argparse.Namespace) -> int:
         keys = ("policy", "snr_db", "seed", "accuracy", "payload_bytes", "airtime_s", "reward")
         emit_json({**summary, "cells": [{k: c[k] for k in keys} | {"ranks": c["ranks"]} for c in cells]})
         return 0
-    print(f"{'policy':<12} {'SNR dB':>6}  {'accuracy':>13}  {'payload bytes':>17}  {'airtime s':>13}  {'reward':>15}")
+    print(f"env {env_kind}, cost {cfg.policy.cost}, {seeds} seeds; mean ±95% CI over seeds; SNR: set on the channel / "
+          f"mean measured (what the policy saw, estimation noise {cfg.policy.snr_noise_db:g} dB)")
+    print(f"{'policy':<12} {'SNR set/meas':>13}  {'accuracy':>13}  {'payload bytes':>17}  {'airtime s':>13}  "
+          f"{'reward':>15}")
     for r in rows:
-        print(f"{r['policy']:<12} {r['snr_db']:>6g}  {r['accuracy']:.3f} ± {r['accuracy_std']:.3f}  "
-              f"{r['payload_bytes']:>8.0f} ± {r['payload_bytes_std']:<6.0f}  {r['airtime_s']:>6.2f} ± {r['airtime_s_std']:<4.2f}  "
-              f"{r['reward']:>7.3f} ± {r['reward_std']:.3f}")
+        print(f"{r['policy']:<12} {r['snr_db']:>6g}/{r['snr_db_measured']:<6.2f}  {r['accuracy']:.3f} ±{r['accuracy_ci95']:.3f}  "
+              f"{r['payload_bytes']:>8.0f} ±{r['payload_bytes_ci95']:<7.0f}  {r['airtime_s']:>6.2f} ±{r['airtime_s_ci95']:<5.2f}  "
+              f"{r['reward']:>7.3f} ±{r['reward_ci95']:.3f}")
     if learned:
         for e in summary["checks"]["per_snr"]:
             line = f"{learned} at {e['snr_db']:g} dB: reward {e['reward']:.3f}"

@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from ml.rank_scaling import ScalingMode, format_table, mean_ci, summarize
+from ml.rank_scaling import ScalingMode, format_table, summarize
+from testbed.stats import mean_ci, t95
 
 
 def test_mean_ci_uses_the_t_quantile():
@@ -13,6 +14,7 @@ def test_mean_ci_uses_the_t_quantile():
     assert stats["mean"] == pytest.approx(0.72) and stats["std"] == pytest.approx(0.02)
     assert stats["ci95"] == pytest.approx(4.303 * 0.02 / math.sqrt(3))
     assert math.isnan(mean_ci([0.7])["ci95"])
+    assert t95(12) == 2.228 and t95(100) == 1.96  # between tabulated dofs: the next smaller one (wider)
 
 
 def test_mode_spec_parses_alpha_and_lr():
