@@ -114,8 +114,11 @@ def table(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def checks(rows: list[dict[str, Any]], learned: str = "airllm") -> dict[str, Any]:
-    """The issue's done-when comparisons, per SNR: learned reward vs the best baseline, airtime vs AdaLoRA."""
+def checks(rows: list[dict[str, Any]], learned: str = "airllm", fp32_rank8_bytes: int | None = None,
+           accuracy_slack: float = 0.005) -> dict[str, Any]:
+    """The issue's done-when comparisons, per SNR: learned reward vs the best baseline, airtime vs AdaLoRA, and
+    bytes on air at equal accuracy: fixed rank 8 in fp32 (AirLLM's accounting, `fp32_rank8_bytes`) over the
+    learned policy's payload, where its accuracy is at most `accuracy_slack` below fixed:8's."""
     out: dict[str, Any] = {"per_snr": []}
     mine = {r["snr_db"]: r for r in rows if r["policy"] == learned}
     for snr, m in sorted(mine.items()):
@@ -130,6 +133,11 @@ def checks(rows: list[dict[str, Any]], learned: str = "airllm") -> dict[str, Any
             entry.update(adalora_accuracy=ada["accuracy"], accuracy=m["accuracy"],
                          airtime_s=m["airtime_s"], adalora_airtime_s=ada["airtime_s"],
                          airtime_saving=1.0 - m["airtime_s"] / ada["airtime_s"] if ada["airtime_s"] else None)
+        fixed8 = next((r for r in rows if r["snr_db"] == snr and r["policy"] == "fixed:8"), None)
+        if fixed8 and fp32_rank8_bytes and m["payload_bytes"] > 0:
+            entry.update(accuracy=m["accuracy"], fixed8_accuracy=fixed8["accuracy"], fp32_rank8_bytes=fp32_rank8_bytes,
+                         equal_accuracy=m["accuracy"] >= fixed8["accuracy"] - accuracy_slack,
+                         bytes_saving_vs_fp32_rank8=fp32_rank8_bytes / m["payload_bytes"])
         out["per_snr"].append(entry)
     out["beats_best_everywhere"] = all(e.get("beats_best", False) for e in out["per_snr"])
     return out

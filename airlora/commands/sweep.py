@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         raise AirLoraError("--seeds must be >= 1 and --snr-db must name at least one SNR")
     from policy import plots
     from policy.env import make_env
+    from policy.cost import lora_payload_bytes
     from policy.sweep import build_policies, checks, run_sweep, table
     from testbed.results import RunFolder
 
@@ -67,7 +68,10 @@ def run(args: argparse.Namespace) -> int:
     learned = next((n for n in policies if n.startswith("airllm")), None)
     summary = {"folder": str(folder.path), "env": env_kind, "cost": cfg.policy.cost, "table": rows}
     if learned:
-        summary["checks"] = checks(rows, learned)
+        prob = env.problem
+        fp32_rank8 = lora_payload_bytes({m: 8 for m in prob.modules}, prob.shapes, "none", prob.block_size,
+                                        prob.overhead_bytes)
+        summary["checks"] = checks(rows, learned, fp32_rank8_bytes=fp32_rank8)
     if env_kind == "surrogate":
         summary["surrogate"] = env.report()
     folder.write_json("summary.json", summary)
@@ -89,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
             line = f"{learned} at {e['snr_db']:g} dB: reward {e['reward']:.3f}"
             if "best_baseline" in e:
                 line += f" vs best baseline {e['best_baseline']} {e['best_baseline_reward']:.3f}"
+            if "bytes_saving_vs_fp32_rank8" in e:
+                line += (f"; {e['bytes_saving_vs_fp32_rank8']:.1f}x fewer bytes than fixed rank 8 in fp32 "
+                         f"({'at' if e['equal_accuracy'] else 'NOT at'} equal accuracy: {e['accuracy']:.3f} vs "
+                         f"{e['fixed8_accuracy']:.3f})")
             if e.get("airtime_saving") is not None:
                 line += (f"; airtime {e['airtime_s']:.2f} s vs AdaLoRA {e['adalora_airtime_s']:.2f} s "
                          f"({100 * e['airtime_saving']:.1f}% less) at accuracy {e['accuracy']:.3f} vs "
