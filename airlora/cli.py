@@ -21,6 +21,7 @@ VERBS: dict[str, str] = {
     "mcs-table": "Measure PER curves and write the MCS table used by link adaptation",
     "keys": "Write CurveZMQ key pairs for the control plane (edge, host)",
     "train-policy": "Train the hierarchical PPO + CFG-DDIM rank policy (and vanilla PPO) on the real or surrogate env",
+    "calibrate": "Check the reward's accuracy/airtime trade-off on real fine-tunes of uniform ranks; suggest weights",
     "sweep": "Compare rank policies across SNRs: accuracy, payload bytes, airtime, reward (table, CSV, plots)",
 }
 
