@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from airlora.commands.common import add_config_arguments, emit_json, load_config
+from airlora.commands.common import add_config_arguments, emit_json, load_config, write_report
 
 TARGETS = ("radio", "finetune")
 
@@ -57,9 +57,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
     from adapters.ranks import ALPHA_MODES, MAX_RANK
     from ml.rank_scaling import ScalingMode, format_table, run_benchmark
     from testbed.errors import ConfigError
@@ -86,10 +83,7 @@ def _finetune(args: argparse.Namespace) -> int:
     report["config"] = {"model": cfg.model.name, "task": cfg.data.task, "steps": cfg.finetune.steps,
                         "train_size": cfg.data.train_size, "test_size": cfg.data.test_size,
                         "batch_size": cfg.finetune.batch_size}
-    if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=1))
-    if args.json:
-        emit_json(report)
+    if write_report(report, args.out, args.json):
         return 0
     print(f"{cfg.model.name} on {cfg.data.task}, {cfg.finetune.steps} steps, {args.seeds} seeds; test accuracy "
           "mean ±95% CI (std)")

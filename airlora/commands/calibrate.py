@@ -6,22 +6,15 @@ import argparse
 import json
 from pathlib import Path
 
-from airlora.commands.common import (add_config_arguments, add_verbose_argument, emit_json, load_config,
-                                     start_model_verb)
+from airlora.commands.common import (add_config_arguments, add_verbose_argument, comma_floats, load_config,
+                                     start_model_verb, write_report)
 from testbed.errors import ConfigError
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--ranks", default="0,1,2,4,8,16", help="uniform ranks (0: nothing sent, the plateau)")
-    parser.add_argument("--snr-db", type=_floats, default=[-5.0, 0.0, 5.0, 10.0, 15.0], help="channel SNRs [dB]")
+    parser.add_argument("--snr-db", type=comma_floats, default=[-5.0, 0.0, 5.0, 10.0, 15.0], help="channel SNRs [dB]")
     parser.add_argument("--seeds", type=int, default=3, help="fine-tunes per rank (finetune.seed 0..N-1)")
     parser.add_argument("--measured", default=None,
                         help="reuse the fine-tunes of an earlier run's JSON (its `measured`) instead of training")
@@ -72,10 +65,7 @@ def run(args: argparse.Namespace) -> int:
                              "per_snr": rows},
               "accuracy_spread_points": spread_points(measured), "suggestions": grid[:5],
               "measured": {str(r): m for r, m in measured.items()}}
-    if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=1))
-    if args.json:
-        emit_json(report)
+    if write_report(report, args.out, args.json):
         return 0
     print(f"uniform ranks on the real regime ({cfg.policy.real_steps} steps, {cfg.policy.real_train_subset} examples, "
           f"{args.seeds} seeds): accuracy mean ±95% CI (std)")

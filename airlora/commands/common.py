@@ -25,6 +25,25 @@ def load_config(args: argparse.Namespace, extra: list[str] | None = None) -> con
     return config_module.load(getattr(args, "config", None), list(getattr(args, "overrides", [])) + (extra or []))
 
 
+def comma_floats(text: str) -> list[float]:
+    """An argparse type: comma-separated numbers, e.g. --snr-db -5,0,5 (written --snr-db=-5,0,5)."""
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def write_report(report: dict[str, Any], out: str | None, as_json: bool) -> bool:
+    """Write the report to --out (when given) and print it as one JSON object under --json; True when printed."""
+    if out:
+        from pathlib import Path
+
+        Path(out).write_text(json.dumps(report, indent=1, default=float))
+    if as_json:
+        emit_json(report)
+    return as_json
+
+
 def emit_json(obj: Any) -> None:
     """Print one JSON object on stdout."""
     json.dump(obj, sys.stdout, indent=None, default=float)

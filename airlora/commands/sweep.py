@@ -6,17 +6,10 @@ import argparse
 import re
 from datetime import datetime, timezone
 
-from airlora.commands.common import (add_config_arguments, add_verbose_argument, emit_json, load_config,
-                                     start_model_verb)
+from airlora.commands.common import (add_config_arguments, add_verbose_argument, comma_floats, emit_json,
+                                     load_config, start_model_verb)
 from testbed.errors import AirLoraError
 from testbed.progress import echo
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policies", default="fixed:8,heuristic,adalora,ppo,airllm",
                         help="comma-separated policy specs: fixed:<r>, heuristic, random[:seed], adalora[:r], "
                              "ppo[:<checkpoint>], airllm[:<checkpoint>] (without a path: the train-policy checkpoints)")
-    parser.add_argument("--snr-db", type=_floats, default=[-5.0, 0.0, 5.0, 10.0, 15.0], help="channel SNRs [dB]")
+    parser.add_argument("--snr-db", type=comma_floats, default=[-5.0, 0.0, 5.0, 10.0, 15.0], help="channel SNRs [dB]")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (default: policy.seeds)")
     parser.add_argument("--env", choices=("real", "surrogate"), default=None, help="environment (default: policy.env)")
     parser.add_argument("--json", action="store_true", help="print one JSON object with a `cells` list")
