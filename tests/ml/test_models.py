@@ -44,7 +44,8 @@ def test_head_is_the_same_with_device_map_placement(tiny_bert, monkeypatch):
     assert torch.equal(plain.classifier.bias, placed.classifier.bias)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (a lab host)")
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="needs a CUDA GPU (a lab host): checks a GPU-loaded head equals the CPU edge's")
 def test_head_on_a_gpu_equals_the_cpu_edge(tiny_bert):
     cpu, _ = load_classifier(_cfg(tiny_bert), 2, on=torch.device("cpu"))
     gpu, _ = load_classifier(_cfg(tiny_bert), 2)
