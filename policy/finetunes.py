@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from testbed.errors import AirLoraError
 from testbed.progress import progress
 
 if TYPE_CHECKING:
@@ -143,6 +144,13 @@ def collect(cfg: TestbedConfig, out: Path, count: int, steps: int = 60, train_su
     r_max = cfg.policy.r_max
     if out.exists():
         data = json.loads(out.read_text())
+        regime = {"model": cfg.model.name, "task": cfg.data.task, "steps": steps, "train_subset": train_subset,
+                  "eval_size": eval_size, "r_max": r_max}
+        differs = {k: (data.get(k), v) for k, v in regime.items() if data.get(k) != v}
+        if differs:
+            raise AirLoraError(f"{out}: holds fine-tunes of another regime ("
+                               + ", ".join(f"{k} {a} there, {b} now" for k, (a, b) in differs.items())
+                               + "); set policy.surrogate_data to a new file to collect this one")
     else:
         base_loss, base_acc = _eval(base, tokenizer, splits.test[:eval_size], cfg.model.max_length)
         data = {"model": cfg.model.name, "task": cfg.data.task, "modules": modules,
@@ -171,9 +179,55 @@ def collect(cfg: TestbedConfig, out: Path, count: int, steps: int = 60, train_su
     return data
 
 
+def _collect_worker(cfg: TestbedConfig, part: Path, count: int, steps: int, train_subset: int, eval_size: int,
+                    seed: int, worker: int, workers: int, threads: int) -> int:
+    """One worker process of `collect_parallel`: its share of the plan, `threads` torch threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    data = collect(cfg, part, count, steps, train_subset, eval_size, seed=seed, worker=worker, workers=workers,
+                   say=lambda _s: None)
+    return len(data["runs"])
+
+
+def collect_parallel(cfg: TestbedConfig, out: Path, count: int, steps: int, train_subset: int, eval_size: int,
+                     workers: int, seed: int = 0, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """`collect` split over `workers` local processes (one core each when there are as many cores), each writing
+    `<out>.part<k>` (resumable), then merged into `out` with the runs `out` already held."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    if workers <= 1:
+        return collect(cfg, out, count, steps, train_subset, eval_size, seed=seed, say=say)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    parts = [out.with_name(f"{out.name}.part{k}") for k in range(workers)]
+    if out.exists():  # runs already merged count as done for every worker: seed each part with them
+        for part in parts:
+            if not part.exists():
+                part.write_text(out.read_text())
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        jobs = [pool.submit(_collect_worker, cfg, part, count, steps, train_subset, eval_size, seed, k, workers,
+                            threads) for k, part in enumerate(parts)]
+        for job in as_completed(jobs):
+            say(f"a worker finished with {job.result()} runs in its file")
+    merged = merge(parts, out)
+    for part in parts:
+        part.unlink()
+    say(f"{len(merged['runs'])} fine-tunes in {out}")
+    return merged
+
+
 def merge(parts: list[Path], out: Path) -> dict[str, Any]:
     """One file with the runs of several workers' files (the first file's header)."""
     datas = [json.loads(p.read_text()) for p in parts if p.exists()]
-    merged = {**datas[0], "runs": [r for d in datas for r in d["runs"]]}
+    runs, seen = [], set()
+    for d in datas:  # parts seeded with the same earlier runs hold them once each
+        for r in d["runs"]:
+            key = (json.dumps(r["ranks"]), r["method"], r["subset_index"])
+            if key not in seen:
+                seen.add(key)
+                runs.append(r)
+    merged = {**datas[0], "runs": runs}
     out.write_text(json.dumps(merged, separators=(",", ":")))
     return merged

@@ -55,11 +55,14 @@ def _mean_std(values: list[float | None]) -> dict[str, Any]:
 
 def train_policies(cfg: TestbedConfig, env_kind: str, episodes: int, algos: list[str], seed: int, num_envs: int = 8,
                    checkpoint_path: str | None = None, say: Callable[[str], None] = print,
-                   out_dir: str | None = None, seeds: int = 1, ppo_episodes: int | None = None) -> dict[str, Any]:
+                   out_dir: str | None = None, seeds: int = 1, ppo_episodes: int | None = None,
+                   workers: int = 1) -> dict[str, Any]:
     """Train each learner on its own copies of the environment (same seeds as the other learners), once per seed;
     the k-th seed's checkpoints go to checkpoint.seeded_path(path, k). Summary: per learner the final greedy
     reward per seed and averaged; the hierarchical policy's step saving against vanilla PPO per seed and averaged.
-    `ppo_episodes` gives vanilla PPO its own budget (e.g. long enough to converge, for the step comparison)."""
+    `ppo_episodes` gives vanilla PPO its own budget (e.g. long enough to converge, for the step comparison);
+    `workers` > 1 trains the (learner, seed) pairs in that many local processes at once (the results do not change:
+    each pair is seeded on its own)."""
     if env_kind == "surrogate":
         torch.set_num_threads(1)  # small networks: one thread is faster than several fighting over tiny ops
     if env_kind == "real":
@@ -71,31 +74,21 @@ def train_policies(cfg: TestbedConfig, env_kind: str, episodes: int, algos: list
     budget = {a: (ppo_episodes or episodes) if a == "ppo" else episodes for a in algos}
     summary: dict[str, Any] = {"folder": str(folder.path), "env": env_kind, "episodes": budget, "seed": seed,
                                "seeds": seeds, "num_envs": num_envs, "learners": {}}
+    if env_kind == "surrogate":
+        probe = make_env(cfg, env_kind, seed=seed * 1000)
+        summary["surrogate"] = {**probe.report(), "cv": cross_validate(probe.problem, probe.data_file, folds=5)}
+    jobs = [(algo, seed + k, k) for k in range(seeds) for algo in algos]
+    results = _run_jobs(cfg, env_kind, budget, num_envs, ckpt_path, jobs, workers, say)
     curves: dict[str, list[list[dict[str, Any]]]] = {a: [] for a in algos}
-    for k in range(seeds):
-        s = seed + k
-        for algo in algos:
-            torch.manual_seed(s)
-            np.random.seed(s)
-            envs = [make_env(cfg, env_kind, seed=s * 1000 + i) for i in range(num_envs)]
-            if env_kind == "surrogate" and "surrogate" not in summary:
-                summary["surrogate"] = {**envs[0].report(),
-                                        "cv": cross_validate(envs[0].problem, envs[0].data_file, folds=5)}
-            learner = make_learner(algo, cfg, envs[0].problem, s)
-            say(f"training {algo} (seed {s}) on the {env_kind} env: {budget[algo]} episodes of "
-                f"{cfg.policy.episode_steps} steps, {num_envs} environments in parallel")
-            curve = train(learner, envs, budget[algo], 1, eval_every=1 if env_kind == "surrogate" else 0, say=say)
-            curves[algo].append(curve)
-            base = ckpt_path if algo == "airllm" else ckpt_path.with_name("ppo.pt")
-            path = checkpoint.seeded_path(base, k)
-            checkpoint.save(learner, path, {"env": env_kind, "episodes": budget[algo], "seed": s})
-            folder.write_rows(f"curve_{algo}_seed{s}.csv", curve)
-            key = "eval_reward" if "eval_reward" in curve[-1] else "train_reward"
-            entry = summary["learners"].setdefault(algo, {"reward_key": key, "per_seed": []})
-            entry["per_seed"].append({"seed": s, "final_reward": final_reward(curve, key),
-                                      "env_steps": curve[-1]["env_steps"], "wall_s": curve[-1]["wall_s"],
-                                      "checkpoint": str(path)})
-            folder.event("trained", algo=algo, **entry["per_seed"][-1])
+    for (algo, s, _k), (curve, path) in zip(jobs, results):
+        curves[algo].append(curve)
+        folder.write_rows(f"curve_{algo}_seed{s}.csv", curve)
+        key = "eval_reward" if "eval_reward" in curve[-1] else "train_reward"
+        entry = summary["learners"].setdefault(algo, {"reward_key": key, "per_seed": []})
+        entry["per_seed"].append({"seed": s, "final_reward": final_reward(curve, key),
+                                  "env_steps": curve[-1]["env_steps"], "wall_s": curve[-1]["wall_s"],
+                                  "checkpoint": path})
+        folder.event("trained", algo=algo, **entry["per_seed"][-1])
     for entry in summary["learners"].values():
         entry["final_reward"] = _mean_std([e["final_reward"] for e in entry["per_seed"]])
         entry["env_steps"] = entry["per_seed"][0]["env_steps"]
@@ -111,3 +104,47 @@ def train_policies(cfg: TestbedConfig, env_kind: str, episodes: int, algos: list
     folder.write_json("summary.json", summary)
     folder.close()
     return summary
+
+
+def _train_one(cfg: TestbedConfig, env_kind: str, algo: str, episodes: int, s: int, k: int, num_envs: int,
+               ckpt_path: Path, say: Callable[[str], None] | None) -> tuple[list[dict[str, Any]], str]:
+    """Train one learner with seed s (the k-th seed) and save its checkpoint; (learning curve, checkpoint path)."""
+    torch.manual_seed(s)
+    np.random.seed(s)
+    envs = [make_env(cfg, env_kind, seed=s * 1000 + i) for i in range(num_envs)]
+    learner = make_learner(algo, cfg, envs[0].problem, s)
+    if say:
+        say(f"training {algo} (seed {s}) on the {env_kind} env: {episodes} episodes of "
+            f"{cfg.policy.episode_steps} steps, {num_envs} environments in parallel")
+    curve = train(learner, envs, episodes, 1, eval_every=1 if env_kind == "surrogate" else 0, say=say or print)
+    base = ckpt_path if algo == "airllm" else ckpt_path.with_name("ppo.pt")
+    path = checkpoint.seeded_path(base, k)
+    checkpoint.save(learner, path, {"env": env_kind, "episodes": episodes, "seed": s})
+    return curve, str(path)
+
+
+def _worker_job(cfg: TestbedConfig, env_kind: str, algo: str, episodes: int, s: int, k: int, num_envs: int,
+                ckpt_path: Path) -> tuple[list[dict[str, Any]], str]:
+    """`_train_one` in a worker process: one thread, no printing."""
+    torch.set_num_threads(1)
+    return _train_one(cfg, env_kind, algo, episodes, s, k, num_envs, ckpt_path, lambda _s: None)
+
+
+def _run_jobs(cfg: TestbedConfig, env_kind: str, budget: dict[str, int], num_envs: int, ckpt_path: Path,
+              jobs: list[tuple[str, int, int]], workers: int,
+              say: Callable[[str], None]) -> list[tuple[list[dict[str, Any]], str]]:
+    """Every (learner, seed, index) job in order, here or over `workers` processes."""
+    if workers <= 1 or len(jobs) == 1:
+        return [_train_one(cfg, env_kind, a, budget[a], s, k, num_envs, ckpt_path, say) for a, s, k in jobs]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    say(f"training {len(jobs)} (learner, seed) pairs over {workers} worker processes")
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_worker_job, cfg, env_kind, a, budget[a], s, k, num_envs, ckpt_path)
+                   for a, s, k in jobs]
+        out = []
+        for (a, s, _k), f in zip(jobs, futures):
+            out.append(f.result())
+            say(f"trained {a} (seed {s})")
+        return out

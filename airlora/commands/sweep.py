@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snr-db", type=comma_floats, default=[-5.0, 0.0, 5.0, 10.0, 15.0], help="channel SNRs [dB]")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (default: policy.seeds)")
     parser.add_argument("--env", choices=("real", "surrogate"), default=None, help="environment (default: policy.env)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="real env: run the sweep's fine-tunes over this many local processes first")
     parser.add_argument("--json", action="store_true", help="print one JSON object with a `cells` list")
     add_verbose_argument(parser)
 
@@ -47,6 +49,14 @@ def run(args: argparse.Namespace) -> int:
     specs = [s.strip() for s in args.policies.split(",") if s.strip()]
     policies = build_policies(specs, env, cfg, seeds)
     say = (lambda s: None) if args.json else echo
+    if not 1 <= args.workers <= 64:
+        raise AirLoraError("--workers must be in 1..64")
+    if env_kind == "real" and args.workers > 1:
+        from policy.real_env import RealEnv
+
+        assert isinstance(env, RealEnv)
+        env.prefetch(env.plan(lambda: run_sweep(env, policies, args.snr_db, seeds, cfg.policy.snr_noise_db)),
+                     args.workers, say)
     cells = run_sweep(env, policies, args.snr_db, seeds, cfg.policy.snr_noise_db, say)
     rows = table(cells)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -70,8 +80,7 @@ def run(args: argparse.Namespace) -> int:
     folder.write_json("summary.json", summary)
     folder.close()
     if args.json:
-        keys = ("policy", "snr_db", "seed", "accuracy", "payload_bytes", "airtime_s", "reward")
-        emit_json({**summary, "cells": [{k: c[k] for k in keys} | {"ranks": c["ranks"]} for c in cells]})
+        emit_json({**summary, "cells": cells})
         return 0
     print(f"env {env_kind}, cost {cfg.policy.cost}, {seeds} seeds; mean ±95% CI over seeds; SNR: set on the channel / "
           f"mean measured (what the policy saw, estimation noise {cfg.policy.snr_noise_db:g} dB)")

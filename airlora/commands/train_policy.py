@@ -28,7 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--collect-finetunes", type=int, default=None, metavar="N",
                         help="instead of training: run N real fine-tunes for the surrogate and write them to "
                              "policy.surrogate_data (resumes a partial file)")
-    parser.add_argument("--finetune-steps", type=int, default=50, help="steps of each collected fine-tune")
+    parser.add_argument("--finetune-steps", type=int, default=None,
+                        help="steps of each collected fine-tune (default: policy.real_steps)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="local worker processes (one core each): collected fine-tunes are split over them "
+                             "and merged; (learner, seed) pairs train side by side")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_verbose_argument(parser)
 
@@ -37,11 +41,14 @@ def run(args: argparse.Namespace) -> int:
     start_model_verb(args)
     cfg = load_config(args)
     if args.collect_finetunes is not None:
-        from policy.finetunes import collect
+        from policy.finetunes import collect_parallel
 
-        data = collect(cfg, Path(cfg.policy.surrogate_data), args.collect_finetunes, steps=args.finetune_steps,
-                       train_subset=cfg.policy.real_train_subset, eval_size=cfg.policy.real_eval_size,
-                       say=(lambda s: None) if args.json else echo)
+        if not 1 <= args.collect_finetunes <= 10_000 or not 1 <= args.workers <= 64:
+            raise AirLoraError("--collect-finetunes must be in 1..10000 and --workers in 1..64")
+        data = collect_parallel(cfg, Path(cfg.policy.surrogate_data), args.collect_finetunes,
+                                steps=args.finetune_steps or cfg.policy.real_steps,
+                                train_subset=cfg.policy.real_train_subset, eval_size=cfg.policy.real_eval_size,
+                                workers=args.workers, seed=cfg.policy.seed, say=(lambda s: None) if args.json else echo)
         if args.json:
             emit_json({"runs": len(data["runs"]), "file": cfg.policy.surrogate_data})
         return 0
@@ -52,15 +59,15 @@ def run(args: argparse.Namespace) -> int:
         raise AirLoraError("--episodes must be >= 1")
     if args.ppo_episodes is not None and args.ppo_episodes < 1:
         raise AirLoraError("--ppo-episodes must be >= 1")
-    if args.seeds < 1:
-        raise AirLoraError("--seeds must be >= 1")
+    if args.seeds < 1 or not 1 <= args.workers <= 64:
+        raise AirLoraError("--seeds must be >= 1 and --workers in 1..64")
     from policy.training import train_policies
 
     summary = train_policies(cfg, env_kind=args.env or cfg.policy.env, episodes=args.episodes or cfg.policy.episodes,
                              algos=algos, seed=cfg.policy.seed if args.seed is None else args.seed,
                              num_envs=args.num_envs, checkpoint_path=args.checkpoint,
                              say=(lambda s: None) if args.json else echo, seeds=args.seeds,
-                             ppo_episodes=args.ppo_episodes)
+                             ppo_episodes=args.ppo_episodes, workers=args.workers)
     if args.json:
         emit_json(summary)
     else:

@@ -19,6 +19,15 @@ def test_train_policy_then_sweep(cfg, synth_file, tmp_path, capsys):
     finals = [e["final_reward"] for e in summary["learners"]["ppo"]["per_seed"]]
     assert summary["learners"]["ppo"]["final_reward"]["mean"] == pytest.approx(sum(finals) / 2)
     assert len(summary["vs_ppo"]["per_seed"]) == 2
+    # the same pairs trained side by side in two worker processes: the same learners, seed for seed
+    par = [*common[:4], "--set", f"policy.checkpoint={tmp_path / 'par' / 'airllm.pt'}", "--set", "policy.hidden=32"]
+    assert main(["train-policy", *par, "--episodes", "4", "--num-envs", "2", "--seeds", "2", "--workers", "2",
+                 "--json"]) == 0
+    side_by_side = json.loads(capsys.readouterr().out)
+    for algo in ("airllm", "ppo"):
+        assert [e["final_reward"] for e in side_by_side["learners"][algo]["per_seed"]] == \
+            [e["final_reward"] for e in summary["learners"][algo]["per_seed"]]
+    assert (tmp_path / "par" / "ppo-seed1.pt").exists()
     folder = summary["folder"]
     for name in ("learning_curve.png", "curve_airllm_seed0.csv", "curve_ppo_seed1.csv", "summary.json"):
         assert (tmp_path / "runs" / folder.rsplit("/", 1)[-1] / name).exists()
