@@ -85,6 +85,8 @@ class Payload:
     sha256: str = ""
     size_bytes: int = 0
     version: int = VERSION
+    signed_by: str | None = None
+    """The key id that signed it (adapters.signing), set by the edge after the signature check."""
 
 
 def tensor_nbytes(shape: tuple[int, ...], scheme: str, block_size: int, double_quant: bool = True) -> int:

@@ -92,5 +92,6 @@ def rebuild(payload: Payload, folder: Path) -> Path:
     write_peft_folder(spec, payload.tensors, folder, payload.manifest["model"]["name"])
     record = {k: v for k, v in payload.manifest.items() if k != "tensors"}
     record["payload_sha256"] = payload.sha256
+    record["signed_by"] = payload.signed_by  # the edge's install keeps signed versions before unsigned ones
     (Path(folder) / "airlora_manifest.json").write_text(json.dumps(record, indent=1, sort_keys=True))
     return Path(folder)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from testbed import progress
 from testbed.errors import AirLoraError
@@ -26,9 +27,21 @@ VERBS: dict[str, str] = {
 }
 
 
+MAX_USAGE_ERROR_CHARS = 300
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line `airlora <verb>: <message>` with exit code 2, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        if len(message) > MAX_USAGE_ERROR_CHARS:
+            message = message[:MAX_USAGE_ERROR_CHARS] + "..."
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; only the chosen verb's module is imported (all of them for --help)."""
-    parser = argparse.ArgumentParser(prog="airlora", description="AirLoRA Testbed")
+    parser = OneLineParser(prog="airlora", description="AirLoRA Testbed")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
     for name, help_text in VERBS.items():

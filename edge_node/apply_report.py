@@ -27,6 +27,8 @@ class ApplyReport:
     """SHA-256 of the payload, once it decoded."""
     payload_bytes: int | None = None
     """Size of the payload (installs, and refusals at the check stage)."""
+    signed_by: str | None = None
+    """Installs: the key id that signed the payload (None: installed unsigned under edge.allow_unsigned)."""
     probe_max_abs_err: float | None = None
     """Installs: largest |edge logit - host logit| on the manifest's probe texts."""
     ranks: dict[str, int] | None = None
@@ -49,7 +51,8 @@ class ApplyReport:
                 out["sha256"] = self.sha256
             return out
         out = {"installed": True, "adapter_dir": self.adapter_dir, "sha256": self.sha256,
-               "payload_bytes": self.payload_bytes, "probe_max_abs_err": self.probe_max_abs_err, "reason": None,
+               "payload_bytes": self.payload_bytes, "signed_by": self.signed_by,
+               "probe_max_abs_err": self.probe_max_abs_err, "reason": None,
                "ranks": self.ranks, "quant": self.quant}
         if self.eval_s is not None:
             out["accuracy"] = self.accuracy

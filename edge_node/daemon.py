@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from edge_node.apply_report import ApplyReport
-from edge_node.install import current_adapter
+from edge_node.install import check_adapter_dir, current_adapter
 from edge_node.radio_input import RadioInput
 from edge_node.session import EdgeSession
 from radio.backends.base import RadioBackend
@@ -24,7 +24,8 @@ from radio.transmitter import TX_POWER
 from testbed import __version__
 from testbed.config import TestbedConfig
 from testbed.control.endpoint import PeerLost
-from testbed.control.server import ControlServer
+from testbed.control.server import ControlServer, refuse_insecure_bind
+from testbed.errors import AirLoraError
 from testbed.messages import (ApplyResult, BurstDone, Bye, Error, Hello, Message, ModelIdentity, SessionAck,
                               SessionStart, TransferComplete)
 
@@ -74,8 +75,13 @@ class EdgeDaemon:
     def __init__(self, cfg: TestbedConfig, backend: RadioBackend | None = None,
                  control: ControlServer | None = None, node_id: str = "edge") -> None:
         self.cfg = cfg
+        check_adapter_dir(cfg.edge.adapter_dir)  # before anything binds or loads: a bad folder starts nothing
+        if control is None:  # before any slow start-up work: a config the edge refuses fails at once
+            refuse_insecure_bind(cfg.control.bind_endpoint, cfg.control.curve.enabled, cfg.edge.allow_insecure_bind)
         self.identity = self._identity(node_id)
-        self.control = control or ControlServer.from_config(cfg.control, self.identity)
+        self.control = control or ControlServer.from_config(cfg.control, self.identity,
+                                                            allow_insecure_bind=cfg.edge.allow_insecure_bind)
+        self._log_trust()
         self.backend = backend or make_backend(cfg.radio, cfg.channel, TX_POWER, role="rx")
         r = cfg.radio
         self.receiver = Receiver(r.sample_rate_hz, r.samples_per_symbol, r.rolloff, keep_symbols=True)
@@ -95,6 +101,24 @@ class EdgeDaemon:
                      base_model=ModelIdentity(name=ident["name"], sha256=ident["sha256"]),
                      capabilities=["apply", f"radio:{self.cfg.radio.backend}"],
                      adapter_id=current.name if current else None)
+
+    def _log_trust(self) -> None:
+        """Say at start whose payloads this edge will install (the store is read again for every payload)."""
+        from edge_node.payload_reader import edge_trust
+
+        try:
+            trust = edge_trust(self.cfg)
+        except AirLoraError as exc:
+            log.warning("%s; every payload is refused until it is fixed", exc)
+            return
+        if self.cfg.edge.allow_unsigned:
+            log.warning("edge.allow_unsigned is true: unsigned payloads and unknown signers are installed too")
+        elif trust.keys:
+            names = ", ".join(f"{name} ({kid})" for kid, (name, _) in sorted(trust.keys.items()))
+            log.info("installs payloads signed by %s from %s", names, trust.source)
+        else:
+            log.warning("no trusted signing keys in %s: every payload is refused until a host's NAME.sign is "
+                        "copied there (`airlora keys`)", trust.source)
 
     # --- main loop ---------------------------------------------------------------------------------
     def serve(self, max_s: float | None = None) -> None:
@@ -214,7 +238,7 @@ class EdgeDaemon:
         adapter_id = report.sha256[:16] if report.installed and report.sha256 else None
         acc, err = report.accuracy, report.probe_max_abs_err
         self.control.send(s.peer, ApplyResult(
-            session=s.session, installed=report.installed, reason=report.reason,
+            session=s.session, installed=report.installed, reason=report.reason[:1024] if report.reason else None,
             accuracy=float(acc) if acc is not None else None, latency_s=time.monotonic() - t0,
             adapter_id=adapter_id, probe_max_abs_err=float(err) if err is not None else None))
         if report.installed:

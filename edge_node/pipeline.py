@@ -1,8 +1,10 @@
 """One payload on the edge: check, rebuild, verify the probes, install atomically, evaluate.
 
 `apply_payload(cfg, payload)` never raises for a bad payload: it returns an ApplyReport (installed False,
-the stage that refused and why) and the previously installed adapter stays live. Torch is imported only
-once the payload has passed the radio-side checks (size, SHA-256, manifest, model identity).
+the stage that refused and why) and the previously installed adapter stays live; a refusal writes nothing
+under edge.adapter_dir. The signature is checked first, against the trust store as it is now (a key copied
+into edge.trusted_keys_dir counts from the next payload on), before any parsing. Torch is imported only
+once the payload has passed the radio-side checks (signature, size, SHA-256, manifest, model identity).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 from edge_node import install as inst
 from edge_node.apply_report import ApplyReport
-from edge_node.payload_reader import check_payload, edge_identity, summary
+from edge_node.payload_reader import check_payload, edge_identity, edge_trust, summary
 from adapters.rebuild import rebuild
 from adapters.payload import PayloadError
 from testbed.config import TestbedConfig
@@ -30,11 +32,16 @@ def apply_payload(cfg: TestbedConfig, payload: bytes, evaluate: bool = True) -> 
     """Check, rebuild, verify, install and evaluate one payload; a report either way."""
     started = time.perf_counter()
     try:
-        decoded = check_payload(payload, edge_identity(cfg), cfg.data.task)
+        decoded = check_payload(payload, edge_identity(cfg), cfg.data.task, trust=edge_trust(cfg),
+                                allow_unsigned=cfg.edge.allow_unsigned)
     except PayloadError as exc:
         return _refusal("check", str(exc), cfg, started, payload_bytes=len(payload))
     manifest = decoded.manifest
-    staged = inst.staging_dir(cfg.edge.adapter_dir)
+    try:
+        staged = inst.staging_dir(cfg.edge.adapter_dir)
+    except OSError as exc:
+        return _refusal("install", f"edge.adapter_dir: cannot create a staging folder ({exc.strerror or exc})", cfg,
+                        started, sha256=decoded.sha256)
     try:
         rebuild(decoded, staged)
         from ml import evaluate as ev  # torch from here on
@@ -64,8 +71,8 @@ def apply_payload(cfg: TestbedConfig, payload: bytes, evaluate: bool = True) -> 
         accuracy = ev.accuracy(model, tokenizer, load_task(cfg.data).test, model_cfg.max_length)
         eval_s = time.perf_counter() - t0
     return ApplyReport(installed=True, adapter_dir=str(folder), sha256=decoded.sha256, payload_bytes=len(payload),
-                       probe_max_abs_err=err, **summary(manifest), accuracy=accuracy, eval_s=eval_s,
-                       apply_s=time.perf_counter() - started)
+                       signed_by=decoded.signed_by, probe_max_abs_err=err, **summary(manifest), accuracy=accuracy,
+                       eval_s=eval_s, apply_s=time.perf_counter() - started)
 
 
 def installed_adapter(cfg: TestbedConfig) -> Path | None:

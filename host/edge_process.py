@@ -7,11 +7,41 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from testbed.errors import AirLoraError
+
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal the kernel sends a process when its parent dies (Linux)."""
+
+
+class EdgeExited(AirLoraError):
+    """The local edge process exited: nobody restarts it, so the run cannot go on."""
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A Popen preexec_fn that has Linux send the child SIGTERM when this process dies, even by SIGKILL.
+
+    The kernel ties the child to the thread that starts it: start it from the main thread. None off Linux.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
 class EdgeProcess:
-    """An `airlora edge` child process with its log in the run folder."""
+    """An `airlora edge` child process with its log in the run folder; it dies with the process that started it."""
 
     def __init__(self, config_path: Path, log_path: Path, node_id: str = "edge-local") -> None:
         self.log_path = log_path
@@ -19,11 +49,20 @@ class EdgeProcess:
         env = dict(os.environ, HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"), PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "airlora.cli", "edge", "--config", str(config_path), "--node-id", node_id],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env)
+            stdout=self._log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent())
 
     @property
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def check(self) -> None:
+        """Raise EdgeExited, naming the exit code and the log, once the process has exited (it will not come back)."""
+        if self.alive:
+            return
+        lines = self.log_tail(1)
+        last = f" (last line: {lines[:200]})" if lines else ""
+        raise EdgeExited(f"the local edge process exited with code {self.proc.returncode}; its log: "
+                         f"{self.log_path}{last}")
 
     def wait_ready(self, client, timeout_s: float):
         """client.wait_ready(timeout_s), but give up at once when this process exits (a bad config, a port in

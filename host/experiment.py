@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from adapters.signing import key_id, public_key
 from host.edge_process import EdgeProcess
 from host.sender import Delivery, DeliveryError, Sender
 from policy.cost import OVERHEAD_BYTES, lora_payload_bytes
@@ -26,6 +27,7 @@ from testbed.config import TestbedConfig
 from testbed.control.client import ControlClient
 from testbed.control.endpoint import PeerTimeout
 from testbed.errors import AirLoraError
+from testbed.keys import host_signing_secret
 from testbed.messages import Hello, ModelIdentity
 from testbed.results import RunFolder
 
@@ -57,6 +59,9 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
     if cfg.radio.backend in ("sim", "replay"):
         raise RunError(f"radio.backend {cfg.radio.backend!r} carries IQ inside one process; airlora run needs a "
                        "link between host and edge: use zmq (a ZeroMQ IQ cable, the loopback fallback) or pluto")
+    # before the local edge starts: on first use the default key is generated and trusted by this machine's edge
+    signing_key, key_path = host_signing_secret(cfg)
+    say(f"payloads signed with key {key_id(public_key(signing_key))} ({key_path})")
     edge = EdgeProcess(config_path, folder.path / "edge.log") if cfg.run.edge == "local" else None
     identity = model_identity(cfg.model.name, cfg.model.cache_dir)
     hello = Hello(role="host", node_id="host", software_version=__version__,
@@ -79,7 +84,8 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
         say(f"edge {ack.node_id} ready (installed adapter: {ack.adapter_id or 'none'})")
         tx = make_backend(cfg.radio, cfg.channel, TX_POWER, pluto_uri=pluto_uri, role="tx")
         settings = LinkSettings.from_config(cfg.radio)
-        sender = Sender(client, tx, settings, cfg.radio.backend, on_event=folder.event)
+        sender = Sender(client, tx, settings, cfg.radio.backend, on_event=folder.event,
+                        edge_check=edge.check if edge else None)  # a local edge that died stops the run at once
         splits = load_task(cfg.data)
         # the data's complexity as the policy sees it: held-out text against the training vocabulary
         features = batch_features([t for t, _ in splits.val], vocabulary(t for t, _ in splits.train))
@@ -116,7 +122,8 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
             folder.event("ranks", round=index + 1, snr_db=snr_round_start, ranks=ranks)
             payload, ft = finetune_and_pack(cfg, ranks=ranks, steps=cfg.run.steps, splits=splits,
                                             adalora_target_rank=policy.adalora_target_rank,
-                                            accuracy_before=rows[0]["base_accuracy"] if rows else None)
+                                            accuracy_before=rows[0]["base_accuracy"] if rows else None,
+                                            signing_key=signing_key)
             body = lora_payload_bytes(ranks, shapes, cfg.finetune.quant, cfg.finetune.block_size, 0, cfg.finetune.double_quant)
             overhead["bytes"] = max(len(payload) - body, 0)
             folder.event("finetuned", round=index + 1, **{k: v for k, v in ft.items() if k != "ranks"})

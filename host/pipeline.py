@@ -2,7 +2,8 @@
 
 The host decodes its own payload and rebuilds the peft folder exactly as the edge will, loads it on a fresh
 base model and records the logits of the probe texts: the edge must reproduce those within the scheme's
-tolerance, so the manifest carries what the edge should see, not what the unquantized adapter gave.
+tolerance, so the manifest carries what the edge should see, not what the unquantized adapter gave. With a
+signing key the payload goes out signed (adapters.signing), as an edge that checks signatures requires.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters import ranks as rk
+from adapters import signing
 from ml.data import Splits, load_task
 from ml.features import batch_features, vocabulary
 from adapters.identity import model_identity
@@ -46,10 +48,13 @@ def _manifest(cfg: TestbedConfig, identity: dict, splits: Splits, adapter, quant
 def finetune_and_pack(cfg: TestbedConfig, ranks: str | dict[str, int] | None = None, quant: str | None = None,
                       steps: int | None = None, adalora_target_rank: int | None = None,
                       splits: Splits | None = None, accuracy_before: float | None = None,
-                      double_quant: bool | None = None) -> tuple[bytes, dict[str, Any]]:
+                      double_quant: bool | None = None,
+                      signing_key: bytes | None = None) -> tuple[bytes, dict[str, Any]]:
     """(payload bytes, report): fine-tune (LoRA at `ranks`, or AdaLoRA when adalora_target_rank is given),
     quantize with `quant`, pack, and check the payload by rebuilding it as the edge will. double_quant (default:
-    finetune.double_quant) False packs payload format 1 (fp32 block scales, plain manifest), as earlier figures."""
+    finetune.double_quant) False packs payload format 1 (fp32 block scales, plain manifest), as earlier figures.
+    signing_key (a raw Ed25519 secret key, testbed.keys.host_signing_secret) signs the payload; None leaves it
+    unsigned (what only an edge with edge.allow_unsigned installs)."""
     from adapters.rebuild import rebuild
     from ml import finetune as ft
     from ml.evaluate import accuracy, load_adapted, logits
@@ -91,6 +96,11 @@ def finetune_and_pack(cfg: TestbedConfig, ranks: str | dict[str, int] | None = N
         acc_quant = accuracy(edge_model, tokenizer, splits.test, max_len)
     payload = encode(_manifest(cfg, identity, splits, adapter, quant, probe_texts, target, logits_fp32, method),
                      tensors, schemes, cfg.finetune.block_size, double_quant)
+    payload_sha256 = payload[HEADER.size:HEADER_BYTES].hex()
+    signed_by = None
+    if signing_key is not None:
+        payload = signing.sign(payload, signing_key)
+        signed_by = signing.key_id(signing.public_key(signing_key))
     fp32_bytes = FP32_BYTES * sum(int(v.size) for v in tensors.values())
     report = {
         "method": method, "model": identity["name"], "model_sha256": identity["sha256"], "task": cfg.data.task,
@@ -102,6 +112,6 @@ def finetune_and_pack(cfg: TestbedConfig, ranks: str | dict[str, int] | None = N
         "probe_quant_err": float(abs(target - logits_fp32).max()), "train_s": result.train_s, "eval_s": eval_s,
         "steps": len(result.losses), "final_loss": result.losses[-1] if result.losses else None,
         "features": batch_features([t for t, _ in splits.test], vocabulary(t for t, _ in splits.train)),
-        "payload_sha256": payload[HEADER.size:HEADER_BYTES].hex(),
+        "payload_sha256": payload_sha256, "signed_by": signed_by,
     }
     return payload, report

@@ -79,10 +79,13 @@ class Sender:
     """The host's half of a delivery over one control client and one transmit backend."""
 
     def __init__(self, client: ControlClient, tx: RadioBackend, settings: LinkSettings, backend_name: str,
-                 on_event: Callable[..., None] | None = None) -> None:
+                 on_event: Callable[..., None] | None = None, edge_check: Callable[[], None] | None = None) -> None:
+        """edge_check: called while waiting on the edge; it raises when the edge is gone for good (a local edge
+        process that exited), so a delivery stops at once instead of waiting out its deadline."""
         self.client, self.tx, self.settings = client, tx, settings
         self.backend_name = backend_name
         self.on_event = on_event or (lambda kind, **f: None)
+        self.edge_check = edge_check or (lambda: None)
         self.snr_db: float | None = None  # the edge's latest measurement
         self._edge_instance: str | None = None  # the edge instance that acknowledged the current session
 
@@ -129,6 +132,7 @@ class Sender:
         session, deadline_s = start.session, start.deadline_s
         deadline = t0 + deadline_s
         while missing:
+            self.edge_check()
             if time.monotonic() > deadline:
                 raise DeliveryError(
                     f"session {session}: {len(missing)} of {len(chunks)} packets still missing after the "
@@ -173,6 +177,7 @@ class Sender:
 
     def _start_session(self, start: SessionStart, deadline: float) -> None:
         while True:
+            self.edge_check()
             try:
                 ack = self.client.request(start, SessionAck, timeout_s=max(1.0, min(10.0, deadline - time.monotonic())))
             except (PeerTimeout, RemoteError) as exc:
@@ -197,8 +202,9 @@ class Sender:
         before = self._edge_instance
         self.on_event("edge_lost", session=start.session)
         while time.monotonic() < deadline:
+            self.edge_check()
             try:
-                self.client.wait_ready(timeout_s=min(5.0, max(deadline - time.monotonic(), 0.1)))
+                self.client.wait_ready(timeout_s=min(1.0, max(deadline - time.monotonic(), 0.1)))
                 self._start_session(start, deadline)
                 restarted = self._edge_instance != before
                 self.on_event("edge_back", session=start.session, restarted=restarted)
@@ -217,6 +223,7 @@ class Sender:
         while time.monotonic() < until:
             msg = self.client.recv(timeout_s=min(0.5, max(until - time.monotonic(), 0.01)))
             if msg is None:
+                self.edge_check()
                 continue
             if isinstance(msg, PeerLost):
                 return _RESTARTED if self._wait_edge(start, deadline, d) else None
@@ -247,6 +254,8 @@ class Sender:
         until = time.monotonic() + timeout_s
         while time.monotonic() < until:
             msg = self.client.recv(timeout_s=0.5)
+            if msg is None:
+                self.edge_check()
             if isinstance(msg, ApplyResult) and msg.session == session:
                 self.on_event("apply_result", **msg.model_dump(exclude={"type", "version", "req"}))
                 return msg

@@ -4,11 +4,48 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from radio.ad9361 import (LO_RANGE_HZ, TX_ATTENUATION_RANGE_DB, TX_RF_BANDWIDTH_RANGE_HZ, on_attenuation_step,
+                          rx_gain_range_db)
+
+ZMQ_SCHEMES = ("tcp://", "ipc://", "inproc://")
+MAX_ENDPOINT_CHARS = 256
+MAX_IPC_PATH_BYTES = 107
+"""Linux sun_path holds 108 bytes with the terminating NUL; ZeroMQ refuses a longer ipc:// path."""
+
 
 class Section(BaseModel):
-    """A radio config section: strict about unknown keys, validated on assignment."""
+    """A radio config section: strict about unknown keys, validated on assignment, numbers finite (no NaN, no inf)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+def _tcp_address(address: str) -> None:
+    """HOST:PORT of a tcp:// endpoint: HOST a name, an IPv4 address, [IPv6] or *; PORT 1..65535 or * (any)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or host == "[]":
+        raise ValueError("a tcp endpoint needs HOST:PORT, e.g. tcp://127.0.0.1:5555")
+    if host.startswith("[") != host.endswith("]"):
+        raise ValueError("an IPv6 host goes in brackets, e.g. tcp://[::1]:5555")
+    if port != "*" and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"port {port[:12]!r} is not in 1..65535 (or * for any)")
+
+
+def check_zmq_endpoint(value: str) -> str:
+    """A ZeroMQ endpoint, parsed: tcp://HOST:PORT, ipc://PATH or inproc://NAME; ValueError naming what is wrong."""
+    if len(value) > MAX_ENDPOINT_CHARS:
+        raise ValueError(f"longer than {MAX_ENDPOINT_CHARS} characters")
+    if not value.isprintable() or any(c.isspace() for c in value):
+        raise ValueError("contains spaces or control characters")
+    if not value.startswith(ZMQ_SCHEMES):
+        raise ValueError("is not a ZeroMQ address: tcp://HOST:PORT, ipc://PATH or inproc://NAME")
+    scheme, rest = value.split("://", 1)
+    if not rest:
+        raise ValueError(f"{scheme}:// needs an address after it")
+    if scheme == "tcp":
+        _tcp_address(rest)
+    elif scheme == "ipc" and len(rest.encode()) > MAX_IPC_PATH_BYTES:
+        raise ValueError(f"an ipc path may have {MAX_IPC_PATH_BYTES} bytes at most")
+    return value
 
 
 class ZmqConfig(Section):
@@ -34,9 +71,7 @@ class ZmqConfig(Section):
     @field_validator("endpoint", "bind_endpoint")
     @classmethod
     def _transport(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("tcp://", "ipc://", "inproc://")):
-            raise ValueError(f"{value!r} is not a ZeroMQ address (tcp://, ipc:// or inproc://)")
-        return value
+        return value if value is None else check_zmq_endpoint(value)
 
 
 class PlutoConfig(Section):
@@ -45,14 +80,19 @@ class PlutoConfig(Section):
     uri: str | None = Field(
         None, description="libiio URI of this node's Pluto, e.g. ip:192.168.2.1 or usb:1.5.5 (null: emulated)"
     )
-    lo_hz: float = Field(915.0e6, ge=325.0e6, le=3.8e9, description="carrier of TX and RX (stock AD9363 range)")
-    tx_attenuation_db: float = Field(10.0, ge=0.0, le=89.75, description="TX attenuation (0.25 dB steps)")
+    lo_hz: float = Field(915.0e6, ge=LO_RANGE_HZ[0], le=LO_RANGE_HZ[1],
+                         description="carrier of TX and RX (stock AD9363 range)")
+    tx_attenuation_db: float = Field(10.0, ge=TX_ATTENUATION_RANGE_DB[0], le=TX_ATTENUATION_RANGE_DB[1],
+                                     description="TX attenuation in 0.25 dB steps")
     rx_gain_mode: Literal["manual", "slow_attack", "fast_attack", "hybrid"] = Field(
         "slow_attack", description="RX gain control; rx_gain_db applies in manual only"
     )
-    rx_gain_db: float = Field(30.0, ge=-3.0, le=73.0, description="RX gain in manual mode")
+    rx_gain_db: float = Field(
+        30.0, ge=-3.0, le=73.0, description="RX gain in manual mode: -1..73 dB below 1.3 GHz, -3..71 dB above"
+    )
     rf_bandwidth_hz: float | None = Field(
-        None, ge=200.0e3, le=56.0e6, description="analog filter bandwidth of both paths (null: the sample rate)"
+        None, ge=TX_RF_BANDWIDTH_RANGE_HZ[0], le=TX_RF_BANDWIDTH_RANGE_HZ[1],
+        description="analog filter bandwidth of both paths, so at most TX's 40 MHz (null: the sample rate)"
     )
     rx_buffer_size: int = Field(32768, ge=1024, le=1 << 22, description="samples per device RX buffer")
     rx_backlog_s: float = Field(
@@ -66,8 +106,23 @@ class PlutoConfig(Section):
     @classmethod
     def _uri(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("ip:", "usb:", "serial:", "local:")):
-            raise ValueError(f"{value!r} is not a libiio URI (ip:..., usb:..., serial:... or local:)")
+            raise ValueError("is not a libiio URI (ip:..., usb:..., serial:... or local:)")
         return value
+
+    @field_validator("tx_attenuation_db")
+    @classmethod
+    def _attenuation_step(cls, value: float) -> float:
+        if not on_attenuation_step(value):
+            raise ValueError("must be a multiple of 0.25 dB (the AD9361's attenuation step)")
+        return value
+
+    @model_validator(mode="after")
+    def _gain_in_lo_band(self) -> "PlutoConfig":
+        low, high = rx_gain_range_db(self.lo_hz)
+        if not low <= self.rx_gain_db <= high:
+            raise ValueError(f"rx_gain_db {self.rx_gain_db:g} is outside {low}..{high} dB, the AD9361's "
+                             f"manual gain range at lo_hz {self.lo_hz:g}")
+        return self
 
 
 class RadioConfig(Section):
@@ -113,10 +168,13 @@ class ChannelConfig(Section):
     model: Literal["awgn", "rayleigh", "rician"] = "awgn"
     snr_db: float = Field(15.0, ge=-30.0, le=60.0, description="average in-band SNR (Es/N0)")
     rician_k_db: float = Field(6.0, ge=-20.0, le=40.0, description="Rician K factor")
-    coherence_samples: int = Field(20000, ge=1, description="block-fading length in samples")
-    cfo_hz: float = Field(0.0, description="carrier frequency offset")
-    timing_offset_samples: float = Field(0.0, ge=0.0, description="extra delay, may be fractional")
-    phase_noise_linewidth_hz: float = Field(0.0, ge=0.0, description="Wiener phase noise linewidth")
+    coherence_samples: int = Field(20000, ge=1, le=10**9, description="block-fading length in samples")
+    cfo_hz: float = Field(0.0, ge=-30.72e6, le=30.72e6,
+                          description="carrier frequency offset (at most half the largest sample rate, 61.44e6)")
+    timing_offset_samples: float = Field(
+        0.0, ge=0.0, le=1.0e6,
+        description="extra delay, may be fractional; at most 1e6 samples (the delay line is allocated up front)")
+    phase_noise_linewidth_hz: float = Field(0.0, ge=0.0, le=1.0e6, description="Wiener phase noise linewidth")
     dc_offset: float = Field(0.0, ge=0.0, le=0.5, description="DC offset magnitude (full scale 1)")
     seed: int = Field(1, ge=0, description="seed of the channel's random numbers")
     snr_schedule: list[SnrStep] = Field(

@@ -1,4 +1,5 @@
-"""CurveZMQ key pairs: write them (`airlora keys`), load them with errors that name the file."""
+"""Key pairs: CurveZMQ pairs for the control plane and Ed25519 pairs that sign adapter payloads (`airlora keys`);
+loading them with errors that name the file."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import zmq
 import zmq.auth
 
 from testbed.errors import AirLoraError
 from testbed.sections.control import CurveConfig
+
+if TYPE_CHECKING:
+    from testbed.config import TestbedConfig
 
 log = logging.getLogger("testbed.keys")
 
@@ -168,3 +173,156 @@ def client_keys(curve: CurveConfig) -> CurveClientKeys:
     public, secret = load_secret_key(curve.client_secret_path(), "control.curve.client_secret_key")
     server_public = load_public_key(curve.server_public_path(), "control.curve.server_public_key")
     return CurveClientKeys(public=public, secret=secret, server_public=server_public)
+
+
+# --- Ed25519 payload signing keys: NAME.sign (public, PEM) and NAME.sign_secret (PKCS#8 PEM, mode 0600) ---------
+SIGN_PUBLIC_SUFFIX = ".sign"
+SIGN_SECRET_SUFFIX = ".sign_secret"
+MAX_KEY_FILE_BYTES = 16 << 10
+MAX_TRUSTED_KEY_FILES = 1024
+
+
+class SigningKeyError(AirLoraError):
+    """A payload signing key file is missing, unreadable or not an Ed25519 key."""
+
+
+def signing_pair_paths(out_dir: str | Path, name: str) -> KeyPairPaths:
+    """out_dir/NAME.sign and out_dir/NAME.sign_secret."""
+    out = Path(out_dir).expanduser()
+    return KeyPairPaths(out / f"{name}{SIGN_PUBLIC_SUFFIX}", out / f"{name}{SIGN_SECRET_SUFFIX}")
+
+
+def _create(path: Path, data: bytes, mode: int, force: bool) -> None:
+    """Write path whole (a temporary file, then link or replace): a reader never sees half a key."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, mode)
+        if force:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # FileExistsError when the file appeared meanwhile
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_signing_keypair(out_dir: str | Path, name: str, force: bool = False) -> KeyPairPaths:
+    """Generate an Ed25519 signing pair as out_dir/NAME.sign and out_dir/NAME.sign_secret (0600)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (Encoding, NoEncryption, PrivateFormat,
+                                                              PublicFormat)
+
+    if not KEY_NAME.match(name):
+        raise SigningKeyError(f"key name {name!r}: use letters, digits, '_', '-' or '.' (e.g. host, host2)")
+    paths = signing_pair_paths(out_dir, name)
+    paths.public.parent.mkdir(parents=True, exist_ok=True)
+    for path in (paths.public, paths.secret):
+        if path.exists() and not force:
+            raise SigningKeyError(f"{path} already exists; pass --force to replace it")
+    secret = Ed25519PrivateKey.generate()
+    try:
+        _create(paths.secret, secret.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()), 0o600, force)
+        _create(paths.public, secret.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo),
+                0o644, force)
+    except FileExistsError as exc:
+        raise SigningKeyError(f"{exc.filename} appeared while it was being written; run again") from None
+    return paths
+
+
+def _read_pem(path: Path, what: str, hint: str) -> bytes:
+    if not path.is_file():
+        raise SigningKeyError(f"{what} not found: {path} ({hint})")
+    try:
+        size = path.stat().st_size
+        if size > MAX_KEY_FILE_BYTES:
+            raise SigningKeyError(f"{what} {path} is {size} bytes; a key file has at most {MAX_KEY_FILE_BYTES}")
+        return path.read_bytes()
+    except OSError as exc:
+        raise SigningKeyError(f"{what} {path} cannot be read ({exc.strerror})") from None
+
+
+def load_signing_public(path: str | Path, what: str = "signing public key file") -> bytes:
+    """The raw 32-byte Ed25519 public key in a NAME.sign file."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
+
+    path = Path(path).expanduser()
+    data = _read_pem(path, what, "copy the host's NAME.sign here")
+    try:
+        key = load_pem_public_key(data)
+    except (ValueError, TypeError):
+        raise SigningKeyError(f"{what} {path} is not a PEM public key") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise SigningKeyError(f"{what} {path} is not an Ed25519 key")
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def load_signing_secret(path: str | Path, what: str = "signing secret key file") -> bytes:
+    """The raw 32-byte Ed25519 secret key in a NAME.sign_secret file; warns when others can read it."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (Encoding, NoEncryption, PrivateFormat,
+                                                              load_pem_private_key)
+
+    path = Path(path).expanduser()
+    data = _read_pem(path, what, f"create it with `airlora keys --out {path.parent}`")
+    try:
+        key = load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        raise SigningKeyError(f"{what} {path} is not an unencrypted PEM private key "
+                              "(is it the public NAME.sign file?)") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SigningKeyError(f"{what} {path} is not an Ed25519 key")
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning("%s %s is readable by other users; chmod 600 it", what, path)
+    return key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+
+
+def trust_signing_key(public_key: str | Path, trusted_dir: str | Path) -> Path:
+    """Copy a NAME.sign file (checked to be an Ed25519 public key) into an edge's trusted-keys directory."""
+    source = Path(public_key).expanduser()
+    load_signing_public(source)
+    target_dir = Path(trusted_dir).expanduser()
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / source.name
+    _create(target, source.read_bytes(), 0o644, force=True)
+    return target
+
+
+def trusted_signing_keys(trusted_dir: str | Path) -> dict[str, bytes]:
+    """{name: raw public key} of the NAME.sign files in a trusted-keys directory ({} when it does not exist)."""
+    directory = Path(trusted_dir).expanduser()
+    if not directory.is_dir():
+        return {}
+    files = sorted(directory.glob(f"*{SIGN_PUBLIC_SUFFIX}"))
+    if len(files) > MAX_TRUSTED_KEY_FILES:
+        raise SigningKeyError(f"{directory} holds {len(files)} *{SIGN_PUBLIC_SUFFIX} files, more than the limit "
+                              f"of {MAX_TRUSTED_KEY_FILES}")
+    return {p.stem: load_signing_public(p, "trusted signing key file") for p in files}
+
+
+def edge_trusted_dir(cfg: TestbedConfig) -> Path:
+    """The edge's trusted signing keys: edge.trusted_keys_dir, or <control.curve.keys_dir>/trusted."""
+    configured = cfg.edge.trusted_keys_dir
+    return Path(configured if configured else Path(cfg.control.curve.keys_dir) / "trusted").expanduser()
+
+
+def host_signing_secret(cfg: TestbedConfig) -> tuple[bytes, Path]:
+    """(raw secret key, its file) that signs this host's payloads: finetune.signing_key, or by default
+    <control.curve.keys_dir>/host.sign_secret, generated on first use and trusted by this machine's edge
+    (edge_trusted_dir), so that a run on one machine needs no set-up. A configured file must exist."""
+    configured = cfg.finetune.signing_key
+    keys_dir = Path(cfg.control.curve.keys_dir).expanduser()
+    path = Path(configured).expanduser() if configured else keys_dir / f"host{SIGN_SECRET_SUFFIX}"
+    if configured is None and not path.exists():
+        try:
+            paths = write_signing_keypair(keys_dir, "host")
+        except SigningKeyError:
+            if not path.exists():  # not another process winning the race: a stray host.sign
+                raise
+        else:
+            trusted = trust_signing_key(paths.public, edge_trusted_dir(cfg))
+            log.warning("generated the payload signing key %s and trusted it for this machine's edge (%s)",
+                        paths.secret, trusted)
+    return load_signing_secret(path, "finetune.signing_key" if configured else "signing secret key file"), path

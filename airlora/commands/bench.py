@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import argparse
 
-from airlora.commands.common import add_config_arguments, emit_json, load_config, write_report
+from airlora.commands.common import add_config_arguments, emit_json, load_config, positive_float, write_report
 
 TARGETS = ("radio", "finetune")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", choices=TARGETS, help="what to benchmark")
-    parser.add_argument("--seconds", type=float, default=1.0, help="measuring time per MCS (after warm-up)")
+    parser.add_argument("--seconds", type=positive_float, default=1.0, help="measuring time per MCS (after warm-up)")
     parser.add_argument("--commpy-bits", type=int, default=1500,
                         help="info bits through the commpy reference (it decodes about 700 bit/s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of payloads and noise")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from airlora.commands.common import emit_json
+from airlora.commands.common import emit_json, finite_float, positive_float
 
 MODULATIONS = ("bpsk", "qpsk", "16qam", "64qam")
 
@@ -14,10 +14,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ebn0-db", default="0:10:1",
                         help="Eb/N0 points in dB: start:stop:step (stop included) or a comma list")
     parser.add_argument("--bits", type=int, default=200_000, help="bits compared per point (at least)")
-    parser.add_argument("--cfo-frac", type=float, default=0.01, help="carrier frequency offset as a fraction of fs")
-    parser.add_argument("--sample-rate-hz", type=float, default=1.0e6, help="baseband sample rate")
+    parser.add_argument("--cfo-frac", type=finite_float, default=0.01, help="carrier frequency offset as a fraction of fs")
+    parser.add_argument("--sample-rate-hz", type=positive_float, default=1.0e6, help="baseband sample rate")
     parser.add_argument("--sps", type=int, default=4, help="samples per symbol")
-    parser.add_argument("--rolloff", type=float, default=0.25, help="RRC roll-off")
+    parser.add_argument("--rolloff", type=positive_float, default=0.25, help="RRC roll-off")
     parser.add_argument("--payload-bytes", type=int, default=1024, help="payload bytes per packet")
     parser.add_argument("--seed", type=int, default=1, help="seed of payloads, channel and start offset")
     parser.add_argument("--plot", default=None, metavar="PNG", help="write a BER plot to this file")

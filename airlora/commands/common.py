@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import logging
+import math
+import os
 import sys
 import warnings
 from typing import Any
@@ -25,12 +26,31 @@ def load_config(args: argparse.Namespace, extra: list[str] | None = None) -> con
     return config_module.load(getattr(args, "config", None), list(getattr(args, "overrides", [])) + (extra or []))
 
 
-def comma_floats(text: str) -> list[float]:
-    """An argparse type: comma-separated numbers, e.g. --snr-db -5,0,5 (written --snr-db=-5,0,5)."""
+def finite_float(text: str) -> float:
+    """An argparse type: a number, refusing NaN and infinity."""
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text[:40]!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0 (seconds, rates)."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text[:40]!r}")
+    return value
+
+
+def comma_floats(text: str) -> list[float]:
+    """An argparse type: comma-separated finite numbers, e.g. --snr-db -5,0,5 (written --snr-db=-5,0,5)."""
+    try:
+        return [finite_float(x) for x in text.split(",") if x.strip()]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers, got {text[:40]!r}") from None
 
 
 def write_report(report: dict[str, Any], out: str | None, as_json: bool) -> bool:

@@ -6,18 +6,20 @@ import argparse
 import logging
 import signal
 
-from airlora.commands.common import add_config_arguments, load_config, quiet_third_party
+from airlora.commands.common import add_config_arguments, load_config, positive_float, quiet_third_party
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--node-id", default="edge", help="name this edge reports to hosts")
-    parser.add_argument("--max-s", type=float, default=None, help="stop after this many seconds (tests)")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING")
+    parser.add_argument("--max-s", type=positive_float, default=None, help="stop after this many seconds (tests)")
+    parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help=", ".join(LOG_LEVELS))
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s edge %(levelname)s %(message)s")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s edge %(levelname)s %(message)s")
     quiet_third_party()
     cfg = load_config(args)
     from edge_node.daemon import EdgeDaemon

@@ -10,19 +10,19 @@ import numpy as np
 from radio.backends.factory import make_backend
 from radio.link import LinkSettings, transfer
 from radio.transmitter import TX_POWER
-from airlora.commands.common import add_config_arguments, emit_json, load_config
+from airlora.commands.common import add_config_arguments, emit_json, finite_float, load_config
 from testbed.progress import echo, progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--snr-db", type=float, default=None, help="channel SNR (Es/N0) in dB")
+    parser.add_argument("--snr-db", type=finite_float, default=None, help="channel SNR (Es/N0) in dB")
     parser.add_argument("--bytes", type=int, default=200000, help="random bytes to deliver")
     parser.add_argument("--seed", type=int, default=None, help="seed of the data and the channel")
     parser.add_argument("--channel", choices=["awgn", "rayleigh", "rician"], default=None, help="channel model")
-    parser.add_argument("--cfo-hz", type=float, default=None, help="carrier frequency offset")
+    parser.add_argument("--cfo-hz", type=finite_float, default=None, help="carrier frequency offset")
     parser.add_argument("--mcs", default=None, help="'auto' or an MCS name such as qpsk-1/2")
-    parser.add_argument("--sample-rate-hz", type=float, default=None, help="baseband sample rate")
+    parser.add_argument("--sample-rate-hz", type=finite_float, default=None, help="baseband sample rate")
     parser.add_argument("--backend", choices=["sim", "zmq", "pluto"], default=None,
                         help="sim (in-process, the default), zmq (a loopback IQ cable) or pluto (emulated without "
                              "--pluto-uri); --set radio.backend=... works too")

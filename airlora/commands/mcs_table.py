@@ -11,14 +11,14 @@ from radio import mcs as mcs_module
 from radio.link import LinkSettings
 from radio.mcs import MCS_TABLE, PER_CURVES_FILE
 from radio.mcs_calibration import measure, write
-from airlora.commands.common import add_config_arguments, emit_json, load_config
+from airlora.commands.common import add_config_arguments, emit_json, finite_float, load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--snr-db", default="-3:30:1", help="SNR grid a:b:step (inclusive)")
     parser.add_argument("--packets", type=int, default=40, help="packets per SNR point and MCS")
-    parser.add_argument("--cfo-hz", type=float, default=1000.0, help="CFO applied during the measurement")
+    parser.add_argument("--cfo-hz", type=finite_float, default=1000.0, help="CFO applied during the measurement")
     parser.add_argument("--out", type=Path, default=PER_CURVES_FILE, help="where to write the curves")
     parser.add_argument("--json", action="store_true", help="print the thresholds as JSON")
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from airlora.commands.common import (add_config_arguments, add_verbose_argument, emit_json, load_config,
                                      quiet_third_party)
@@ -25,11 +28,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_verbose_argument(parser)
 
 
+@contextmanager
+def _interrupt_on_termination() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the run like Ctrl-C: the finally blocks run, so a local edge process is stopped too
+    (SIGKILL cannot be caught: the edge then gets SIGTERM from the kernel, see host.edge_process.die_with_parent)."""
+    def interrupt(signum: int, frame) -> None:  # noqa: ARG001
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s host %(levelname)s %(message)s")
     if not args.verbose:
         quiet_third_party()
     cfg = load_config(args)
+    with _interrupt_on_termination():
+        return _run(args, cfg)
+
+
+def _run(args: argparse.Namespace, cfg) -> int:
+    """The rounds, their table, plots and summary."""
     from host.experiment import run_rounds
     from testbed.results import RunFolder
 

@@ -155,6 +155,8 @@ class PlutoBackend(RadioBackend):
         self._stream: RxStream | None = None
         self._overflow_before = 0
         self._rx_backlog_s = float(rx_backlog_s)
+        self._sample_rate_hz = float(settings.sample_rate_hz)  # these two are read back from the device when set:
+        self._rx_buffer_size = int(settings.rx_buffer_size)    # rx() and pending use them for every chunk
         self.sample_rate_hz = settings.sample_rate_hz
         self.lo_hz = settings.lo_hz
         self.rf_bandwidth_hz = settings.sample_rate_hz if settings.rf_bandwidth_hz is None else settings.rf_bandwidth_hz
@@ -187,6 +189,20 @@ class PlutoBackend(RadioBackend):
                 setattr(self._device, name, value)
             except Exception as exc:  # pyadi-iio raises Exception, ValueError and OSError
                 raise BackendError(f"Pluto at {self._uri} refused {name}={value!r}: {exc}") from exc
+
+    def _get(self, name: str) -> Any:
+        """Read a device attribute; BackendError naming it when the device fails (a disconnect: BrokenPipeError)."""
+        try:
+            return getattr(self._device, name)
+        except Exception as exc:  # libiio reports a lost device as OSError, pyadi-iio as Exception
+            raise BackendError(f"Pluto at {self._uri}: reading {name} failed: {exc}") from exc
+
+    def _call(self, name: str, *args: Any) -> Any:
+        """Call a device method (rx, tx, *_destroy_buffer); BackendError naming it when the device fails."""
+        try:
+            return getattr(self._device, name)(*args)
+        except Exception as exc:
+            raise BackendError(f"Pluto at {self._uri}: {name}() failed: {exc}") from exc
 
     # ----- settings -----
     @property
@@ -228,24 +244,25 @@ class PlutoBackend(RadioBackend):
         """
         have = len(self._leftover)
         if self._stream is None:
-            return have + (int(self._device.pending) if self._emulated else 0)
-        fs = self.sample_rate_hz
+            return have + (int(self._get("pending")) if self._emulated else 0)
+        fs = self._sample_rate_hz
         playing = max(0.0, self._tx_done_at - time.monotonic())
-        return have + self._stream.backlog + int(playing * fs) + self.rx_buffer_size + int(LATENCY_S * fs)
+        return have + self._stream.backlog + int(playing * fs) + self._rx_buffer_size + int(LATENCY_S * fs)
 
     @property
     def sample_rate_hz(self) -> float:
-        """Baseband sample rate of both paths in samples per second, as the device reports it."""
-        return float(self._device.sample_rate)
+        """Baseband sample rate of both paths in samples per second, as the device reported it when set."""
+        return self._sample_rate_hz
 
     @sample_rate_hz.setter
     def sample_rate_hz(self, value: float) -> None:
         self._set(int(value), "sample_rate")
+        self._sample_rate_hz = float(self._get("sample_rate"))
 
     @property
     def lo_hz(self) -> float:
         """Carrier frequency of both paths in Hz (reads the RX LO)."""
-        return float(self._device.rx_lo)
+        return float(self._get("rx_lo"))
 
     @lo_hz.setter
     def lo_hz(self, value: float) -> None:
@@ -254,7 +271,7 @@ class PlutoBackend(RadioBackend):
     @property
     def rf_bandwidth_hz(self) -> float:
         """Analog filter bandwidth of both paths in Hz (reads the RX one)."""
-        return float(self._device.rx_rf_bandwidth)
+        return float(self._get("rx_rf_bandwidth"))
 
     @rf_bandwidth_hz.setter
     def rf_bandwidth_hz(self, value: float) -> None:
@@ -263,7 +280,7 @@ class PlutoBackend(RadioBackend):
     @property
     def tx_attenuation_db(self) -> float:
         """TX attenuation in dB (0..89.75, 0.25 dB steps); the device's tx_hardwaregain is its negative."""
-        return -float(self._device.tx_hardwaregain_chan0)
+        return -float(self._get("tx_hardwaregain_chan0"))
 
     @tx_attenuation_db.setter
     def tx_attenuation_db(self, value: float) -> None:
@@ -272,7 +289,7 @@ class PlutoBackend(RadioBackend):
     @property
     def rx_gain_mode(self) -> str:
         """RX gain control: 'manual', 'slow_attack', 'fast_attack' or 'hybrid'."""
-        return str(self._device.gain_control_mode_chan0)
+        return str(self._get("gain_control_mode_chan0"))
 
     @rx_gain_mode.setter
     def rx_gain_mode(self, value: str) -> None:
@@ -281,7 +298,7 @@ class PlutoBackend(RadioBackend):
     @property
     def rx_gain_db(self) -> float:
         """RX gain in dB (the AGC's current gain outside manual mode)."""
-        return float(self._device.rx_hardwaregain_chan0)
+        return float(self._get("rx_hardwaregain_chan0"))
 
     @rx_gain_db.setter
     def rx_gain_db(self, value: float) -> None:
@@ -291,22 +308,23 @@ class PlutoBackend(RadioBackend):
 
     @property
     def rx_buffer_size(self) -> int:
-        """Samples per device RX buffer; setting it recreates the RX buffer."""
-        return int(self._device.rx_buffer_size)
+        """Samples per device RX buffer (as the device reported it when set); setting it recreates the RX buffer."""
+        return self._rx_buffer_size
 
     @rx_buffer_size.setter
     def rx_buffer_size(self, value: int) -> None:
         if int(value) <= 0:
             raise BackendError(f"rx_buffer_size must be positive, got {value}")
         restart = self._stop_stream()
-        self._device.rx_destroy_buffer()
+        self._call("rx_destroy_buffer")
         self._set(int(value), "rx_buffer_size")
+        self._rx_buffer_size = int(self._get("rx_buffer_size"))
         if restart:
             self._start_stream()
 
     def _start_stream(self) -> None:
         if self._streaming and self._stream is None:
-            backlog = max(int(self._rx_backlog_s * self.sample_rate_hz), self.rx_buffer_size)
+            backlog = max(int(self._rx_backlog_s * self._sample_rate_hz), self._rx_buffer_size)
             self._stream = RxStream(self._device, backlog, self._uri)
 
     def _stop_stream(self) -> bool:
@@ -323,13 +341,13 @@ class PlutoBackend(RadioBackend):
         units = np.round(iq.astype(np.complex128) * TX_SCALE)
         if self._tx_length is not None and len(iq) != self._tx_length:
             self._wait_tx_drained()
-            self._device.tx_destroy_buffer()
+            self._call("tx_destroy_buffer")
         try:
             self._device.tx(units)
         except Exception as exc:
             raise BackendError(f"Pluto at {self._uri} refused a {len(iq)}-sample burst: {exc}") from exc
         self._tx_length = len(iq)
-        self._tx_done_at = max(self._tx_done_at, time.monotonic()) + len(iq) / self.sample_rate_hz
+        self._tx_done_at = max(self._tx_done_at, time.monotonic()) + len(iq) / self._sample_rate_hz
 
     def _wait_tx_drained(self) -> None:
         """On a real device, sleep until pushed samples have left the DAC (destroying aborts DMA)."""
@@ -342,7 +360,7 @@ class PlutoBackend(RadioBackend):
         parts, have = [self._leftover], len(self._leftover)
         while have < num_samples:
             if self._stream is not None:
-                chunk = self._stream.take(RX_STALL_S + self.rx_buffer_size / self.sample_rate_hz)
+                chunk = self._stream.take(RX_STALL_S + self._rx_buffer_size / self._sample_rate_hz)
             else:
                 try:
                     buf = self._device.rx()
@@ -356,13 +374,20 @@ class PlutoBackend(RadioBackend):
         return stream[:num_samples]
 
     def _close(self) -> None:
+        """Release the buffers (and the device); every step is tried, the first failure is raised as BackendError."""
         self._stop_stream()
         self._wait_tx_drained()
-        self._device.tx_destroy_buffer()
-        self._device.rx_destroy_buffer()
-        close = getattr(self._device, "close", None)  # adi.Pluto has none (its IIO context goes with it)
-        if close is not None:
-            close()
+        steps = ["tx_destroy_buffer", "rx_destroy_buffer"]
+        if getattr(type(self._device), "close", None) is not None:  # adi.Pluto has none (its IIO context goes with it)
+            steps.append("close")
+        failure = None
+        for step in steps:
+            try:
+                self._call(step)
+            except BackendError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
 
 class CabledPlutoRelay(RadioBackend):

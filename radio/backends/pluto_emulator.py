@@ -18,16 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from radio.ad9361 import (LO_RANGE_HZ, RX_RF_BANDWIDTH_RANGE_HZ, SAMPLE_RATE_RANGE_HZ, TX_ATTENUATION_RANGE_DB,
+                          TX_RF_BANDWIDTH_RANGE_HZ, rx_gain_range_db)
 from radio.backends.base import RadioBackend
 from radio.backends.pluto import PlutoBackend, PlutoSettings
 from radio.backends.sim import SampleQueue, idle_start
 from radio.channel import StreamChannel
 from radio.errors import BackendError
 
-LO_RANGE_HZ = (325_000_000, 3_800_000_000)
-SAMPLE_RATE_RANGE = (521e3, 61.44e6)
-RF_BANDWIDTH_RANGE_HZ = (200_000, 56_000_000)
-TX_HARDWAREGAIN_RANGE_DB = (-89.75, 0.0)
+TX_HARDWAREGAIN_RANGE_DB = (-TX_ATTENUATION_RANGE_DB[1], -TX_ATTENUATION_RANGE_DB[0])
 GAIN_CONTROL_MODES = ("manual", "slow_attack", "fast_attack", "hybrid")
 DAC_FULL_SCALE = 2**15
 ADC_FULL_SCALE = 2**11
@@ -49,15 +48,6 @@ def _einval() -> OSError:
 def _number(value: float) -> int | float:
     """Read-back like pyadi-iio's get_numbers: int when integral, else float."""
     return int(value) if float(value).is_integer() else float(value)
-
-
-def rx_gain_range_db(lo_hz: float) -> tuple[int, int]:
-    """Manual RX gain limits of the AD9361 full gain table for the LO band."""
-    if lo_hz < 1_300_000_000:
-        return (-1, 73)
-    if lo_hz < 4_000_000_000:
-        return (-3, 71)
-    return (-10, 62)
 
 
 def _to_int16(values: np.ndarray) -> np.ndarray:
@@ -183,9 +173,9 @@ class EmulatedPluto:
 
     @sample_rate.setter
     def sample_rate(self, rate: float) -> None:
-        if rate < SAMPLE_RATE_RANGE[0]:
+        if rate < SAMPLE_RATE_RANGE_HZ[0]:
             raise ValueError("Error: Does not currently support sample rates below 521e3")
-        if rate > SAMPLE_RATE_RANGE[1]:
+        if rate > SAMPLE_RATE_RANGE_HZ[1]:
             raise _einval()
         self._anchor = (time.monotonic(), self._now_index())
         self._sample_rate = int(rate)
@@ -197,7 +187,7 @@ class EmulatedPluto:
 
     @rx_rf_bandwidth.setter
     def rx_rf_bandwidth(self, value: int) -> None:
-        self._rx_rf_bandwidth = self._check_bandwidth(value)
+        self._rx_rf_bandwidth = self._check_bandwidth(value, RX_RF_BANDWIDTH_RANGE_HZ)
 
     @property
     def tx_rf_bandwidth(self) -> int:
@@ -206,13 +196,14 @@ class EmulatedPluto:
 
     @tx_rf_bandwidth.setter
     def tx_rf_bandwidth(self, value: int) -> None:
-        self._tx_rf_bandwidth = self._check_bandwidth(value)
+        self._tx_rf_bandwidth = self._check_bandwidth(value, TX_RF_BANDWIDTH_RANGE_HZ)
 
     @staticmethod
-    def _check_bandwidth(value: int) -> int:
+    def _check_bandwidth(value: int, limits: tuple[int, int]) -> int:
+        """The driver clamps a bandwidth into its path's range (TX: 40 MHz at most)."""
         if not isinstance(value, int):
             raise Exception("Value must be an int")
-        return min(max(value, RF_BANDWIDTH_RANGE_HZ[0]), RF_BANDWIDTH_RANGE_HZ[1])
+        return min(max(value, limits[0]), limits[1])
 
     @property
     def gain_control_mode_chan0(self) -> str:

@@ -10,6 +10,7 @@ serving because of a peer.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from dataclasses import replace
@@ -27,6 +28,7 @@ from testbed.control.endpoint import (
     peer_name,
     set_socket_options,
 )
+from testbed.errors import ConfigError
 from testbed.keys import CurveServerKeys, require_curve, server_keys
 from testbed.messages import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -45,6 +47,32 @@ from testbed.messages import (
 from testbed.sections.control import ControlConfig
 
 log = logging.getLogger("testbed.control")
+
+
+def is_loopback(endpoint: str) -> bool:
+    """Whether only this machine can reach a bind address: ipc://, inproc://, or tcp:// on 127.0.0.0/8, ::1 or
+    localhost (a wildcard, another address, a host name or an interface name counts as reachable)."""
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True
+    if not endpoint.startswith("tcp://"):
+        return False
+    host = endpoint[len("tcp://"):].rsplit(":", 1)[0]
+    host = host.split(";")[-1].strip("[]")  # a source part (src;addr) and IPv6 brackets
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_insecure_bind(endpoint: str, curve_enabled: bool, allow_insecure_bind: bool) -> None:
+    """ConfigError for a control port other machines can reach without CurveZMQ, unless explicitly allowed."""
+    if curve_enabled or allow_insecure_bind or is_loopback(endpoint):
+        return
+    raise ConfigError(f"control bind address {endpoint} is reachable from other machines and control.curve.enabled "
+                      "is false: anyone on the network could drive this edge; turn CurveZMQ on (`airlora keys`, "
+                      "docs/lab_setup.md) or, on an isolated bench, set edge.allow_insecure_bind: true")
 
 
 class ControlServer(Endpoint):
@@ -89,8 +117,11 @@ class ControlServer(Endpoint):
         log.info("control server on %s (CurveZMQ %s)", self.endpoint, "on" if curve else "off")
 
     @classmethod
-    def from_config(cls, cfg: ControlConfig, identity: Hello | None = None) -> "ControlServer":
-        """A server as the `control:` section describes it (binds cfg.bind or cfg.endpoint)."""
+    def from_config(cls, cfg: ControlConfig, identity: Hello | None = None,
+                    allow_insecure_bind: bool = False) -> "ControlServer":
+        """A server as the `control:` section describes it (binds cfg.bind or cfg.endpoint). A non-loopback
+        address with CurveZMQ off is refused (ConfigError) unless allow_insecure_bind (edge.allow_insecure_bind)."""
+        refuse_insecure_bind(cfg.bind_endpoint, cfg.curve.enabled, allow_insecure_bind)
         curve = server_keys(cfg.curve) if cfg.curve.enabled else None
         return cls(cfg.bind_endpoint, identity, curve=curve, heartbeat_s=cfg.heartbeat_s,
                    peer_timeout_s=cfg.peer_timeout_s, max_message_bytes=cfg.max_message_bytes,

@@ -55,10 +55,21 @@ class FinetuneConfig(Section):
     double_quant: bool = Field(True, description="8-bit block scales, one fp32 pair per 256 blocks, compressed "
                                                  "manifest (payload format 2); false: format 1 (fp32 scales)")
     adalora_target_rank: int = Field(4, ge=1, le=1024, description="AdaLoRA average rank budget (--adalora)")
+    signing_key: str | None = Field(
+        None, description="host: Ed25519 secret key file that signs every payload (default "
+                          "<control.curve.keys_dir>/host.sign_secret, generated on first use)")
 
 
 class EdgeConfig(Section):
-    """Where the edge node keeps its installed adapters."""
+    """Where the edge node keeps its installed adapters, and whose payloads it installs."""
 
     adapter_dir: str = Field("~/.cache/airlora/edge", description="installed adapters; `current` names the live one")
-    keep_previous: int = Field(2, ge=1, le=100, description="installed adapter versions kept on disk")
+    keep_previous: int = Field(2, ge=1, le=100, description="installed adapter versions kept on disk (signed "
+                                                           "versions are kept before unsigned ones)")
+    trusted_keys_dir: str | None = Field(
+        None, description="host signing public keys (NAME.sign) whose payloads this edge installs "
+                          "(default <control.curve.keys_dir>/trusted)")
+    allow_unsigned: bool = Field(False, description="also install unsigned payloads, or ones signed by an unknown "
+                                                    "key (throwaway loopback runs only)")
+    allow_insecure_bind: bool = Field(False, description="let the edge bind a non-loopback control address with "
+                                                         "control.curve.enabled false (an isolated bench only)")

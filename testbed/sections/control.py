@@ -6,18 +6,8 @@ from pathlib import Path
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from radio.config import check_zmq_endpoint
 from testbed.sections.base import Section
-
-_SCHEMES = ("tcp://", "ipc://", "inproc://")
-
-
-def _check_endpoint(value: str) -> str:
-    if not value.startswith(_SCHEMES) or len(value.split("://", 1)[1]) == 0:
-        raise ValueError("must look like tcp://HOST:PORT (or ipc://PATH)")
-    port = value.rsplit(":", 1)[-1]
-    if value.startswith("tcp://") and not (port.isdigit() or port == "*"):
-        raise ValueError("a tcp endpoint needs a port, e.g. tcp://127.0.0.1:5555")
-    return value
 
 
 class CurveConfig(Section):
@@ -75,7 +65,7 @@ class ControlConfig(Section):
     @field_validator("endpoint", "bind")
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
-        return value if value is None else _check_endpoint(value)
+        return value if value is None else check_zmq_endpoint(value)
 
     @field_validator("peer_timeout_s")
     @classmethod

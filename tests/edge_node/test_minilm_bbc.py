@@ -6,6 +6,7 @@ from edge_node.pipeline import apply_payload
 from edge_node.verify import PROBE_TOLERANCE
 from host.pipeline import finetune_and_pack
 from testbed.config import validate
+from testbed.keys import host_signing_secret
 
 
 def test_minilm_bbc_news_nf4_end_to_end(tmp_path):
@@ -14,8 +15,9 @@ def test_minilm_bbc_news_nf4_end_to_end(tmp_path):
         "data": {"task": "bbc_news", "train_size": 320, "val_size": 0, "test_size": 100, "seed": 0},
         "finetune": {"ranks": "uniform:8", "steps": 20, "batch_size": 16, "lr": 2e-3, "quant": "nf4"},
         "edge": {"adapter_dir": str(tmp_path / "edge")},
+        "control": {"curve": {"keys_dir": str(tmp_path / "keys")}},
     })
-    payload, host = finetune_and_pack(cfg)
+    payload, host = finetune_and_pack(cfg, signing_key=host_signing_secret(cfg)[0])
     assert host["accuracy_before"] < 0.45
     assert host["accuracy_after"] > 0.6
     assert host["fp32_bytes"] / host["payload_bytes"] >= 6.0

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 
 from adapters import payload as pl
+from adapters import signing
 
 CHECK = """
 import sys
@@ -22,7 +23,7 @@ def _run(body: str) -> None:
 
 
 def test_radio_path_modules_do_not_import_torch():
-    _run("import edge_node.payload_reader, adapters.rebuild, edge_node.install, edge_node.verify, "
+    _run("import edge_node.payload_reader, adapters.signing, testbed.keys, adapters.rebuild, edge_node.install, edge_node.verify, "
          "edge_node.pipeline, adapters.payload, adapters.quantize, adapters.identity, ml.features, ml.data, adapters.ranks")
 
 
@@ -32,13 +33,17 @@ def test_checking_and_rebuilding_a_payload_needs_no_torch(tmp_path):
     manifest = {"model": {"name": "m", "sha256": "ab"}, "probe": {"texts": ["a"], "logits": [[0.0, 1.0]]},
                 "peft": {"task_type": "SEQ_CLS", "modules": {"x.layer.0.q": {"r": 2, "alpha": 4}},
                          "modules_to_save": [], "dropout": 0.0}, "quant": {"scheme": "nf4", "block_size": 64}}
-    (tmp_path / "p.bin").write_bytes(pl.encode(manifest, t, {k: "nf4" for k in t}, 64))
+    signed = signing.sign(pl.encode(manifest, t, {k: "nf4" for k in t}, 64), bytes(range(32)))
+    (tmp_path / "p.bin").write_bytes(signed)
     _run(f"""
 from pathlib import Path
 from edge_node.payload_reader import check_payload
 from adapters.rebuild import rebuild
+from adapters.signing import TrustStore, public_key
 from edge_node.install import install, staging_dir, current_adapter
-p = check_payload(Path({str(tmp_path / 'p.bin')!r}).read_bytes(), {{"name": "m", "sha256": "ab"}})
+trust = TrustStore.from_public_keys({{"host": public_key(bytes(range(32)))}})
+p = check_payload(Path({str(tmp_path / 'p.bin')!r}).read_bytes(), {{"name": "m", "sha256": "ab"}}, trust=trust)
+assert p.signed_by is not None
 staged = rebuild(p, staging_dir({str(tmp_path / 'edge')!r}))
 assert (staged / "adapter_model.safetensors").exists()
 install(staged, {str(tmp_path / 'edge')!r}, p.sha256[:16])

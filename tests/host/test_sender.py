@@ -119,3 +119,22 @@ def test_deadline_error_names_the_missing_packets_and_the_deadline(setup):
     msg = str(err.value)
     assert "session 3: 4 of 8 packets still missing after the 1.5 s delivery deadline" in msg
     assert "(missing packets 2-4, 7)" in msg and "the edge keeps its previous adapter" in msg
+
+
+def test_an_edge_known_gone_ends_the_delivery_at_once_not_at_its_deadline(setup):
+    class Gone(Exception):
+        pass
+
+    sender, edge = setup(lambda k, m: [])  # the edge stops answering after the session starts
+    calls = []
+
+    def edge_check() -> None:
+        calls.append(time.monotonic())
+        if len(edge.bursts) >= 1:
+            raise Gone("the local edge process exited with code -9")
+
+    sender.edge_check = edge_check
+    t0 = time.monotonic()
+    with pytest.raises(Gone):
+        sender.deliver(os.urandom(4 * 256), 4, deadline_s=60, report_timeout_s=30, apply=False)
+    assert time.monotonic() - t0 < 5 and len(edge.bursts) == 1

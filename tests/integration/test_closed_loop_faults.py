@@ -30,6 +30,7 @@ import zmq
 
 from edge_node.install import current_adapter
 from adapters.payload import read_header
+from adapters.signing import unwrap_unverified
 from host.sender import DeliveryError, Sender
 from radio.backends.factory import make_backend
 from radio.backends.zmq_iq import KIND_DATA, MAGIC, pack_header
@@ -37,6 +38,7 @@ from radio.link import LinkSettings
 from radio.transmitter import TX_POWER
 from testbed import __version__
 from testbed.config import validate
+from testbed.keys import load_signing_secret, trust_signing_key, write_signing_keypair
 from testbed.control.client import ControlClient
 from testbed.messages import ERR_BAD_MESSAGE, ERR_HELLO_REQUIRED, Hello, SessionStart, decode, encode
 
@@ -77,10 +79,13 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
     model = make_tiny_model(root / "tiny-bert", "bert")
     cfg = validate(_raw(model, root))
+    keys = write_signing_keypair(root / "keys", "host")  # the lab's host key, trusted by every edge below
+    trust_signing_key(keys.public, root / "keys" / "trusted")
+    secret = load_signing_secret(keys.secret)
     packed = {}
     for name, ranks in (("A", "uniform:4"), ("B", "uniform:8")):
-        data, report = finetune_and_pack(cfg, ranks=ranks, steps=1)
-        assert report["payload_sha256"] == read_header(data)[2].hex()  # the SHA-256 the payload carries
+        data, report = finetune_and_pack(cfg, ranks=ranks, steps=1, signing_key=secret)
+        assert report["payload_sha256"] == read_header(unwrap_unverified(data))[2].hex()  # what the payload carries
         packed[name] = Packed(data, report["payload_sha256"])
     assert packed["A"].sha != packed["B"].sha
     return model, root, packed
@@ -91,7 +96,7 @@ def expected_safetensors(payload: Packed, tmp: Path) -> bytes:
     from adapters.rebuild import rebuild
     from adapters.payload import decode as decode_payload
 
-    return (rebuild(decode_payload(payload.data), tmp / f"rebuilt-{payload.version}") /
+    return (rebuild(decode_payload(unwrap_unverified(payload.data)), tmp / f"rebuilt-{payload.version}") /
             "adapter_model.safetensors").read_bytes()
 
 
@@ -148,7 +153,7 @@ class Lab:
             "channel": {"snr_db": 20.0, "seed": 3, **(channel or {})},
             "control": {"endpoint": f"tcp://127.0.0.1:{free_port()}", "heartbeat_s": HEARTBEAT_S,
                         "peer_timeout_s": PEER_TIMEOUT_S, "request_timeout_s": 3.0},
-            "edge": {"adapter_dir": str(self.adapter_dir)},
+            "edge": {"adapter_dir": str(self.adapter_dir), "trusted_keys_dir": str(root / "keys" / "trusted")},
         })
         self.cfg = validate(raw)
         self.config_path = tmp_path / "edge.yaml"
@@ -450,12 +455,98 @@ def test_garbage_on_control_and_iq_ports_is_refused_and_the_daemon_keeps_serving
     assert "Traceback" not in log
 
 
+# --- 5. a rogue host on the same network (issue 11) ---------------------------------------------------------
+def forge(payload: Packed, cfg, tmp: Path) -> bytes:
+    """What an attacker with the public base model and no keys builds from a captured payload: every lora_B
+    zeroed, the classifier always answering class 0, probe logits recomputed so the probe check passes, a
+    fresh SHA-256. Unsigned: the attacker has no host secret key."""
+    from adapters import payload as pl
+    from adapters.rebuild import rebuild
+    from ml.evaluate import load_adapted, logits
+
+    p = pl.decode(unwrap_unverified(payload.data))
+    tensors = {}
+    for name, value in p.tensors.items():
+        if ".lora_B." in name or ("classifier" in name and value.ndim == 2):
+            value = np.zeros_like(value)
+        elif "classifier" in name:
+            value = np.zeros_like(value)
+            value[0] = 10.0  # the bias: always class 0
+        tensors[name] = value
+    schemes = {t["name"]: t["scheme"] for t in p.manifest["tensors"]}
+    manifest = {k: v for k, v in p.manifest.items() if k not in ("tensors", "format", "version", "block_size")}
+    draft = pl.encode(manifest, tensors, schemes, p.manifest["block_size"])
+    model, tok = load_adapted(cfg.model, rebuild(pl.decode(draft), tmp / "forged"), manifest["model"]["num_labels"])
+    manifest["probe"] = dict(manifest["probe"], logits=logits(model, tok, manifest["probe"]["texts"],
+                                                              cfg.model.max_length).tolist())
+    return pl.encode(manifest, tensors, schemes, p.manifest["block_size"])
+
+
+def disk_state(root: Path) -> dict[str, tuple]:
+    """Every entry under the adapter folder: kind, content hash or link target, and mtime (nothing may change)."""
+    import hashlib
+
+    state = {".": ("dir", None, root.stat().st_mtime_ns)}
+    for path in sorted(root.rglob("*")):
+        st = os.lstat(path)
+        if path.is_symlink():
+            state[str(path.relative_to(root))] = ("link", os.readlink(path), st.st_mtime_ns)
+        elif path.is_file():
+            state[str(path.relative_to(root))] = ("file", hashlib.sha256(path.read_bytes()).hexdigest(),
+                                                  st.st_mtime_ns)
+        else:
+            state[str(path.relative_to(root))] = ("dir", None, st.st_mtime_ns)
+    return state
+
+
+def test_rogue_host_cannot_install_a_repacked_adapter_and_the_lab_adapter_stays(lab_factory):
+    from adapters.signing import HEADER, SIGNED_HEADER_BYTES, sign
+    from edge_node.pipeline import apply_payload
+
+    lab = lab_factory()
+    A, B = lab.payloads["A"], lab.payloads["B"]
+    forged = forge(A, lab.cfg, lab.tmp)
+    # The forgery is good enough to pass every check but the signature: an edge that allows unsigned
+    # payloads installs it (this is what issue 11's edge did).
+    careless = lab.cfg.model_copy(update={"edge": lab.cfg.edge.model_copy(
+        update={"adapter_dir": str(lab.tmp / "careless-edge"), "allow_unsigned": True})})
+    assert apply_payload(careless, forged, evaluate=False).installed
+
+    lab.start_edge("edge-1")
+    host = lab.host()
+    host.sound(1)
+    assert_applied(host.deliver(B.data, 2), B)
+    assert_applied(host.deliver(A.data, 3), A)
+    before = disk_state(lab.adapter_dir)
+    assert lab.versions() == {A.version, B.version}
+
+    # A rogue client with no keys (CurveZMQ is off, as in the default) connects, starts sessions, sends the
+    # bursts: unsigned, signed with its own key, and the host's signature header spliced in front.
+    rogue = lab.host()
+    magic, version, flags, kid, _ = HEADER.unpack_from(A.data)
+    spliced = HEADER.pack(magic, version, flags, kid, len(forged)) + A.data[HEADER.size:SIGNED_HEADER_BYTES] + forged
+    attempts = {"unsigned": (forged, "unsigned payload"),
+                "own key": (sign(forged, os.urandom(32)), "signed by unknown key"),
+                "host's signature": (spliced, "bad signature")}
+    for session, (name, (data, why)) in enumerate(attempts.items(), start=10):
+        d = rogue.deliver(data, session)
+        assert d.delivered and d.apply is not None, name
+        assert not d.apply.installed and why in d.apply.reason, (name, d.apply.reason)
+        assert "\n" not in d.apply.reason
+    # Nothing changed on disk: A live, B kept, no staging folder, not one byte or timestamp touched.
+    assert disk_state(lab.adapter_dir) == before
+    lab.assert_installed(A)
+    fresh = lab.host()
+    assert fresh.client.peer_hello.adapter_id == A.version
+    assert "installs payloads signed by host" in lab.edge_logs[-1].read_text()
+
+
 # --- `airlora run` without an edge -------------------------------------------------------------------------
 def _airlora_run(tmp_path: Path, *sets: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     args = [sys.executable, "-m", "airlora.cli", "run", "--set", "radio.backend=zmq",
             "--set", f"radio.zmq.endpoint=tcp://127.0.0.1:{free_port()}", "--set", f"run.out_dir={tmp_path / 'runs'}",
-            "--set", f"edge.adapter_dir={tmp_path / 'edge'}",
+            "--set", f"edge.adapter_dir={tmp_path / 'edge'}", "--set", f"control.curve.keys_dir={tmp_path / 'keys'}",
             "--set", "control.heartbeat_s=0.2", "--set", "control.peer_timeout_s=1.0", "--set", "run.rounds=1"]
     for s in sets:
         args += ["--set", s]

@@ -47,7 +47,8 @@ def test_airlora_run_feeds_the_edges_measured_snr_to_a_learned_policy(tmp_path):
         "data": {"task": "bbc_news", "train_size": 16, "val_size": 8, "test_size": 10, "probe_count": 2},
         "finetune": {"steps": 1, "batch_size": 8, "lr": 5e-3, "quant": "int8"},
         "radio": {"backend": "zmq", "zmq": {"endpoint": f"tcp://127.0.0.1:{free_port()}"}},
-        "control": {"endpoint": f"tcp://127.0.0.1:{free_port()}", "heartbeat_s": 0.2},
+        "control": {"endpoint": f"tcp://127.0.0.1:{free_port()}", "heartbeat_s": 0.2,
+                    "curve": {"keys_dir": str(tmp_path / "keys")}},  # the signing key is made there on first use
         "edge": {"adapter_dir": str(tmp_path / "edge")},
         "run": {"rounds": 2, "snr_db_rounds": [18.0, 4.0], "policy": f"airllm:{ckpt}", "steps": 1,
                 "out_dir": str(tmp_path / "runs")},

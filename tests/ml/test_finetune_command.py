@@ -15,7 +15,8 @@ NOISE = ("Failed to load CPU gemm_4bit_forward", "FutureWarning")  # bitsandbyte
 def _finetune(model: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
     sets = {"model.name": model, "model.max_length": 32, "model.cache_dir": tmp_path / "cache",
             "data.task": "bbc_news", "data.train_size": 32, "data.val_size": 0, "data.test_size": 16,
-            "data.probe_count": 2, "finetune.batch_size": 8, "finetune.quant": "nf4"}
+            "data.probe_count": 2, "finetune.batch_size": 8, "finetune.quant": "nf4",
+            "control.curve.keys_dir": tmp_path / "keys"}  # the signing key is generated there on first use
     args = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": ""}
     return subprocess.run([sys.executable, "-m", "airlora.cli", "finetune", *args, "--steps", "2",

@@ -25,7 +25,8 @@ def test_cost_matches_delivery_airtime(cfg):
         assert out.airtime_s == pytest.approx(delivery_airtime_s(p.link, size, snr), rel=1e-12)
         loss, _ = env.quality(ranks, 0)
         penalty = p.deadline_penalty if out.airtime_s > p.deadline_s else 0.0
-        assert out.reward == pytest.approx(-loss - 0.1 * out.airtime_s - penalty)
+        assert out.reward == pytest.approx(-loss - p.cost_weight * out.airtime_s - penalty)
+    assert p.cost_weight == cfg.policy.cost_weight == 0.005 and p.deadline_s == 8.0  # the calibrated default
 
 
 def test_shannon_cost_option(cfg):
