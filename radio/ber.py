@@ -5,7 +5,10 @@ lets the streaming Receiver detect, synchronize, correct CFO and track pilots, t
 decisions on the equalized payload symbols (RxPacket.symbols) against the on-air bits of the payload
 block that was sent (transmitter.payload_block_bits). The code does not matter: these are the raw
 channel bits. Packets whose header fails (or that are not detected) cannot be aligned and are counted
-apart, never as bit errors.
+apart, never as bit errors. A modulation no v1 MCS carries (256-QAM) rides in packets of the densest MCS
+(`carrier_mcs`) whose payload data symbols are replaced by random symbols of that modulation: the
+receiver's pilot-aided equalizer does not look at them, so its equalized symbols are the same measurement.
+Also here: the BICM capacity of each constellation, the theory coded links are compared with.
 """
 
 from __future__ import annotations
@@ -13,18 +16,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.special import erfc
+from scipy.special import erfc, logsumexp
 
 from radio.backends.sim import SimBackend
 from radio.channel import Channel
 from radio.errors import RadioError
 from radio.frame import Header
 from radio.mcs import MCS_TABLE, Mcs
-from radio.modulation import constellation, hard_bits
+from radio.modulation import BITS_PER_SYMBOL, constellation, hard_bits, map_bits
+from radio.preamble import layout, preamble_symbols
 from radio.receiver import Receiver
-from radio.transmitter import TX_POWER, burst, packet_symbols, payload_block_bits
+from radio.transmitter import (TX_POWER, burst, header_block_symbols, packet_symbols, payload_block_bits,
+                               payload_data_symbols)
 
-BITS_PER_SYMBOL = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6}
 TAIL_SYMBOLS = 64  # noise-only symbols received after each burst, so the last packet completes
 
 
@@ -51,6 +55,44 @@ def theory_ber(modulation: str, ebn0_db: np.ndarray | float) -> np.ndarray:
             pk += (-1) ** int(np.floor(w)) * (2 ** (k - 1) - np.floor(w + 0.5)) * erfc((2 * i + 1) * arg)
         total += pk / root
     return total / (m // 2)
+
+
+def bicm_capacity(modulation: str, esn0_db: np.ndarray | float, nodes: int = 96) -> np.ndarray:
+    """BICM capacity over AWGN (bits per symbol) of a Gray-mapped constellation at Es/N0 in dB.
+
+    The sum over bits of I(b_j; y) with uniform bits and a bitwise (max-a-posteriori) demapper: what a
+    binary code over the demapper's exact LLRs can reach. A square QAM's bits each depend on one PAM
+    dimension, so C = 2 C_PAM (per-dimension noise N0/2); BPSK is one 2-PAM dimension. The noise
+    expectation is Gauss-Hermite quadrature with `nodes` points (error < 1e-4 bit at 96).
+    """
+    c = constellation(modulation)
+    esn0 = 10.0 ** (np.asarray(esn0_db, float) / 10.0)
+    sigma = np.sqrt(0.5 / esn0)[..., None, None]  # (..., 1, 1) per-dimension noise std (Es = 1)
+    levels = c.levels.astype(float)
+    bits = c.level_bits.astype(bool)  # (L, mb)
+    x, w = np.polynomial.hermite.hermgauss(nodes)
+    y = levels[:, None] + np.sqrt(2.0) * sigma * x  # (..., L sent, G)
+    metric = -((y[..., None] - levels) ** 2) / (2.0 * sigma[..., None] ** 2)  # (..., L, G, L candidates)
+    total = logsumexp(metric, axis=-1)
+    info = 0.0
+    for j in range(bits.shape[1]):
+        same = bits[:, j][:, None] == bits[:, j][None, :]  # (L sent, L candidates): same bit j
+        part = logsumexp(np.where(same[:, None, :], metric, -np.inf), axis=-1)
+        loss = (total - part) / np.log(2.0)  # (..., L, G)
+        info = info + 1.0 - np.mean(np.sum(w * loss, axis=-1) / np.sqrt(np.pi), axis=-1)
+    return info if c.is_bpsk else 2.0 * info
+
+
+def bicm_limit_esn0_db(modulation: str, bits_per_symbol: float) -> float:
+    """The Es/N0 (dB) at which the BICM capacity of `modulation` equals bits_per_symbol (bisection)."""
+    m = constellation(modulation).bits_per_symbol
+    if not 0.0 < bits_per_symbol < m:
+        raise RadioError(f"{modulation} carries 0..{m} bits per symbol, asked for {bits_per_symbol}")
+    lo, hi = -20.0, 50.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if float(bicm_capacity(modulation, mid)) < bits_per_symbol else (lo, mid)
+    return 0.5 * (lo + hi)
 
 
 def parse_range(text: str) -> list[float]:
@@ -81,6 +123,16 @@ def mcs_for(modulation: str) -> Mcs:
     if not candidates:
         raise RadioError(f"no MCS uses modulation {modulation!r}; known: {', '.join(BITS_PER_SYMBOL)}")
     return candidates[0]
+
+
+def carrier_mcs(modulation: str) -> Mcs:
+    """The MCS whose packets carry a BER measurement of `modulation`: mcs_for(modulation), or, when no
+    v1 MCS uses it (256-QAM), the densest one, whose payload data symbols are then replaced."""
+    constellation(modulation)  # refuses unknown names
+    if any(m.modulation == modulation for m in MCS_TABLE):
+        return mcs_for(modulation)
+    densest = max(m.bits_per_symbol for m in MCS_TABLE)
+    return mcs_for(next(m.modulation for m in MCS_TABLE if m.bits_per_symbol == densest))
 
 
 @dataclass
@@ -119,18 +171,21 @@ def measure_ber(
     sample_rate_hz; the SimBackend starts the stream at a seeded random offset (0..5000 samples).
     max_packets bounds the work when headers keep failing (default: 4x the packets n_bits needs + 20).
     """
-    mcs = mcs_for(modulation)
+    mcs = carrier_mcs(modulation)
     c = constellation(modulation)
+    replace = mcs.modulation != modulation  # payload data symbols replaced by `modulation`'s
+    n_data = payload_data_symbols(payload_bytes, mcs)
+    data_at = preamble_symbols().size + header_block_symbols() + layout(n_data)[1]
     esn0_db = ebn0_db + 10.0 * np.log10(c.bits_per_symbol)
     rng = np.random.default_rng(seed)
     channel = Channel("awgn", esn0_db, sample_rate_hz, samples_per_symbol, TX_POWER,
                       cfo_hz=cfo_frac * sample_rate_hz, seed=seed)
     backend = SimBackend(channel, sample_rate_hz, idle_start_samples=None, seed=seed + 1)
     rx = Receiver(sample_rate_hz, samples_per_symbol, rolloff, keep_symbols=True)
-    bits_per_packet = payload_block_bits(bytes(payload_bytes), mcs).size
+    bits_per_packet = n_data * c.bits_per_symbol if replace else payload_block_bits(bytes(payload_bytes), mcs).size
     needed = -(-n_bits // bits_per_packet)
     limit = max_packets if max_packets is not None else 4 * needed + 20
-    sent: dict[int, bytes] = {}
+    sent: dict[int, np.ndarray] = {}  # seq -> on-air payload bits
     counted: set[int] = set()
     bits = errors = 0
 
@@ -142,7 +197,7 @@ def measure_ber(
                 continue
             if h.mcs_index != mcs.index or h.length != payload_bytes:
                 continue
-            ref = payload_block_bits(sent[h.seq], mcs)
+            ref = sent[h.seq]
             got = hard_bits(p.symbols, c)
             if got.size != ref.size:
                 continue
@@ -156,9 +211,13 @@ def measure_ber(
         symbols = []
         for _ in range(count):
             payload = rng.integers(0, 256, payload_bytes, dtype=np.uint8).tobytes()
-            sent[seq] = payload
-            symbols.append(packet_symbols(Header(mcs.index, seed & 0xFFFFFFFF, seq, 2**31, payload_bytes),
-                                          payload, mcs))
+            packet = packet_symbols(Header(mcs.index, seed & 0xFFFFFFFF, seq, 2**31, payload_bytes), payload, mcs)
+            if replace:
+                sent[seq] = rng.integers(0, 2, n_data * c.bits_per_symbol, dtype=np.uint8)
+                packet[data_at] = map_bits(sent[seq], c)
+            else:
+                sent[seq] = payload_block_bits(payload, mcs)
+            symbols.append(packet)
             seq += 1
         backend.tx(burst(symbols, samples_per_symbol, rolloff))
         account(rx.feed(backend.rx(backend.pending + TAIL_SYMBOLS * samples_per_symbol)))

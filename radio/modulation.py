@@ -1,4 +1,4 @@
-"""Gray-mapped BPSK, QPSK, 16-QAM and 64-QAM with unit average energy, and max-log soft demapping.
+"""Gray-mapped BPSK, QPSK, 16-, 64- and 256-QAM with unit average energy, and max-log soft demapping.
 
 Bits map to symbols MSB first; a square M-QAM symbol carries its in-phase bits first, then its
 quadrature bits, each dimension a Gray-coded PAM. LLRs follow llr = log P(b=0) / P(b=1).
@@ -47,13 +47,16 @@ def _gray_pam(bits_per_dim: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
     return levels, pattern
 
 
+BITS_PER_SYMBOL: dict[str, int] = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
+MODULATIONS: tuple[str, ...] = tuple(BITS_PER_SYMBOL)
+
+
 @lru_cache(maxsize=None)
 def constellation(name: str) -> Constellation:
-    """The constellation called `name` (bpsk, qpsk, 16qam, 64qam)."""
-    bits = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6}
-    if name not in bits:
-        raise RadioError(f"unknown modulation {name!r}; known: {', '.join(bits)}")
-    m = bits[name]
+    """The constellation called `name` (bpsk, qpsk, 16qam, 64qam, 256qam)."""
+    if name not in BITS_PER_SYMBOL:
+        raise RadioError(f"unknown modulation {name!r}; known: {', '.join(BITS_PER_SYMBOL)}")
+    m = BITS_PER_SYMBOL[name]
     if m == 1:
         levels, pattern = np.array([1.0, -1.0], np.float32), np.array([[0], [1]], np.uint8)
         return Constellation(name, 1, levels, pattern)

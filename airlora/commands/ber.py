@@ -6,7 +6,7 @@ import argparse
 
 from airlora.commands.common import emit_json, finite_float, positive_float
 
-MODULATIONS = ("bpsk", "qpsk", "16qam", "64qam")
+MODULATIONS = ("bpsk", "qpsk", "16qam", "64qam", "256qam")  # radio.modulation.MODULATIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from radio.ber import ber_curve, mcs_for, parse_range, plot_curve
+    from radio.ber import ber_curve, carrier_mcs, parse_range, plot_curve
     from radio.errors import RadioError
 
     points_db = parse_range(args.ebn0_db)
@@ -43,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
                     "errors": p.errors, "packets_sent": p.packets_sent, "packets_missed": p.packets_missed}
                    for p in points])
         return 0
-    mcs = mcs_for(args.mod)
-    print(f"{args.mod} uncoded BER through the full receiver (packets of {mcs.name}, RRC sps={args.sps} "
+    mcs = carrier_mcs(args.mod)
+    carrier = mcs.name if mcs.modulation == args.mod else f"{mcs.name} with {args.mod} payload symbols"
+    print(f"{args.mod} uncoded BER through the full receiver (packets of {carrier}, RRC sps={args.sps} "
           f"rolloff={args.rolloff}, CFO {100 * args.cfo_frac:g}% of fs, random start offset)")
     print(f"{'Eb/N0 dB':>8} {'BER':>10} {'theory':>10} {'bits':>9} {'errors':>7} {'missed pkts':>11}")
     for p in points:
