@@ -1,6 +1,6 @@
 """The surrogate environment: test loss and accuracy predicted from per-projection ranks and data features.
 
-Ridge models are fitted on real fine-tunes (policy/finetunes.py, shipped in policy/data/) and their predictions
+Robust linear models are fitted on real fine-tunes (policy/finetunes.py, shipped in policy/data/) and their predictions
 clipped to the measured range; AdaLoRA replays its real runs. `cross_validate` measures the held-out error.
 """
 
@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from policy.finetunes import kind_of, layer_of
 from policy.problem import Outcome, Problem
 from policy.rank_env import RankEnv
 
@@ -23,63 +22,68 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parent.parent  # a relative policy.surrogate_data is looked up here too
 
 
-def _groups(modules: tuple[str, ...]) -> np.ndarray:
-    """[groups, n] averaging matrix: one row per projection kind, then one per layer."""
-    rows = []
-    for key, values in ((kind_of, sorted({kind_of(m) for m in modules})),
-                        (layer_of, sorted({layer_of(m) for m in modules}))):
-        for v in values:
-            row = np.array([key(m) == v for m in modules], np.float64)
-            rows.append(row / row.sum())
-    return np.stack(rows)
-
-
-_GROUPS: dict[tuple[str, ...], np.ndarray] = {}
-
-
 def surrogate_features(ranks: np.ndarray, modules: list[str], shapes: dict[str, tuple[int, int]], r_max: int,
                        entropy: np.ndarray, oov: np.ndarray) -> np.ndarray:
-    """Features of rank vectors [B, n]: per-kind and per-layer mean log(1+r), adapted share, log LoRA params."""
-    key = tuple(modules)
-    if key not in _GROUPS:
-        _GROUPS[key] = _groups(key)
+    """Features of rank vectors [B, n]: the share of projections adapted (all, attention, feed-forward), log LoRA
+    parameters (and squared, and times each data feature), and the data features. Per-kind and per-layer mean
+    log-ranks fitted worse out of sample on the 100-step regime (5-fold: loss 0.62, accuracy 0.81 of the mean
+    predictor's error, against 0.56 / 0.63 here): 100 steps reward how much is adapted, not where."""
     ranks = np.atleast_2d(np.asarray(ranks, np.float64))
-    lr = np.log1p(ranks) / np.log1p(r_max)
-    cols = list((lr @ _GROUPS[key].T).T)
+    adapted = ranks > 0
+    attention = np.array(["attention" in m for m in modules])
     per_rank = np.array([sum(shapes[m]) for m in modules], np.float64)
     params = np.log1p(ranks @ per_rank) / np.log1p(r_max * per_rank.sum())
-    cols += [(ranks > 0).mean(axis=1), params, params ** 2, np.asarray(entropy, np.float64) * np.ones(len(ranks)),
-             np.asarray(oov, np.float64) * np.ones(len(ranks))]
+    ent = np.asarray(entropy, np.float64) * np.ones(len(ranks))
+    oov_ = np.asarray(oov, np.float64) * np.ones(len(ranks))
+    cols = [adapted.mean(axis=1), adapted[:, attention].mean(axis=1) if attention.any() else np.zeros(len(ranks)),
+            adapted[:, ~attention].mean(axis=1) if (~attention).any() else np.zeros(len(ranks)),
+            params, params ** 2, ent * params, oov_ * params, ent, oov_]
     return np.stack(cols, axis=1)
 
 
 @dataclass
-class Ridge:
-    """Ridge regression on standardized features (closed form) with the penalty picked by leave-one-out error."""
+class RobustLinear:
+    """Least-absolute-deviation regression (IRLS) on standardized features with a ridge penalty picked by k-fold
+    error: a few fine-tunes that stay on the plateau do not drag every prediction, as they do under squares."""
 
     mean: np.ndarray
     std: np.ndarray
     coef: np.ndarray
     intercept: float
     alpha: float
-    loo_mae: float
+    cv_mae: float
 
     @staticmethod
-    def fit(x: np.ndarray, y: np.ndarray, alphas: tuple[float, ...] = (1e-3, 1e-2, 0.1, 1.0, 3.0, 10.0, 30.0)) -> Ridge:
-        """Fit at each penalty in `alphas` and keep the one with the lowest leave-one-out mean absolute error."""
+    def _solve(z: np.ndarray, y: np.ndarray, alpha: float, iterations: int = 40) -> tuple[np.ndarray, float]:
+        a = np.c_[np.ones(len(z)), z]
+        penalty = alpha * np.diag([0.0] + [1.0] * z.shape[1])
+        w = np.ones(len(y))
+        beta = np.zeros(a.shape[1])
+        for _ in range(iterations):
+            beta = np.linalg.solve(a.T @ (w[:, None] * a) + penalty, a.T @ (w * y))
+            w = 1.0 / np.maximum(np.abs(y - a @ beta), 1e-3)
+        return beta[1:], float(beta[0])
+
+    @staticmethod
+    def fit(x: np.ndarray, y: np.ndarray, alphas: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0),
+            folds: int = 5) -> RobustLinear:
+        """Fit at each penalty in `alphas`, keep the one with the lowest `folds`-fold mean absolute error."""
         mean, std = x.mean(axis=0), x.std(axis=0) + 1e-9
         z = (x - mean) / std
-        yc = y - y.mean()
         best = None
-        for a in alphas:
-            h = z @ np.linalg.solve(z.T @ z + a * np.eye(z.shape[1]), z.T)
-            resid = (yc - h @ yc) / np.clip(1.0 - np.diag(h) - 1.0 / len(y), 1e-6, None)  # LOO residuals
-            mae = float(np.abs(resid).mean())
+        k = min(folds, len(y))
+        for alpha in alphas:
+            errs = []
+            for f in range(k):
+                test = np.arange(len(y)) % k == f
+                coef, icpt = RobustLinear._solve(z[~test], y[~test], alpha)
+                errs.append(np.abs(z[test] @ coef + icpt - y[test]))
+            mae = float(np.concatenate(errs).mean())
             if best is None or mae < best[1]:
-                best = (a, mae)
-        a, mae = best
-        coef = np.linalg.solve(z.T @ z + a * np.eye(z.shape[1]), z.T @ yc)
-        return Ridge(mean, std, coef, float(y.mean()), a, mae)
+                best = (alpha, mae)
+        alpha, mae = best
+        coef, icpt = RobustLinear._solve(z, y, alpha)
+        return RobustLinear(mean, std, coef, icpt, alpha, mae)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predictions for feature rows x."""
@@ -87,7 +91,7 @@ class Ridge:
 
 
 class SurrogateEnv(RankEnv):
-    """Loss and accuracy predicted by ridge models fitted on real fine-tunes (clipped to the measured range);
+    """Loss and accuracy predicted by robust linear models fitted on real fine-tunes (clipped to the measured range);
     AdaLoRA replays its real runs."""
 
     def __init__(self, problem: Problem, data: dict[str, Any], episode_steps: int = 15, snr_noise_db: float = 0.5,
@@ -102,8 +106,9 @@ class SurrogateEnv(RankEnv):
         feats = sorted({(round(r["entropy"], 6), round(r["oov_rate"], 6)) for r in runs})
         x = self._x([r["ranks"] for r in fit_runs], [r["entropy"] for r in fit_runs], [r["oov_rate"] for r in fit_runs],
                     problem)
-        self.loss_model = Ridge.fit(x, np.array([r["loss"] for r in fit_runs]))
-        self.acc_model = Ridge.fit(x, np.array([r["accuracy"] for r in fit_runs]))
+        self.loss_model = RobustLinear.fit(x, np.array([r["loss"] for r in fit_runs]))
+        self.acc_model = RobustLinear.fit(x, np.array([r["accuracy"] for r in fit_runs]))
+        self.fit_means = (float(np.mean([r["loss"] for r in fit_runs])), float(np.mean([r["accuracy"] for r in fit_runs])))
         self.heldout = [runs[i] for i in held]
         # never predict beyond what was measured: a linear fit extrapolates, and a policy would exploit that
         self.loss_range = (min(r["loss"] for r in fit_runs), max(r["loss"] for r in fit_runs))
@@ -138,9 +143,9 @@ class SurrogateEnv(RankEnv):
         return self.problem.score(r["ranks"], snr_db, r["loss"], r["accuracy"])
 
     def report(self) -> dict[str, Any]:
-        """Fit quality: leave-one-out MAE, held-out MAE (when runs were held out), and the spread of the data."""
+        """Fit quality: the inner k-fold MAE the penalty was picked by, held-out MAE (when runs were held out), and the spread of the data."""
         runs = self.data_file["runs"]
-        out = {"runs": len(runs), "loss_loo_mae": self.loss_model.loo_mae, "accuracy_loo_mae": self.acc_model.loo_mae,
+        out = {"runs": len(runs), "loss_cv_mae": self.loss_model.cv_mae, "accuracy_cv_mae": self.acc_model.cv_mae,
                "loss_std": float(np.std([r["loss"] for r in runs])),
                "accuracy_std": float(np.std([r["accuracy"] for r in runs])), "heldout": len(self.heldout)}
         if self.heldout:
@@ -156,8 +161,8 @@ class SurrogateEnv(RankEnv):
         y_loss, y_acc = np.array([r["loss"] for r in held]), np.array([r["accuracy"] for r in held])
         return {"heldout_loss_mae": float(np.abs(loss - y_loss).mean()),
                 "heldout_accuracy_mae": float(np.abs(acc - y_acc).mean()),
-                "heldout_loss_mae_of_mean": float(np.abs(self.loss_model.intercept - y_loss).mean()),
-                "heldout_accuracy_mae_of_mean": float(np.abs(self.acc_model.intercept - y_acc).mean())}
+                "heldout_loss_mae_of_mean": float(np.abs(self.fit_means[0] - y_loss).mean()),
+                "heldout_accuracy_mae_of_mean": float(np.abs(self.fit_means[1] - y_acc).mean())}
 
 
 def cross_validate(problem: Problem, data: dict[str, Any], folds: int = 5) -> dict[str, float]:

@@ -85,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"step saving over seeds: {m['mean']:.3f} ± {m['std']:.3f}")
         if "surrogate" in summary:
             s = summary["surrogate"]
-            print(f"surrogate: {s['runs']} real fine-tunes, leave-one-out MAE loss {s['loss_loo_mae']:.4f} "
-                  f"accuracy {s['accuracy_loo_mae']:.4f} (data std {s['loss_std']:.4f} / {s['accuracy_std']:.4f})")
+            print(f"surrogate: {s['runs']} real fine-tunes, 5-fold MAE loss {s['loss_cv_mae']:.4f} "
+                  f"accuracy {s['accuracy_cv_mae']:.4f} (data std {s['loss_std']:.4f} / {s['accuracy_std']:.4f})")
             cv = s["cv"]
             print(f"surrogate {cv['folds']}-fold held-out MAE: loss {cv['heldout_loss_mae']:.4f} (always-the-mean: "
                   f"{cv['heldout_loss_mae_of_mean']:.4f}), accuracy {cv['heldout_accuracy_mae']:.4f} "
