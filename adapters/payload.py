@@ -48,6 +48,8 @@ MAX_BODY_BYTES = 4 << 30
 MAX_TENSORS = 65536
 MAX_DIMS = 8
 MAX_NUMEL = 1 << 31
+MAX_ELEMENTS = 1 << 31
+"""Values all tensors of one payload may hold (the format's ceiling; a receiver passes its own, lower one)."""
 NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,512}$")
 
 
@@ -174,7 +176,7 @@ def _inflate(raw: bytes) -> bytes:
     return out
 
 
-def _read(buf: bytes) -> tuple[Header, dict[str, Any], list[Slot]]:
+def _read(buf: bytes, max_elements: int = MAX_ELEMENTS) -> tuple[Header, dict[str, Any], list[Slot]]:
     """Header, checked manifest and the tensors' places in the body, from a prefix holding the manifest."""
     h = parse_header(buf)
     if len(buf) < HEADER_BYTES + h.manifest_len:
@@ -187,19 +189,22 @@ def _read(buf: bytes) -> tuple[Header, dict[str, Any], list[Slot]]:
         manifest = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise PayloadError(f"manifest is not valid JSON ({type(exc).__name__})") from None
-    return h, manifest, _check_manifest(manifest, h.body_len, h.version)
+    return h, manifest, _check_manifest(manifest, h.body_len, h.version, max_elements)
 
 
-def read_manifest(buf: bytes) -> dict[str, Any]:
+def read_manifest(buf: bytes, max_elements: int = MAX_ELEMENTS) -> dict[str, Any]:
     """The manifest, parsed and checked, from a prefix of the payload (the body may still be missing).
 
     Not yet covered by the SHA-256 check: use it to refuse early, never to accept.
     """
-    return _read(buf)[1]
+    return _read(buf, max_elements)[1]
 
 
-def decode(buf: bytes) -> Payload:
-    """Check size, SHA-256 and manifest, then dequantize every tensor; raise PayloadError on any problem."""
+def decode(buf: bytes, max_elements: int = MAX_ELEMENTS) -> Payload:
+    """Check size, SHA-256 and manifest, then dequantize every tensor; raise PayloadError on any problem.
+
+    max_elements bounds the values of all tensors together (4 bytes each once dequantized): it is checked on
+    the manifest, before anything is dequantized, so a payload cannot make its receiver allocate beyond it."""
     man_len, body_len, digest = read_header(buf)
     expected = HEADER_BYTES + man_len + body_len
     if len(buf) < expected:
@@ -211,7 +216,7 @@ def decode(buf: bytes) -> Payload:
     actual.update(view[HEADER_BYTES:])
     if actual.digest() != digest:
         raise PayloadError("SHA-256 mismatch: the payload was corrupted in transit")
-    h, manifest, slots = _read(buf)
+    h, manifest, slots = _read(buf, max_elements)
     body = view[HEADER_BYTES + man_len:]
     tensors = {}
     for s in slots:
@@ -234,7 +239,7 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _check_manifest(m: Any, body_len: int, version: int) -> list[Slot]:
+def _check_manifest(m: Any, body_len: int, version: int, max_elements: int = MAX_ELEMENTS) -> list[Slot]:
     """Every field the edge uses, checked against types, sane limits and the body length; the tensors' places."""
     _need(isinstance(m, dict), "not a JSON object")
     _need(m.get("format") == "airlora-adapter", "wrong format")
@@ -247,7 +252,7 @@ def _check_manifest(m: Any, body_len: int, version: int) -> list[Slot]:
     tensors = m.get("tensors")
     _need(isinstance(tensors, list) and 0 < len(tensors) <= MAX_TENSORS, f"tensors must be a list of 1..{MAX_TENSORS}")
     dq = version >= 2
-    slots, end, names = [], 0, set()
+    slots, end, names, elements = [], 0, set(), 0
     for t in tensors:
         _need(isinstance(t, dict), "tensor entry is not an object")
         name, shape, scheme = t.get("name"), t.get("shape"), t.get("scheme")
@@ -256,8 +261,13 @@ def _check_manifest(m: Any, body_len: int, version: int) -> list[Slot]:
         _need(scheme in q.SCHEMES, f"{name}: unknown scheme {scheme!r}")
         _need(isinstance(shape, list) and 1 <= len(shape) <= MAX_DIMS
               and all(_is_int(d) and 1 <= d <= MAX_NUMEL for d in shape), f"{name}: bad shape {shape!r}")
-        numel = int(np.prod(shape, dtype=np.int64))
+        numel = 1
+        for d in shape:  # exact (Python ints): a product of large dimensions cannot wrap around
+            numel *= d
         _need(numel <= MAX_NUMEL, f"{name}: too many elements")
+        elements += numel
+        _need(elements <= max_elements, f"the tensors hold more than {max_elements} values in all (this receiver's "
+                                        "limit; 4 bytes each once dequantized)")
         nd, ns = q.data_nbytes(scheme, numel, bs), q.scales_nbytes(scheme, numel, bs, dq)
         if version == 1:
             off, given_nd, given_ns = t.get("offset"), t.get("data_nbytes"), t.get("scales_nbytes")

@@ -202,15 +202,23 @@ def dequantize(packed: Packed) -> np.ndarray:
     if scheme == "fp16":
         return np.frombuffer(packed.data, "<f2").astype(np.float32).reshape(packed.shape)
     absmax = block_scales(packed)
+    # In place, block by block: the peak is the fp32 result plus one byte per element (the codes), never a
+    # per-element scale array or a second copy of the result.
     if scheme == "int8":
-        values = np.frombuffer(packed.data, np.int8).astype(np.float32) / 127.0
+        values = np.frombuffer(packed.data, np.int8).astype(np.float32)
+        values /= 127.0
     else:
         raw = np.frombuffer(packed.data, np.uint8)
         codes = np.empty(raw.size * 2, np.uint8)
-        codes[0::2], codes[1::2] = raw >> 4, raw & 0x0F
+        np.right_shift(raw, 4, out=codes[0::2])
+        np.bitwise_and(raw, 0x0F, out=codes[1::2])
         values = TABLES[scheme][codes[:numel]]
-    scale = np.repeat(absmax, bs)[:numel]
-    return (values * scale).astype(np.float32).reshape(packed.shape)
+        del codes
+    full = numel // bs * bs
+    values[:full].reshape(-1, bs)[...] *= absmax[: full // bs, None]
+    if full < numel:
+        values[full:] *= absmax[full // bs]
+    return values.reshape(packed.shape)
 
 
 def error_bound(scheme: str) -> float:

@@ -1,8 +1,14 @@
 """The edge daemon: control port, receive stream, reassembly, verification, install, evaluation, reports.
 
 It serves any number of sessions one after another, across host restarts: a SessionStart for the session
-it already holds (same payload SHA-256) resumes it, any other SessionStart replaces it. Nothing is
-installed before the whole payload is there, its SHA-256 matches, and the adapter passes its checks.
+it already holds (same payload SHA-256) resumes it, any other SessionStart replaces it. A live session
+belongs to the host that started it: another host's SessionStart or BurstDone is refused (session_busy,
+not_session_owner) while the owner is still tracked by the control plane; once the owner is gone (silent
+for control.peer_timeout_s, said bye, or evicted), anyone may resume or replace it. With CurveZMQ the owner
+is its key, so a restarted host resumes its own session at once. A SessionStart is refused before
+anything is allocated when its payload or packet count is over edge.max_payload_bytes / edge.max_packets.
+Nothing is installed before the whole payload is there, its SHA-256 matches, and the adapter passes its
+checks.
 """
 
 from __future__ import annotations
@@ -20,17 +26,18 @@ from edge_node.session import EdgeSession
 from radio.backends.base import RadioBackend
 from radio.backends.factory import make_backend
 from radio.receiver import Receiver
+from radio.throttle import LogThrottle
 from radio.transmitter import TX_POWER
 from testbed import __version__
 from testbed.config import TestbedConfig
-from testbed.control.endpoint import PeerLost
+from testbed.control.endpoint import PeerLost, peer_name
 from testbed.control.server import ControlServer, refuse_insecure_bind
 from testbed.errors import AirLoraError
-from testbed.messages import (ApplyResult, BurstDone, Bye, Error, Hello, Message, ModelIdentity, SessionAck,
-                              SessionStart, TransferComplete)
+from testbed.keys import cable_curve
+from testbed.messages import (ERR_NOT_OWNER, ERR_SESSION_BUSY, ApplyResult, BurstDone, Bye, Error, Hello, Message,
+                              ModelIdentity, SessionAck, SessionStart, TransferComplete)
 
 log = logging.getLogger("airlora.edge")
-MAX_SESSION_BYTES = 1 << 30
 
 
 def remove_leftovers(adapter_dir: str | Path) -> list[str]:
@@ -69,6 +76,16 @@ def _pid_alive(text: str) -> bool:
     return True
 
 
+def cable_bind_endpoint(cfg: TestbedConfig) -> str | None:
+    """The radio.zmq address this edge binds (its receiver's end of the IQ cable); None when it binds none (another
+    backend, a real Pluto of its own, or the host binds the cable)."""
+    r = cfg.radio
+    cable = r.backend == "zmq" or (r.backend == "pluto" and (r.pluto.uri is None or r.pluto.one_device))
+    if not cable or r.zmq.bind_side != "rx":
+        return None
+    return r.zmq.bind_endpoint or r.zmq.endpoint
+
+
 class EdgeDaemon:
     """Runs the edge: call serve() (blocks) or step() in a loop."""
 
@@ -78,11 +95,14 @@ class EdgeDaemon:
         check_adapter_dir(cfg.edge.adapter_dir)  # before anything binds or loads: a bad folder starts nothing
         if control is None:  # before any slow start-up work: a config the edge refuses fails at once
             refuse_insecure_bind(cfg.control.bind_endpoint, cfg.control.curve.enabled, cfg.edge.allow_insecure_bind)
+        if backend is None and (iq_bind := cable_bind_endpoint(cfg)) is not None:
+            refuse_insecure_bind(iq_bind, cfg.control.curve.enabled, cfg.edge.allow_insecure_bind, port="IQ cable")
         self.identity = self._identity(node_id)
         self.control = control or ControlServer.from_config(cfg.control, self.identity,
                                                             allow_insecure_bind=cfg.edge.allow_insecure_bind)
         self._log_trust()
-        self.backend = backend or make_backend(cfg.radio, cfg.channel, TX_POWER, role="rx")
+        self.backend = backend or make_backend(cfg.radio, cfg.channel, TX_POWER, role="rx",
+                                               curve=cable_curve(cfg.control.curve, "rx"))
         r = cfg.radio
         self.receiver = Receiver(r.sample_rate_hz, r.samples_per_symbol, r.rolloff, keep_symbols=True)
         self.radio = RadioInput(self.backend, self.receiver)
@@ -91,6 +111,8 @@ class EdgeDaemon:
         self.repair_round = 0
         self.running = True
         self.last_apply: ApplyReport | None = None
+        self._log = LogThrottle(log)  # refusals of what hosts send: rate-limited
+        self._session_log = LogThrottle(log)  # session starts, resumes, losses: rate-limited apart from refusals
 
     def _identity(self, node_id: str) -> Hello:
         from edge_node.payload_reader import edge_identity
@@ -148,40 +170,68 @@ class EdgeDaemon:
                 self._report_burst()
 
     def close(self) -> None:
+        """Close the control port and the radio."""
         self.control.close()
         self.backend.close()
 
     # --- control messages --------------------------------------------------------------------------
     def _on_message(self, peer: bytes, msg: Message | PeerLost) -> None:
         if isinstance(msg, PeerLost):
-            log.info("host %s lost; the session stays open for a resume", peer.hex()[:12])
+            s = self.session
+            if s is not None and not s.finished and s.peer == peer:
+                self._session_log.log(logging.INFO, "host %s (owner of session %d) lost: %s; the session stays open "
+                                      "for a resume", peer_name(peer), s.session, msg.reason)
         elif isinstance(msg, SessionStart):
             self._on_session_start(peer, msg)
         elif isinstance(msg, BurstDone):
             self._on_burst_done(peer, msg)
         elif isinstance(msg, Bye):
-            log.info("host %s said bye: %s", peer.hex()[:12], msg.reason)
+            self._session_log.log(logging.INFO, "host %s said bye: %s", peer_name(peer), msg.reason)
         elif msg.type not in ("hello", "heartbeat"):
             self.control.reply(peer, msg, Error(code="unexpected", message=f"the edge does not take {msg.type!r}"))
 
+    def _live_owner_elsewhere(self, peer: bytes, user: str | None) -> str | None:
+        """Why this host may not touch the live session (another host owns it and is still there); None if it may."""
+        s = self.session
+        if s is None or s.finished or s.owned_by(peer, user):
+            return None
+        owner = self.control.peers_alive().get(s.peer)
+        if owner is None or owner.user_id != s.user:
+            return None  # the owner is gone: its session may be resumed or replaced
+        return (f"the edge is serving session {s.session} of host {owner.hello.node_id}, which is still connected; "
+                "try again when it has ended")
+
+    def _refuse_start(self, peer: bytes, msg: SessionStart, reason: str) -> None:
+        self._log.log(logging.WARNING, "refused session %d from host %s: %s", msg.session, peer_name(peer), reason)
+        self.control.reply(peer, msg, SessionAck(session=msg.session, ready=False, reason=reason[:1024]))
+
     def _on_session_start(self, peer: bytes, msg: SessionStart) -> None:
+        edge = self.cfg.edge
         if abs(msg.sample_rate_hz - self.cfg.radio.sample_rate_hz) > 1e-6 * msg.sample_rate_hz:
-            reason = f"sample rate {msg.sample_rate_hz:g} Hz differs from the edge's {self.cfg.radio.sample_rate_hz:g} Hz"
-            self.control.reply(peer, msg, SessionAck(session=msg.session, ready=False, reason=reason))
-            return
-        if msg.payload_bytes > MAX_SESSION_BYTES:
-            reason = f"payload of {msg.payload_bytes} bytes exceeds the edge's limit of {MAX_SESSION_BYTES}"
-            self.control.reply(peer, msg, SessionAck(session=msg.session, ready=False, reason=reason))
+            return self._refuse_start(peer, msg, f"sample rate {msg.sample_rate_hz:g} Hz differs from the edge's "
+                                                 f"{self.cfg.radio.sample_rate_hz:g} Hz")
+        if msg.payload_bytes > edge.max_payload_bytes:
+            return self._refuse_start(peer, msg, f"payload of {msg.payload_bytes} bytes exceeds the edge's limit of "
+                                                 f"{edge.max_payload_bytes} (edge.max_payload_bytes)")
+        if msg.packet_count > edge.max_packets:
+            return self._refuse_start(peer, msg, f"{msg.packet_count} packets exceed the edge's limit of "
+                                                 f"{edge.max_packets} (edge.max_packets; send larger packets)")
+        user = self.control.peer_user(peer)
+        busy = self._live_owner_elsewhere(peer, user)
+        if busy is not None:
+            self._log.log(logging.WARNING, "refused session %d from host %s: %s", msg.session, peer_name(peer), busy)
+            self.control.reply(peer, msg, Error(code=ERR_SESSION_BUSY, message=busy))
             return
         if self.session is not None and self.session.matches(msg) and not self.session.finished:
-            self.session.peer = peer
-            log.info("session %d resumed: %d of %d packets held", msg.session, self.session.reassembly.received,
-                     msg.packet_count)
+            self.session.peer, self.session.user = peer, user
+            self._session_log.log(logging.INFO, "session %d resumed: %d of %d packets held", msg.session,
+                                  self.session.reassembly.received, msg.packet_count)
         else:
-            self.session = EdgeSession(msg, peer)
+            self.session = EdgeSession(msg, peer, user)
             self.repair_round = 0
-            log.info("session %d: %d bytes in %d packets at %s", msg.session, msg.payload_bytes, msg.packet_count,
-                     msg.mcs)
+            self._session_log.log(logging.INFO, "session %d: %d bytes in %d packets at %s", msg.session,
+                                  msg.payload_bytes, msg.packet_count, msg.mcs)
+        self.control.protect([peer])  # the owner of the live session is never evicted to make room
         self.radio.cancel()  # a burst announced before this start (a vanished host's) is not waited for
         self._set_channel_snr(msg.channel_snr_db)
         self.control.reply(peer, msg, SessionAck(session=msg.session, ready=True))
@@ -196,7 +246,13 @@ class EdgeDaemon:
         if self.session is None or msg.session != self.session.session:
             self.control.send(peer, Error(code="no_session", message=f"session {msg.session} is not open"))
             return
-        self.session.peer = peer
+        if not self.session.owned_by(peer, self.control.peer_user(peer)):
+            self._log.log(logging.WARNING, "refused a burst of session %d from host %s, which did not start it",
+                          msg.session, peer_name(peer))
+            self.control.send(peer, Error(code=ERR_NOT_OWNER, message=f"session {msg.session} belongs to another "
+                                                                      "host"))
+            return
+        self.session.peer = peer  # (with CurveZMQ, the owner's key may come back on a new routing id)
         self.session.bursts_done = msg.burst
         self.radio.expect(msg.first_sample, msg.samples_sent)
 
@@ -218,6 +274,7 @@ class EdgeDaemon:
             self.control.send(s.peer, self.session.missing_request(self.repair_round))
             return
         s.finished = True
+        self.control.protect([])
         self.control.send(s.peer, TransferComplete(
             session=s.session, payload_sha256=s.start.payload_sha256, packets_received=s.receptions,
             packets_retransmitted=max(s.receptions - s.start.packet_count, 0),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge_node.verify import check_identity
+from edge_node.verify import check_identity, model_settings
 from adapters.identity import model_identity
-from adapters.payload import Payload, PayloadError, decode, read_manifest, total_size
+from adapters.payload import MAX_ELEMENTS, Payload, PayloadError, decode, read_manifest, total_size
 from adapters.signing import SIGNED_HEADER_BYTES, TrustStore, is_signed, open_payload
 from testbed.config import TestbedConfig
 from testbed.errors import AirLoraError
 from testbed.keys import edge_trusted_dir, trusted_signing_keys
+from testbed.sections.adapter import ModelConfig
 
 
 def edge_identity(cfg: TestbedConfig) -> dict[str, str]:
@@ -48,13 +49,17 @@ def early_refusal(prefix: bytes, identity: dict[str, str], task: str | None = No
 
 
 def check_payload(buf: bytes, identity: dict[str, str], task: str | None = None, *, trust: TrustStore,
-                  allow_unsigned: bool = False) -> Payload:
-    """Verify the signature first (adapters.signing: nothing is parsed before), then decode the payload: exact
-    size, SHA-256, manifest, identity. Raises PayloadError with the reason."""
+                  allow_unsigned: bool = False, max_elements: int = MAX_ELEMENTS, max_num_labels: int = 1024,
+                  model_cfg: ModelConfig | None = None) -> Payload:
+    """Verify the signature first (adapters.signing: nothing is parsed before), then check the manifest (its
+    tensors' values against max_elements, the model identity, num_labels and max_length against their bounds)
+    before anything is dequantized, then decode: exact size, SHA-256, tensors. Raises PayloadError (reason)."""
     opened = open_payload(buf, trust, allow_unsigned)
-    payload = decode(opened.payload)
+    manifest = read_manifest(opened.payload, max_elements)
+    check_identity(manifest, identity, task)
+    model_settings(manifest, model_cfg or ModelConfig(), max_num_labels)
+    payload = decode(opened.payload, max_elements)
     payload.signed_by = opened.signed_by
-    check_identity(payload.manifest, identity, task)
     return payload
 
 

@@ -4,7 +4,9 @@
 the stage that refused and why) and the previously installed adapter stays live; a refusal writes nothing
 under edge.adapter_dir. The signature is checked first, against the trust store as it is now (a key copied
 into edge.trusted_keys_dir counts from the next payload on), before any parsing. Torch is imported only
-once the payload has passed the radio-side checks (signature, size, SHA-256, manifest, model identity).
+once the payload has passed the radio-side checks (signature, size, SHA-256, manifest, model identity), and
+nothing is dequantized or built before the manifest's sizes are within edge.max_adapter_elements and its
+num_labels and max_length within their bounds.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from edge_node import install as inst
 from edge_node.apply_report import ApplyReport
 from edge_node.payload_reader import check_payload, edge_identity, edge_trust, summary
+from edge_node.verify import model_settings
 from adapters.rebuild import rebuild
 from adapters.payload import PayloadError
 from testbed.config import TestbedConfig
@@ -33,7 +36,8 @@ def apply_payload(cfg: TestbedConfig, payload: bytes, evaluate: bool = True) -> 
     started = time.perf_counter()
     try:
         decoded = check_payload(payload, edge_identity(cfg), cfg.data.task, trust=edge_trust(cfg),
-                                allow_unsigned=cfg.edge.allow_unsigned)
+                                allow_unsigned=cfg.edge.allow_unsigned, max_elements=cfg.edge.max_adapter_elements,
+                                max_num_labels=cfg.edge.max_num_labels, model_cfg=cfg.model)
     except PayloadError as exc:
         return _refusal("check", str(exc), cfg, started, payload_bytes=len(payload))
     manifest = decoded.manifest
@@ -47,8 +51,8 @@ def apply_payload(cfg: TestbedConfig, payload: bytes, evaluate: bool = True) -> 
         from ml import evaluate as ev  # torch from here on
         from edge_node.verify import check_probe
 
-        model_cfg = cfg.model.model_copy(update={"max_length": manifest["model"].get("max_length", cfg.model.max_length)})
-        model, tokenizer = ev.load_adapted(model_cfg, staged, int(manifest["model"]["num_labels"]))
+        model_cfg, num_labels = model_settings(manifest, cfg.model, cfg.edge.max_num_labels)  # checked before decode
+        model, tokenizer = ev.load_adapted(model_cfg, staged, num_labels)
         probe = ev.logits(model, tokenizer, manifest["probe"]["texts"], model_cfg.max_length)
         err = check_probe(probe, manifest)
     except (PayloadError, AirLoraError) as exc:

@@ -10,6 +10,7 @@ import numpy as np
 from radio.backends.base import CableStream, RadioBackend
 from radio.errors import BackendError
 from radio.receiver import Receiver, RxPacket
+from radio.throttle import LogThrottle
 
 log = logging.getLogger("airlora.edge.radio")
 
@@ -38,6 +39,7 @@ class RadioInput:
         self._progress = time.monotonic()  # when the expected burst last made progress on the cable
         self.stalled_bursts = 0
         self.backend_errors = 0
+        self._log = LogThrottle(log)  # a stranger's messages on the cable may raise as fast as they come
 
     def expect(self, first_sample: int, samples_sent: int) -> None:
         """The host has sent a burst: [first_sample, first_sample + samples_sent) of its transmit clock."""
@@ -67,7 +69,7 @@ class RadioInput:
             return self._step(session_open, wait_s)
         except BackendError as exc:
             self.backend_errors += 1
-            log.warning("radio input: %s (ignored; the stream goes on)", exc)
+            self._log.log(logging.WARNING, "radio input: %s (ignored; the stream goes on)", exc)
             return [], False
 
     def _step(self, session_open: bool, wait_s: float) -> tuple[list[RxPacket], bool]:

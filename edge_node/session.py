@@ -19,20 +19,27 @@ CONSTELLATION_POINTS = 1024
 
 @dataclass
 class BurstMeasurements:
-    """What the receiver saw during one burst."""
+    """What the receiver saw during one burst (bounded: a stranger's packets on the air cannot grow it)."""
 
-    packets: list[PacketSnr] = field(default_factory=list)
-    snr_db: list[float] = field(default_factory=list)  # every detected packet, including failed headers
+    packets: list[PacketSnr] = field(default_factory=list)  # the first MAX_PACKETS_PER_REPORT with a header
+    snr_sum_db: float = 0.0  # over every detected packet with a finite SNR, including failed headers
+    snr_count: int = 0
     detected: int = 0
     crc_ok: int = 0
     constellation: list[list[float]] = field(default_factory=list)
     constellation_mcs: str | None = None
 
+    @property
+    def mean_snr_db(self) -> float | None:
+        """Mean SNR over the detected packets; None when none had one."""
+        return self.snr_sum_db / self.snr_count if self.snr_count else None
+
     def add(self, packet: RxPacket) -> None:
         self.detected += 1
         if np.isfinite(packet.snr_db):
-            self.snr_db.append(float(packet.snr_db))
-        if packet.header is not None and np.isfinite(packet.snr_db):
+            self.snr_sum_db += float(np.clip(packet.snr_db, -100, 100))
+            self.snr_count += 1
+        if packet.header is not None and np.isfinite(packet.snr_db) and len(self.packets) < MAX_PACKETS_PER_REPORT:
             self.packets.append(PacketSnr(seq=packet.header.seq, snr_db=float(np.clip(packet.snr_db, -100, 100)),
                                           crc_ok=packet.crc_ok))
         self.crc_ok += int(packet.crc_ok)
@@ -45,8 +52,9 @@ class BurstMeasurements:
 class EdgeSession:
     """The edge's state of one session: started by SessionStart, fed with decoded packets."""
 
-    def __init__(self, start: SessionStart, peer: bytes) -> None:
+    def __init__(self, start: SessionStart, peer: bytes, user: str | None = None) -> None:
         self.start, self.peer = start, peer
+        self.user = user  # the owner's CurveZMQ key (Z85) when the control plane authenticates hosts
         self.reassembly = Reassembly(start.session, start.packet_count, max_bytes=start.payload_bytes)
         self.started = time.monotonic()
         self.burst = BurstMeasurements()
@@ -57,6 +65,11 @@ class EdgeSession:
     @property
     def session(self) -> int:
         return self.start.session
+
+    def owned_by(self, peer: bytes, user: str | None) -> bool:
+        """Whether a host is this session's owner: its routing id with the same key, or (CurveZMQ) the same key
+        from a new routing id (the owner's host restarted)."""
+        return (peer == self.peer and user == self.user) or (user is not None and user == self.user)
 
     def matches(self, start: SessionStart) -> bool:
         """Same session and same payload: a resume after the host or the link came back."""
@@ -72,7 +85,7 @@ class EdgeSession:
 
     def snr_report(self, burst: int, sample_index: int) -> SnrReport:
         b = self.burst
-        mean = float(np.mean(b.snr_db)) if b.snr_db else None
+        mean = b.mean_snr_db
         return SnrReport(session=self.session, burst=burst, sample_index=sample_index, time_s=time.time(),
                          mean_snr_db=None if mean is None else float(np.clip(mean, -100, 100)),
                          packets_detected=b.detected, packets_crc_ok=b.crc_ok,

@@ -27,7 +27,7 @@ from testbed.config import TestbedConfig
 from testbed.control.client import ControlClient
 from testbed.control.endpoint import PeerTimeout
 from testbed.errors import AirLoraError
-from testbed.keys import host_signing_secret
+from testbed.keys import cable_curve, host_signing_secret
 from testbed.messages import Hello, ModelIdentity
 from testbed.results import RunFolder
 
@@ -82,7 +82,8 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
                            f"the host {identity['name']} ({identity['sha256'][:12]}): adapters would not apply")
         folder.event("edge_ready", node=ack.node_id, adapter=ack.adapter_id, capabilities=ack.capabilities)
         say(f"edge {ack.node_id} ready (installed adapter: {ack.adapter_id or 'none'})")
-        tx = make_backend(cfg.radio, cfg.channel, TX_POWER, pluto_uri=pluto_uri, role="tx")
+        tx = make_backend(cfg.radio, cfg.channel, TX_POWER, pluto_uri=pluto_uri, role="tx",
+                          curve=cable_curve(cfg.control.curve, "tx"))  # the IQ cable: CurveZMQ with the control plane
         settings = LinkSettings.from_config(cfg.radio)
         sender = Sender(client, tx, settings, cfg.radio.backend, on_event=folder.event,
                         edge_check=edge.check if edge else None)  # a local edge that died stops the run at once

@@ -20,7 +20,7 @@ from radio.reassembly import split
 from testbed.control.client import ControlClient
 from testbed.control.endpoint import PeerLost, PeerTimeout, RemoteError
 from testbed.errors import AirLoraError
-from testbed.messages import (ERR_HELLO_REQUIRED, MAX_RANGES, ApplyResult, BurstDone, MissingRequest, SessionAck,
+from testbed.messages import (ERR_HELLO_REQUIRED, ERR_SESSION_BUSY, MAX_RANGES, ApplyResult, BurstDone, MissingRequest, SessionAck,
                               SessionStart, SnrReport, TransferComplete, ranges_to_seqs, seqs_to_ranges)
 from testbed.progress import progress
 
@@ -182,11 +182,18 @@ class Sender:
                 ack = self.client.request(start, SessionAck, timeout_s=max(1.0, min(10.0, deadline - time.monotonic())))
             except (PeerTimeout, RemoteError) as exc:
                 # RemoteError: a restarted edge saw the request before our hello (hello_required); say it again.
-                if isinstance(exc, RemoteError) and exc.code != ERR_HELLO_REQUIRED:
+                # session_busy: another host's session is live there; its host may be gone soon (the edge lets
+                # a session go once its owner is silent for control.peer_timeout_s): ask again until the deadline.
+                code = exc.code if isinstance(exc, RemoteError) else None
+                if code not in (None, ERR_HELLO_REQUIRED, ERR_SESSION_BUSY):
                     raise DeliveryError(f"session {start.session}: the edge refused it: {exc}") from None
                 if time.monotonic() > deadline:
-                    raise DeliveryError(f"session {start.session}: the edge did not answer before the deadline") from None
-                if isinstance(exc, RemoteError):
+                    why = exc.message if code == ERR_SESSION_BUSY else "the edge did not answer"
+                    raise DeliveryError(f"session {start.session}: {why} before the deadline") from None
+                if code == ERR_SESSION_BUSY:
+                    self.on_event("edge_busy", session=start.session, reason=exc.message)
+                    time.sleep(0.2)
+                elif code is not None:
                     time.sleep(0.05)
                 continue
             if not ack.ready:

@@ -67,6 +67,12 @@ class ZmqConfig(Section):
         False, description="edge produces idle noise no faster than real time (saves CPU; stream time ~ wall time)"
     )
     hwm_messages: int = Field(16, ge=1, le=1024, description="high-water mark per side in messages of 32768 samples")
+    max_gap_s: float = Field(
+        10.0, gt=0.0, le=3600.0, description="receiver: the longest silence one IQ message may declare (an idle, or "
+                                              "a jump of its start index); a longer one is refused, not waited out")
+    intake_window_s: float = Field(
+        2.0, gt=0.0, le=60.0, description="receiver: samples held off the cable ahead of the decoder, in seconds of "
+                                          "stream (2 s at 1 MS/s: 16 MiB); beyond, the cable pushes back")
 
     @field_validator("endpoint", "bind_endpoint")
     @classmethod

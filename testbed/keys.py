@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import zmq
 import zmq.auth
 
+from radio.backends.zmq_iq import CableCurve
 from testbed.errors import AirLoraError
 from testbed.sections.control import CurveConfig
 
@@ -173,6 +174,22 @@ def client_keys(curve: CurveConfig) -> CurveClientKeys:
     public, secret = load_secret_key(curve.client_secret_path(), "control.curve.client_secret_key")
     server_public = load_public_key(curve.server_public_path(), "control.curve.server_public_key")
     return CurveClientKeys(public=public, secret=secret, server_public=server_public)
+
+
+def cable_curve(curve: CurveConfig, role: str) -> CableCurve | None:
+    """CurveZMQ keys of this end of the radio.zmq IQ cable: the control plane's own key files, the edge's receiver
+    the CURVE server (its pair, the authorized host keys), the host's transmitter a client (its pair, the edge's
+    public key); None when control.curve is off (the cable is then in the clear, like the control plane)."""
+    if not curve.enabled:
+        return None
+    if role == "rx":
+        keys = server_keys(curve)
+        authorized = frozenset(authorized_public_keys(keys.authorized_dir))
+        return CableCurve(keys.public, keys.secret, authorized=authorized)
+    if role == "tx":
+        keys = client_keys(curve)
+        return CableCurve(keys.public, keys.secret, server_public=keys.server_public)
+    raise CurveKeyError(f"an IQ cable end is 'tx' or 'rx', got {role!r}")
 
 
 # --- Ed25519 payload signing keys: NAME.sign (public, PEM) and NAME.sign_secret (PKCS#8 PEM, mode 0600) ---------

@@ -17,7 +17,7 @@ import os
 from typing import Annotated, Any, ClassVar, Iterable, Literal
 
 import msgpack
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from testbed.errors import AirLoraError
 
@@ -159,6 +159,16 @@ class SessionStart(Message):
     channel_snr_db: SnrDb | None = Field(
         None, description="emulated channels only: the SNR the edge's channel model applies from now on")
 
+    @model_validator(mode="after")
+    def _packets_cover_the_payload(self) -> "SessionStart":
+        """packet_count is what payload_bytes in packets of packet_payload_bytes implies: the edge sizes its
+        reassembly and its missing lists from it, so a count the payload does not need is refused."""
+        implied = -(-self.payload_bytes // self.packet_payload_bytes)
+        if self.packet_count != implied:
+            raise ValueError(f"packet_count {self.packet_count} is not the {implied} packets that payload_bytes "
+                             f"{self.payload_bytes} in packets of {self.packet_payload_bytes} bytes make")
+        return self
+
 
 class SessionAck(Message):
     """edge -> host: ready to receive the session, or why not."""
@@ -280,6 +290,10 @@ class Bye(Message):
 # Error codes used by the control plane itself.
 ERR_BAD_MESSAGE = "bad_message"
 ERR_HELLO_REQUIRED = "hello_required"
+ERR_SESSION_BUSY = "session_busy"
+"""The edge serves another host's live session: a SessionStart may be tried again once that host is gone."""
+ERR_NOT_OWNER = "not_session_owner"
+"""A message about a session from a host that did not start it."""
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls
@@ -303,6 +317,8 @@ def _describe(err: dict[str, Any]) -> str:
         return f"unknown field '{field}'"
     if err["type"] == "missing":
         return f"missing field '{field}'"
+    if not err["loc"]:  # a rule across fields: its message names them
+        return str(err["msg"]).removeprefix("Value error, ")
     value = repr(err.get("input"))
     if len(value) > 40:
         value = value[:37] + "..."

@@ -9,7 +9,7 @@ from radio.backends.pluto import CabledPlutoRelay, PlutoBackend, PlutoSettings
 from radio.backends.pluto_emulator import emulated_pluto_backend
 from radio.backends.sigmf_io import SigmfRecorder, SigmfReplayBackend
 from radio.backends.sim import SimBackend
-from radio.backends.zmq_iq import ZmqRxBackend, ZmqTxBackend
+from radio.backends.zmq_iq import MAX_IDLE_SAMPLES, CableCurve, ZmqRxBackend, ZmqTxBackend
 from radio.channel import Channel, ScheduledChannel
 from radio.errors import BackendError
 
@@ -33,6 +33,7 @@ def make_backend(
     reference_power: float,
     pluto_uri: str | None = None,
     role: str = "loopback",
+    curve: CableCurve | None = None,
 ) -> RadioBackend:
     """The backend `radio_cfg.backend` names: 'sim', 'zmq', 'pluto' (a real device with a URI, else emulated), 'replay'.
 
@@ -47,56 +48,66 @@ def make_backend(
     (one Pluto, TX cabled to RX, opened by the edge): 'tx' gives a ZmqTxBackend to the edge and 'rx' a
     CabledPlutoRelay that plays the cable's bursts through the device and returns its received stream.
     With radio.record_sigmf set, the received stream is recorded (every backend but a 'tx' end of zmq or pluto).
+    curve: CurveZMQ keys of this end of the radio.zmq cable (the edge's receiver is the CURVE server); None
+    leaves the cable in the clear. Ends that use no cable ignore it.
     """
     if role not in ("tx", "rx", "loopback"):
         raise BackendError(f"make_backend role must be 'tx', 'rx' or 'loopback', got {role!r}")
-    backend = _build(radio_cfg, channel_cfg, reference_power, pluto_uri, role)
+    backend = _build(radio_cfg, channel_cfg, reference_power, pluto_uri, role, curve)
     if radio_cfg.record_sigmf and not (radio_cfg.backend in ("zmq", "pluto") and role == "tx"):
         backend = SigmfRecorder(backend, radio_cfg.record_sigmf,
                                 description=f"{radio_cfg.backend} backend, channel {channel_cfg.model}")
     return backend
 
 
-def _zmq_tx(radio_cfg: RadioConfig) -> ZmqTxBackend:
+def _zmq_tx(radio_cfg: RadioConfig, curve: CableCurve | None) -> ZmqTxBackend:
     z, fs = radio_cfg.zmq, radio_cfg.sample_rate_hz
     bind = z.bind_side == "tx"
     return ZmqTxBackend((z.bind_endpoint or z.endpoint) if bind else z.endpoint, fs, bind=bind,
                         pause_after_tx=z.pause_after_tx, hwm_messages=z.hwm_messages,
-                        send_timeout_s=z.send_timeout_s)
+                        send_timeout_s=z.send_timeout_s, curve=curve)
 
 
-def _zmq_rx(radio_cfg: RadioConfig, channel: Channel | ScheduledChannel | None, realtime_idle: bool) -> ZmqRxBackend:
+def _zmq_rx(radio_cfg: RadioConfig, channel: Channel | ScheduledChannel | None, realtime_idle: bool,
+            curve: CableCurve | None, whole_bursts: bool = False) -> ZmqRxBackend:
+    """The cable's receiving end; whole_bursts (the one-device relay, which must play each burst whole) takes
+    bursts in however long they are instead of stopping at radio.zmq.intake_window_s."""
     z, fs = radio_cfg.zmq, radio_cfg.sample_rate_hz
     bind = z.bind_side == "rx"
+    window = MAX_IDLE_SAMPLES if whole_bursts else max(1, int(z.intake_window_s * fs))
     return ZmqRxBackend((z.bind_endpoint or z.endpoint) if bind else z.endpoint, fs, channel, bind=bind,
-                        timeout_s=z.timeout_s, hwm_messages=z.hwm_messages, realtime_idle=realtime_idle)
+                        timeout_s=z.timeout_s, hwm_messages=z.hwm_messages, realtime_idle=realtime_idle,
+                        max_gap_samples=max(1, int(z.max_gap_s * fs)), window_samples=window, curve=curve)
 
 
 def _pluto(radio_cfg: RadioConfig, channel_cfg: ChannelConfig, reference_power: float, pluto_uri: str | None,
-           role: str) -> RadioBackend:
+           role: str, curve: CableCurve | None) -> RadioBackend:
     p, fs = radio_cfg.pluto, radio_cfg.sample_rate_hz
     settings = PlutoSettings(sample_rate_hz=fs, lo_hz=p.lo_hz, tx_attenuation_db=p.tx_attenuation_db,
                              rx_gain_mode=p.rx_gain_mode, rx_gain_db=p.rx_gain_db, rf_bandwidth_hz=p.rf_bandwidth_hz,
                              rx_buffer_size=p.rx_buffer_size)
     uri = pluto_uri or p.uri
     if uri and p.one_device and role == "tx":  # the edge owns the one device: send it IQ over the cable
-        return _zmq_tx(radio_cfg)
+        return _zmq_tx(radio_cfg, curve)
     if uri:
         device = PlutoBackend(uri, settings, rx_backlog_s=p.rx_backlog_s, stream_rx=role != "tx")
         if p.one_device and role == "rx":
-            return CabledPlutoRelay(device, _zmq_rx(radio_cfg, None, realtime_idle=False))
+            return CabledPlutoRelay(device, _zmq_rx(radio_cfg, None, realtime_idle=False, curve=curve,
+                                                    whole_bursts=True))
         return device
     if role == "tx":  # the host's emulated device: its DAC output goes over the air (the zmq cable)
-        return emulated_pluto_backend(None, settings, air_tx=_zmq_tx(radio_cfg), seed=channel_cfg.seed)
+        return emulated_pluto_backend(None, settings, air_tx=_zmq_tx(radio_cfg, curve), seed=channel_cfg.seed)
     channel = make_channel(channel_cfg, fs, radio_cfg.samples_per_symbol, reference_power)
     if role == "rx":  # the edge's emulated device: the air's stream, in real time, through the channel
-        return emulated_pluto_backend(channel, settings, air_rx=_zmq_rx(radio_cfg, None, realtime_idle=True),
+        return emulated_pluto_backend(channel, settings,
+                                      air_rx=_zmq_rx(radio_cfg, None, realtime_idle=True, curve=curve),
                                       seed=channel_cfg.seed)
     return emulated_pluto_backend(channel, settings, seed=channel_cfg.seed)
 
 
 def _build(
-    radio_cfg: RadioConfig, channel_cfg: ChannelConfig, reference_power: float, pluto_uri: str | None, role: str
+    radio_cfg: RadioConfig, channel_cfg: ChannelConfig, reference_power: float, pluto_uri: str | None, role: str,
+    curve: CableCurve | None,
 ) -> RadioBackend:
     kind, fs = radio_cfg.backend, radio_cfg.sample_rate_hz
     if kind == "replay":
@@ -104,12 +115,12 @@ def _build(
             raise BackendError("backend replay needs radio.replay_sigmf")
         return SigmfReplayBackend(radio_cfg.replay_sigmf, sample_rate_hz=fs)
     if kind == "pluto":
-        return _pluto(radio_cfg, channel_cfg, reference_power, pluto_uri, role)
+        return _pluto(radio_cfg, channel_cfg, reference_power, pluto_uri, role, curve)
     if kind == "zmq" and role == "tx":
-        return _zmq_tx(radio_cfg)
+        return _zmq_tx(radio_cfg, curve)
     channel = make_channel(channel_cfg, fs, radio_cfg.samples_per_symbol, reference_power)
     if kind == "zmq":
-        return _zmq_rx(radio_cfg, channel, radio_cfg.zmq.realtime_idle)
+        return _zmq_rx(radio_cfg, channel, radio_cfg.zmq.realtime_idle, curve)
     if kind == "sim":
         return SimBackend(channel, fs, seed=channel_cfg.seed)
     raise BackendError(f"unknown radio backend {kind!r}; use sim, zmq, pluto or replay")

@@ -12,6 +12,7 @@ import secrets
 import struct
 import time
 from collections import deque
+from dataclasses import dataclass, field
 
 import numpy as np
 import zmq
@@ -19,6 +20,7 @@ import zmq
 from radio.backends.base import CableStream, RadioBackend
 from radio.channel import StreamChannel
 from radio.errors import BackendError
+from radio.throttle import LogThrottle
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +33,42 @@ HEADER = struct.Struct("<4sBBBBIQQd")  # magic, version, kind, flags, dtype, str
 MAX_CHUNK_SAMPLES = 1 << 18
 """Largest data message accepted (2 MiB of complex64); bigger ones are malformed."""
 MAX_IDLE_SAMPLES = 1 << 40
-"""Largest silence one idle message may declare."""
+"""Largest silence one idle message may declare (the transmitter's limit; a receiver sets its own, lower one)."""
 DEFAULT_CHUNK_SAMPLES = 1 << 15
 DEFAULT_HWM_MESSAGES = 16
+DEFAULT_MAX_GAP_SAMPLES = 10_000_000
+"""Receiver: the longest silence one message may declare (an idle, or a jump of its start index): 10 s at 1 MS/s."""
+MAX_PLACEMENTS = 1024
+"""Receiver: anchor points kept for `placements` (tests and diagnostics read the first ones)."""
+DEFAULT_WINDOW_SAMPLES = 1 << 21
+"""Receiver: samples taken off the cable ahead of rx() (16 MiB of complex64); beyond, the cable pushes back."""
 
 
 def _rate_matches(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+
+
+@dataclass(frozen=True)
+class CableCurve:
+    """CurveZMQ keys of one end of the IQ cable (Z85 text, 40 bytes each). The receiver (the edge) is the CURVE
+    server whichever side binds: it lets in only the transmitters whose public keys are in `authorized`; the
+    transmitter (the host) needs its own pair and the receiver's public key (`server_public`)."""
+
+    public: bytes
+    secret: bytes
+    server_public: bytes | None = None
+    authorized: frozenset[bytes] = field(default_factory=frozenset)
+
+
+class _AuthorizedKeys:
+    """The ZAP callback of a receiver: a transmitter's Z85 public key must be one of the authorized ones."""
+
+    def __init__(self, keys: frozenset[bytes]) -> None:
+        self.keys = keys
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        """Whether the transmitter with this Z85 public key may connect (any ZAP domain)."""
+        return bytes(key) in self.keys
 
 
 def pack_header(kind: int, stream_id: int, start: int, count: int, sample_rate_hz: float, flags: int = 0) -> bytes:
@@ -46,24 +77,52 @@ def pack_header(kind: int, stream_id: int, start: int, count: int, sample_rate_h
 
 
 def open_socket(
-    context: zmq.Context | None, kind: int, endpoint: str, bind: bool, options: dict[int, int], side: str
-) -> tuple[zmq.Socket, str]:
-    """(socket, address in use): a `kind` socket with `options` set, bound to or connected to endpoint.
+    context: zmq.Context | None, kind: int, endpoint: str, bind: bool, options: dict[int, int], side: str,
+    curve: CableCurve | None = None,
+) -> tuple[zmq.Socket, str, zmq.Context | None, object | None]:
+    """(socket, address in use, own context, authenticator): a `kind` socket with `options` set, bound to or
+    connected to endpoint.
 
     The address in use is the resolved one when bound (tcp://host:* gets its port); BackendError names
-    the side ("TX" or "RX") when the endpoint cannot be bound or connected.
+    the side ("TX" or "RX") when the endpoint cannot be bound or connected. With `curve` the socket gets
+    its own context (the caller terminates it), CurveZMQ keys, and on the receiving side (the CURVE server)
+    a ZAP authenticator that lets in only `curve.authorized` keys (the caller stops it).
     """
+    own = auth = None
+    if curve is not None:
+        if endpoint.startswith("inproc://"):
+            raise BackendError(f"zmq {side} {endpoint}: CurveZMQ on the IQ cable needs a tcp:// or ipc:// endpoint")
+        if not zmq.has("curve"):
+            raise BackendError(f"zmq {side}: libzmq {zmq.zmq_version()} was built without CurveZMQ")
+        if kind == zmq.PUSH and curve.server_public is None:
+            raise BackendError(f"zmq {side}: CurveZMQ needs the receiver's public key")
+        context = own = zmq.Context()
     sock = (context or zmq.Context.instance()).socket(kind)
-    for option, value in options.items():
-        sock.setsockopt(option, value)
     try:
+        for option, value in options.items():
+            sock.setsockopt(option, value)
+        if curve is not None:
+            sock.curve_secretkey, sock.curve_publickey = curve.secret, curve.public
+            if kind == zmq.PUSH:
+                sock.curve_serverkey = curve.server_public
+            else:
+                from zmq.auth.thread import ThreadAuthenticator
+
+                auth = ThreadAuthenticator(own, log=logging.getLogger(f"{__name__}.auth"))
+                auth.start()
+                auth.configure_curve_callback("*", _AuthorizedKeys(frozenset(curve.authorized)))
+                sock.curve_server = True
         if bind:
             sock.bind(endpoint)
-            return sock, sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            return sock, sock.getsockopt_string(zmq.LAST_ENDPOINT), own, auth
         sock.connect(endpoint)
-        return sock, endpoint
+        return sock, endpoint, own, auth
     except zmq.ZMQError as exc:
         sock.close(linger=0)
+        if auth is not None:
+            auth.stop()
+        if own is not None:
+            own.term()
         raise BackendError(f"zmq {side} cannot {'bind' if bind else 'connect'} {endpoint}: {exc}") from None
 
 
@@ -83,6 +142,7 @@ class ZmqTxBackend(RadioBackend):
     send_timeout_s: how long tx() may block on a full queue before raising BackendError; None waits forever.
     linger_s: how long close() waits for queued messages to leave.
     stream_id: identifies this transmitter's stream to the receiver; random by default.
+    curve: CurveZMQ keys (this transmitter's pair, the receiver's public key); None sends in the clear.
     """
 
     def __init__(
@@ -98,6 +158,7 @@ class ZmqTxBackend(RadioBackend):
         send_timeout_s: float | None = 10.0,
         linger_s: float = 5.0,
         stream_id: int | None = None,
+        curve: CableCurve | None = None,
     ) -> None:
         if not sample_rate_hz > 0:
             raise BackendError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
@@ -110,9 +171,10 @@ class ZmqTxBackend(RadioBackend):
         self._clock = 0
         self._linger_ms = int(linger_s * 1000)
         send_timeout_ms = -1 if send_timeout_s is None else int(send_timeout_s * 1000)
-        self._sock, self._endpoint = open_socket(
+        self._sock, self._endpoint, self._own_context, _ = open_socket(
             context, zmq.PUSH, endpoint, bind,
-            {zmq.SNDHWM: int(hwm_messages), zmq.SNDTIMEO: send_timeout_ms, zmq.LINGER: self._linger_ms}, "TX")
+            {zmq.SNDHWM: int(hwm_messages), zmq.SNDTIMEO: send_timeout_ms, zmq.LINGER: self._linger_ms}, "TX", curve)
+        self.curve = curve is not None
 
     @property
     def sample_rate_hz(self) -> float:
@@ -153,9 +215,11 @@ class ZmqTxBackend(RadioBackend):
         try:
             self._sock.send_multipart(parts, copy=False)
         except zmq.Again:
+            hint = ("; with CurveZMQ: is this host's key authorized at the edge, and the server key the edge's?"
+                    if self.curve else "")
             raise BackendError(
                 f"zmq TX to {self._endpoint}: the receiver has not drained the queue within the send timeout "
-                "(is the edge running and calling rx()?)"
+                f"(is the edge running and calling rx()?{hint})"
             ) from None
 
     def _tx(self, iq: np.ndarray) -> None:
@@ -177,6 +241,8 @@ class ZmqTxBackend(RadioBackend):
         except zmq.ZMQError:
             pass
         self._sock.close(linger=self._linger_ms)
+        if self._own_context is not None:
+            self._own_context.term()
 
 
 class ZmqRxBackend(RadioBackend, CableStream):
@@ -196,6 +262,11 @@ class ZmqRxBackend(RadioBackend, CableStream):
     realtime_idle: while the transmitter is idle, produce silence no faster than sample_rate_hz of wall
         time (rx() waits, and a burst arriving meanwhile cuts the wait short); saves CPU on an idle edge
         and makes stream time track wall time. False (the default, for tests and CI) returns at once.
+    max_gap_samples: the longest silence one message may declare, as an idle or as a jump of its start
+        index; a longer one is refused as malformed (never waited out).
+    window_samples: samples taken off the cable ahead of what rx() asks for (poll_cable, wait_cable); at the
+        window the rest stays on the cable, whose high-water mark pushes back on the transmitter.
+    curve: CurveZMQ keys (this receiver's pair, the transmitters it lets in); None accepts anyone in the clear.
     """
 
     def __init__(
@@ -209,9 +280,15 @@ class ZmqRxBackend(RadioBackend, CableStream):
         context: zmq.Context | None = None,
         hwm_messages: int = DEFAULT_HWM_MESSAGES,
         realtime_idle: bool = False,
+        max_gap_samples: int = DEFAULT_MAX_GAP_SAMPLES,
+        window_samples: int = DEFAULT_WINDOW_SAMPLES,
+        curve: CableCurve | None = None,
     ) -> None:
         if not sample_rate_hz > 0:
             raise BackendError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
+        if not 1 <= max_gap_samples <= MAX_IDLE_SAMPLES or window_samples < 1:
+            raise BackendError(f"max_gap_samples must be in 1..{MAX_IDLE_SAMPLES} and window_samples >= 1, got "
+                               f"{max_gap_samples} and {window_samples}")
         if channel is not None and not _rate_matches(channel.sample_rate_hz, sample_rate_hz):
             raise BackendError(
                 f"channel sample rate {channel.sample_rate_hz} Hz differs from backend {sample_rate_hz} Hz"
@@ -231,11 +308,16 @@ class ZmqRxBackend(RadioBackend, CableStream):
         self._placements: list[tuple[int, int, int]] = []
         self._realtime = bool(realtime_idle)
         self._clock_anchor = (time.monotonic(), 0)  # (wall time, stream index) for realtime_idle
+        self._max_gap = int(max_gap_samples)
+        self._window = int(window_samples)
+        self._log = LogThrottle(log)
         self.malformed_messages = 0
         self.lost_samples = 0
-        self._sock, self._endpoint = open_socket(
+        self._sock, self._endpoint, self._own_context, self._auth = open_socket(
             context, zmq.PULL, endpoint, bind,
-            {zmq.RCVHWM: int(hwm_messages), zmq.MAXMSGSIZE: HEADER.size + 8 * MAX_CHUNK_SAMPLES, zmq.LINGER: 0}, "RX")
+            {zmq.RCVHWM: int(hwm_messages), zmq.MAXMSGSIZE: HEADER.size + 8 * MAX_CHUNK_SAMPLES, zmq.LINGER: 0}, "RX",
+            curve)
+        self.curve = curve is not None
 
     @property
     def sample_rate_hz(self) -> float:
@@ -267,16 +349,25 @@ class ZmqRxBackend(RadioBackend, CableStream):
         """Transmit-clock index just past the last sample (or declared silence) received from the cable."""
         return self._tx_next if self._stream_id is not None else 0
 
+    @property
+    def window_samples(self) -> int:
+        """Samples taken off the cable ahead of rx(), at most (plus one message)."""
+        return self._window
+
     def poll_cable(self, max_messages: int = 64) -> int:
-        """Take in messages already waiting on the cable without advancing the stream; how many were read."""
+        """Take in messages already waiting on the cable without advancing the stream, up to the window; how
+        many were read."""
         self._check_open()
         count = 0
-        while count < max_messages and self._poll(0):
+        while count < max_messages and self._queued < self._window and self._poll(0):
             count += 1
         return count
 
     def wait_cable(self, timeout_s: float) -> bool:
-        """Wait up to timeout_s for one message on the cable and take it in; False when none came."""
+        """Wait up to timeout_s for one message on the cable and take it in; False when none came (or the window
+        is full: then nothing is taken)."""
+        if self._queued >= self._window:
+            return False
         return self._poll(int(timeout_s * 1000))
 
     @property
@@ -286,7 +377,8 @@ class ZmqRxBackend(RadioBackend, CableStream):
 
     @property
     def placements(self) -> list[tuple[int, int, int]]:
-        """(stream id, tx clock index, rx stream index) for every point where a transmitter's clock was anchored."""
+        """(stream id, tx clock index, rx stream index) for every point where a transmitter's clock was anchored
+        (the first MAX_PLACEMENTS of them: a stranger sending new stream ids cannot grow the list without end)."""
         return list(self._placements)
 
     def _tx(self, iq: np.ndarray) -> None:
@@ -303,8 +395,8 @@ class ZmqRxBackend(RadioBackend, CableStream):
                 self._enqueue(num_samples - self._queued)  # the transmitter is idle: silence
                 break
             if not self._poll(self._timeout_ms):
-                log.warning("zmq RX %s: no samples for %.1f s from an active transmitter; treating it as idle",
-                            self._endpoint, (self._timeout_ms or 0) / 1000)
+                self._log.log(logging.WARNING, "zmq RX %s: no samples for %.1f s from an active transmitter; "
+                              "treating it as idle", self._endpoint, (self._timeout_ms or 0) / 1000)
                 self._active = False
         x = self._pop(num_samples)
         self._pos += num_samples
@@ -328,7 +420,7 @@ class ZmqRxBackend(RadioBackend, CableStream):
 
     def _malformed(self, why: str) -> None:
         self.malformed_messages += 1
-        log.warning("zmq RX %s: dropped a malformed message: %s", self._endpoint, why)
+        self._log.log(logging.WARNING, "zmq RX %s: dropped a malformed message: %s", self._endpoint, why)
 
     def _handle(self, frames: list) -> None:
         head = frames[0].bytes
@@ -352,11 +444,11 @@ class ZmqRxBackend(RadioBackend, CableStream):
             samples = np.frombuffer(frames[1].buffer, dtype="<c8")
             if not np.all(np.isfinite(samples)):
                 return self._malformed("samples contain NaN or infinity")
-        elif len(frames) != 1 or (kind == KIND_IDLE and not 1 <= count <= MAX_IDLE_SAMPLES) or (
-            kind == KIND_PAUSE and count != 0
-        ):
+        elif len(frames) != 1 or (kind == KIND_IDLE and count < 1) or (kind == KIND_PAUSE and count != 0):
             return self._malformed(f"{'idle' if kind == KIND_IDLE else 'pause'} message with {len(frames)} frames, "
                                    f"count {count}")
+        elif kind == KIND_IDLE and count > self._max_gap:
+            return self._malformed(f"idle of {count} samples, longer than this receiver's limit of {self._max_gap}")
         if not _rate_matches(rate, self._sample_rate_hz):
             self.malformed_messages += 1
             raise BackendError(
@@ -366,16 +458,19 @@ class ZmqRxBackend(RadioBackend, CableStream):
         write = self._pos + self._queued
         if stream_id != self._stream_id:
             if self._stream_id is not None:
-                log.info("zmq RX %s: new transmitter stream %08x", self._endpoint, stream_id)
+                self._log.log(logging.INFO, "zmq RX %s: new transmitter stream %08x", self._endpoint, stream_id)
             self._anchor(stream_id, start, write)
         elif start < self._tx_next:
             return self._malformed(f"stream {stream_id:08x} went back from sample {self._tx_next} to {start}")
         elif start + self._offset < write:  # the receiver ran ahead while the transmitter was idle
             self._anchor(stream_id, start, write)
+        elif start - self._tx_next > self._max_gap:
+            return self._malformed(f"stream {stream_id:08x} jumps {start - self._tx_next} samples ahead, more "
+                                   f"silence than this receiver's limit of {self._max_gap}")
         elif start > self._tx_next:
             self.lost_samples += start - self._tx_next
-            log.warning("zmq RX %s: %d samples of stream %08x missing; filled with silence",
-                        self._endpoint, start - self._tx_next, stream_id)
+            self._log.log(logging.WARNING, "zmq RX %s: %d samples of stream %08x missing; filled with silence",
+                          self._endpoint, start - self._tx_next, stream_id)
         self._enqueue(start + self._offset - write)  # a declared or lost gap
         if samples is not None:
             self._queue.append(samples)
@@ -387,7 +482,8 @@ class ZmqRxBackend(RadioBackend, CableStream):
 
     def _anchor(self, stream_id: int, start: int, rx_index: int) -> None:
         self._stream_id, self._tx_next, self._offset = stream_id, start, rx_index - start
-        self._placements.append((stream_id, start, rx_index))
+        if len(self._placements) < MAX_PLACEMENTS:
+            self._placements.append((stream_id, start, rx_index))
 
     def _enqueue(self, silent_samples: int) -> None:
         if silent_samples > 0:
@@ -415,6 +511,10 @@ class ZmqRxBackend(RadioBackend, CableStream):
         self._queue.clear()
         self._queued = 0
         self._sock.close(linger=0)
+        if self._auth is not None:
+            self._auth.stop()
+        if self._own_context is not None:
+            self._own_context.term()
 
 
 def loopback_pair(

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from radio.throttle import LogThrottle
 from testbed import __version__
 from testbed.errors import AirLoraError
 from testbed.messages import Hello
@@ -64,12 +65,15 @@ class PeerLost:
 
 @dataclass(frozen=True)
 class PeerInfo:
-    """A host the edge knows: what it said in Hello and when it was last heard (time.monotonic())."""
+    """A host the edge knows: what it said in Hello, when it was last heard and last did more than heartbeat
+    (time.monotonic()), and its CurveZMQ public key (Z85) when the control plane authenticates hosts."""
 
     peer_id: bytes
     hello: Hello
     first_seen: float
     last_seen: float
+    last_active: float = 0.0
+    user_id: str | None = None
 
 
 def peer_name(peer_id: bytes) -> str:
@@ -81,28 +85,6 @@ def peer_name(peer_id: bytes) -> str:
     except UnicodeDecodeError:
         pass
     return "0x" + peer_id.hex()
-
-
-class _Throttle:
-    """Rate-limited logging, so a peer flooding garbage cannot flood the log."""
-
-    def __init__(self, rate_per_s: float = 2.0, burst: int = 10) -> None:
-        self.rate, self.burst, self.tokens = rate_per_s, burst, float(burst)
-        self.stamp = time.monotonic()
-        self.suppressed = 0
-
-    def log(self, level: int, fmt: str, *args: Any) -> None:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1.0:
-            self.suppressed += 1
-            return
-        self.tokens -= 1.0
-        if self.suppressed:
-            fmt, args = fmt + " (%d similar messages suppressed)", (*args, self.suppressed)
-            self.suppressed = 0
-        log.log(level, fmt, *args)
 
 
 def set_socket_options(sock: zmq.Socket, max_message_bytes: int, heartbeat_s: float, peer_timeout_s: float) -> None:
@@ -144,7 +126,7 @@ class Endpoint:
         self._stats: collections.Counter[str] = collections.Counter()
         self._closed = False
         self._failure: BaseException | None = None
-        self._throttle = _Throttle()
+        self._throttle = LogThrottle(log)
         address = f"inproc://airlora-{self._kind}-{os.getpid()}-{id(self):x}-{os.urandom(4).hex()}"
         self._pipe_io = self._ctx.socket(zmq.PAIR)
         self._pipe_io.setsockopt(zmq.LINGER, 0)
@@ -291,11 +273,13 @@ class Endpoint:
                 return False
             self._send_user(frames[1:])
 
+    _copy_frames = True  # False: _on_frames gets zmq.Frame objects (their metadata: the CurveZMQ User-Id)
+
     def _drain_socket(self) -> None:
         assert self._sock is not None
         for _ in range(_DRAIN_BATCH):
             try:
-                frames = self._sock.recv_multipart(zmq.NOBLOCK)
+                frames = self._sock.recv_multipart(zmq.NOBLOCK, copy=self._copy_frames)
             except zmq.Again:
                 return
             self._on_frames(frames)

@@ -1,7 +1,12 @@
 """The edge's side of the control plane: a ROUTER that binds, serves many hosts and never blocks on one.
 
 The edge only tracks hosts that said Hello; anything but Hello/Heartbeat from an unknown peer is
-answered with Error(hello_required). Every send is non-blocking (a peer that does not read loses
+answered with Error(hello_required). At most max_peers hosts are tracked: a Hello beyond that evicts one
+that holds no live session (`protect`), preferring unauthenticated hosts to CurveZMQ-authenticated ones
+(an unauthenticated newcomer never evicts an authenticated host), then silent ones (no heartbeat for two
+intervals), then the one idle longest; only when every tracked host is protected is the Hello refused.
+With CurveZMQ a host is its routing id and its key: a message on a known routing id with another key is
+a stranger's. Every send is non-blocking (a peer that does not read loses
 messages, counted in `stats`); malformed, oversized, multi-frame or unknown messages are refused,
 counted and logged (rate-limited) and answered with Error(bad_message); ZMTP handshakes that fail
 (garbage on the port, a wrong CurveZMQ key) are logged from a socket monitor. The server never stops
@@ -13,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -28,6 +34,7 @@ from testbed.control.endpoint import (
     peer_name,
     set_socket_options,
 )
+from radio.throttle import LogThrottle
 from testbed.errors import ConfigError
 from testbed.keys import CurveServerKeys, require_curve, server_keys
 from testbed.messages import (
@@ -66,12 +73,14 @@ def is_loopback(endpoint: str) -> bool:
         return False
 
 
-def refuse_insecure_bind(endpoint: str, curve_enabled: bool, allow_insecure_bind: bool) -> None:
-    """ConfigError for a control port other machines can reach without CurveZMQ, unless explicitly allowed."""
+def refuse_insecure_bind(endpoint: str, curve_enabled: bool, allow_insecure_bind: bool, port: str = "control") -> None:
+    """ConfigError for a port (the control port, or the IQ cable: port "IQ cable") other machines can reach
+    without CurveZMQ, unless explicitly allowed."""
     if curve_enabled or allow_insecure_bind or is_loopback(endpoint):
         return
-    raise ConfigError(f"control bind address {endpoint} is reachable from other machines and control.curve.enabled "
-                      "is false: anyone on the network could drive this edge; turn CurveZMQ on (`airlora keys`, "
+    harm = "drive this edge" if port == "control" else "feed this edge's receiver their own IQ samples"
+    raise ConfigError(f"{port} bind address {endpoint} is reachable from other machines and control.curve.enabled "
+                      f"is false: anyone on the network could {harm}; turn CurveZMQ on (`airlora keys`, "
                       "docs/lab_setup.md) or, on an isolated bench, set edge.allow_insecure_bind: true")
 
 
@@ -90,7 +99,10 @@ class ControlServer(Endpoint):
         self._identity = identity
         self.max_peers = max_peers
         self._peers: dict[bytes, PeerInfo] = {}
+        self._protected: frozenset[bytes] = frozenset()
+        self._hello_log = LogThrottle(log)
         self._auth = None
+        self._copy_frames = curve is None  # with CurveZMQ: frames, to read each message's User-Id (the key)
         sock = self._ctx.socket(zmq.ROUTER)
         try:
             set_socket_options(sock, max_message_bytes, heartbeat_s, peer_timeout_s)
@@ -173,6 +185,19 @@ class ControlServer(Endpoint):
         with self._cond:
             return dict(self._peers)
 
+    def protect(self, peer_ids: Iterable[bytes]) -> None:
+        """The hosts never evicted to make room for another (the owner of the edge's live session); replaces
+        the previous set."""
+        with self._cond:
+            self._protected = frozenset(peer_ids)
+
+    def peer_user(self, peer_id: bytes) -> str | None:
+        """The CurveZMQ public key (Z85) a tracked host authenticated with; None without CurveZMQ or when the
+        host is not tracked."""
+        with self._cond:
+            info = self._peers.get(peer_id)
+            return info.user_id if info is not None else None
+
     # I/O thread
 
     def _send_raw(self, peer_id: bytes, data: bytes) -> bool:
@@ -201,7 +226,11 @@ class ControlServer(Endpoint):
         self._throttle.log(logging.WARNING, "refused a message from %s: %s", peer_name(peer_id), reason)
         self._send_msg(peer_id, Error(code=ERR_BAD_MESSAGE, message=reason[:1000]))
 
-    def _on_frames(self, frames: list[bytes]) -> None:
+    def _on_frames(self, frames: list[Any]) -> None:
+        user_id = None
+        if not self._copy_frames:
+            user_id = _user_id(frames[-1])
+            frames = [f.bytes for f in frames]
         peer_id = frames[0]
         if len(frames) != 2:
             self._reject(peer_id, f"expected 1 message frame, got {len(frames) - 1}")
@@ -215,8 +244,11 @@ class ControlServer(Endpoint):
         now = time.monotonic()
         with self._cond:
             info = self._peers.get(peer_id)
-            if info is not None and not isinstance(msg, Hello):
-                self._peers[peer_id] = replace(info, last_seen=now)
+            if info is not None and info.user_id != user_id:
+                info = None  # the routing id speaks with another key now: a stranger until it says hello
+            elif info is not None and not isinstance(msg, Hello):
+                active = info.last_active if isinstance(msg, Heartbeat) else now
+                self._peers[peer_id] = replace(info, last_seen=now, last_active=active)
         if isinstance(msg, Heartbeat):
             if info is None:
                 self._send_msg(peer_id, Error(code=ERR_HELLO_REQUIRED, message="say hello first", req=msg.req))
@@ -224,7 +256,7 @@ class ControlServer(Endpoint):
                 self._send_msg(peer_id, Heartbeat(seq=msg.seq, time_s=time.time(),
                                                   instance=self._identity.instance, req=msg.req))
         elif isinstance(msg, Hello):
-            self._on_hello(peer_id, msg, info, now)
+            self._on_hello(peer_id, msg, info, now, user_id)
         elif info is None:
             if not isinstance(msg, Bye):
                 self._count("refused_no_hello")
@@ -233,27 +265,49 @@ class ControlServer(Endpoint):
         elif isinstance(msg, Bye):
             with self._cond:
                 self._peers.pop(peer_id, None)
-            log.info("host %s said bye (%s)", peer_name(peer_id), msg.reason or "no reason")
+            self._hello_log.log(logging.INFO, "host %s said bye (%s)", peer_name(peer_id), msg.reason or "no reason")
             self._deliver((peer_id, msg))
         else:
             self._deliver((peer_id, msg))
 
-    def _on_hello(self, peer_id: bytes, msg: Hello, info: PeerInfo | None, now: float) -> None:
+    def _on_hello(self, peer_id: bytes, msg: Hello, info: PeerInfo | None, now: float, user_id: str | None) -> None:
         reason = None
         if msg.role != "host":
             reason = f"this is an edge; a peer with role '{msg.role}' cannot connect to it"
-        elif info is None and len(self._peers) >= self.max_peers:
-            reason = f"too many hosts connected (control.max_peers = {self.max_peers})"
+        elif info is None and peer_id not in self._peers and len(self._peers) >= self.max_peers:
+            if not self._evict_one(user_id, now):
+                reason = (f"too many hosts connected (control.max_peers = {self.max_peers}) and none of them may "
+                          "be evicted (each holds a live session, or is authenticated and this host is not)")
+        if reason is None:  # recorded before the ack: a host that holds an ack is tracked
+            with self._cond:
+                self._peers[peer_id] = PeerInfo(peer_id, msg, info.first_seen if info else now, now, now, user_id)
         fields = self._identity.model_dump(exclude={"type", "version", "req"})
         self._send_msg(peer_id, HelloAck(**fields, accepted=reason is None, reason=reason, req=msg.req))
         if reason is not None:
             self._count("hello_refused")
             self._throttle.log(logging.WARNING, "refused hello from %s: %s", peer_name(peer_id), reason)
             return
-        with self._cond:
-            self._peers[peer_id] = PeerInfo(peer_id, msg, info.first_seen if info else now, now)
-        log.info("host %s (%s, instance %s) said hello", msg.node_id, peer_name(peer_id), msg.instance)
+        self._hello_log.log(logging.INFO, "host %s (%s, instance %s%s) said hello", msg.node_id, peer_name(peer_id),
+                            msg.instance, f", key {user_id[:8]}..." if user_id else "")
         self._deliver((peer_id, msg))
+
+    def _evict_one(self, newcomer_user: str | None, now: float) -> bool:
+        """Make room for a newcomer: drop the tracked host that may go first (see the module docstring)."""
+        silent_s = 2 * self.heartbeat_s
+        with self._cond:
+            candidates = [i for p, i in self._peers.items() if p not in self._protected
+                          and (newcomer_user is not None or i.user_id is None)]
+            if not candidates:
+                return False
+            victim = min(candidates, key=lambda i: (i.user_id is not None, now - i.last_seen <= silent_s,
+                                                    i.last_active))
+            del self._peers[victim.peer_id]
+            self._stats["peers_evicted"] += 1
+        self._throttle.log(logging.WARNING, "host %s (%s) evicted to make room for another (control.max_peers = %d)",
+                           victim.hello.node_id, peer_name(victim.peer_id), self.max_peers)
+        self._deliver((victim.peer_id, PeerLost(victim.peer_id, "evicted to make room for another host",
+                                                now - victim.last_seen)))
+        return True
 
     def _on_monitor(self, event: dict[str, Any]) -> None:
         kind = event["event"]
@@ -275,5 +329,15 @@ class ControlServer(Endpoint):
                     self._stats["peers_lost"] += 1
                     lost.append((peer_id, info, silent))
         for peer_id, info, silent in lost:
-            log.warning("host %s (%s) silent for %.1f s: dropped", info.hello.node_id, peer_name(peer_id), silent)
+            self._throttle.log(logging.WARNING, "host %s (%s) silent for %.1f s: dropped", info.hello.node_id,
+                               peer_name(peer_id), silent)
             self._deliver((peer_id, PeerLost(peer_id, f"silent for {silent:.1f} s", silent)))
+
+
+def _user_id(frame: zmq.Frame) -> str | None:
+    """The CurveZMQ User-Id (the sender's public key, Z85) ZAP gave a received frame; None when there is none."""
+    try:
+        user = frame.get("User-Id")
+    except (zmq.ZMQError, AttributeError):
+        return None
+    return user or None

@@ -6,13 +6,17 @@ from pydantic import Field, field_validator
 
 from testbed.sections.base import Section
 
+MAX_LENGTH_RANGE = (8, 4096)
+"""model.max_length bounds (a payload's max_length is held to them too)."""
+
 
 class ModelConfig(Section):
     """The base model both the host and the edge build (they must build the same one)."""
 
     name: str = Field("minilm-l6", min_length=1,
                       description="minilm-l6 | smollm2-135m (embedded) | a Hugging Face id | a local folder")
-    max_length: int = Field(64, ge=8, le=4096, description="tokens per example (longer inputs are truncated)")
+    max_length: int = Field(64, ge=MAX_LENGTH_RANGE[0], le=MAX_LENGTH_RANGE[1],
+                            description="tokens per example (longer inputs are truncated)")
     head_seed: int = Field(0, ge=0, description="seed of the randomly initialised classification head")
     cache_dir: str = Field("~/.cache/airlora", description="converted models (GGUF -> safetensors) and hashes")
 
@@ -73,3 +77,12 @@ class EdgeConfig(Section):
                                                     "key (throwaway loopback runs only)")
     allow_insecure_bind: bool = Field(False, description="let the edge bind a non-loopback control address with "
                                                          "control.curve.enabled false (an isolated bench only)")
+    max_payload_bytes: int = Field(128 << 20, ge=1024, le=4 << 30,
+                                   description="largest payload a session may announce (the edge holds it in memory)")
+    max_packets: int = Field(1 << 17, ge=1, le=1 << 24,
+                             description="most packets one session may announce (reassembly and repair lists)")
+    max_adapter_elements: int = Field(
+        1 << 25, ge=1, le=1 << 31, description="fp32 values a payload's tensors may hold in all, checked on the "
+                                               "manifest before anything is dequantized (4 bytes each)")
+    max_num_labels: int = Field(1024, ge=2, le=1 << 20,
+                                description="largest classifier head (num_labels) a payload may ask the edge to build")

@@ -19,7 +19,7 @@ def _payload() -> bytes:
     rng = np.random.default_rng(0)
     tensors = {"base_model.model.l.q.lora_A.weight": rng.standard_normal((4, 64)).astype(np.float32),
                "base_model.model.l.q.lora_B.weight": rng.standard_normal((64, 4)).astype(np.float32)}
-    manifest = {"model": dict(IDENTITY), "probe": {"texts": ["a"], "logits": [[0.1, 0.2]]},
+    manifest = {"model": {**IDENTITY, "num_labels": 2}, "probe": {"texts": ["a"], "logits": [[0.1, 0.2]]},
                 "quant": {"scheme": "nf4", "block_size": 64}}
     return pl.encode(manifest, tensors, {k: "nf4" for k in tensors}, 64)
 

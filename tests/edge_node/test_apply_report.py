@@ -22,10 +22,10 @@ def test_install_with_and_without_evaluation() -> None:
     common = dict(installed=True, adapter_dir="/a/v2", sha256="cd" * 32, payload_bytes=2048,
                   probe_max_abs_err=1e-4, ranks={"q": 4}, quant="nf4", apply_s=2.0)
     plain = ApplyReport(**common).to_dict()
-    assert list(plain) == ["installed", "adapter_dir", "sha256", "payload_bytes", "probe_max_abs_err", "reason",
-                           "ranks", "quant", "apply_s"]
+    assert list(plain) == ["installed", "adapter_dir", "sha256", "payload_bytes", "signed_by", "probe_max_abs_err",
+                           "reason", "ranks", "quant", "apply_s"]
     assert plain["reason"] is None and plain["ranks"] == {"q": 4}
     evaluated = ApplyReport(**common, accuracy=0.75, eval_s=0.25).to_dict()
-    assert list(evaluated) == ["installed", "adapter_dir", "sha256", "payload_bytes", "probe_max_abs_err", "reason",
-                               "ranks", "quant", "accuracy", "eval_s", "apply_s"]
+    assert list(evaluated) == ["installed", "adapter_dir", "sha256", "payload_bytes", "signed_by", "probe_max_abs_err",
+                               "reason", "ranks", "quant", "accuracy", "eval_s", "apply_s"]
     assert evaluated["accuracy"] == 0.75 and evaluated["eval_s"] == 0.25

@@ -30,7 +30,7 @@ def test_radio_path_modules_do_not_import_torch():
 def test_checking_and_rebuilding_a_payload_needs_no_torch(tmp_path):
     t = {"base_model.model.x.layer.0.q.lora_A.weight": np.ones((2, 8), np.float32),
          "base_model.model.x.layer.0.q.lora_B.weight": np.ones((8, 2), np.float32)}
-    manifest = {"model": {"name": "m", "sha256": "ab"}, "probe": {"texts": ["a"], "logits": [[0.0, 1.0]]},
+    manifest = {"model": {"name": "m", "sha256": "ab", "num_labels": 2}, "probe": {"texts": ["a"], "logits": [[0.0, 1.0]]},
                 "peft": {"task_type": "SEQ_CLS", "modules": {"x.layer.0.q": {"r": 2, "alpha": 4}},
                          "modules_to_save": [], "dropout": 0.0}, "quant": {"scheme": "nf4", "block_size": 64}}
     signed = signing.sign(pl.encode(manifest, t, {k: "nf4" for k in t}, 64), bytes(range(32)))

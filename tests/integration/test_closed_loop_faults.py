@@ -12,6 +12,7 @@ bytes the host rebuilds from that payload; interrupted installs never become `cu
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -33,14 +34,17 @@ from adapters.payload import read_header
 from adapters.signing import unwrap_unverified
 from host.sender import DeliveryError, Sender
 from radio.backends.factory import make_backend
-from radio.backends.zmq_iq import KIND_DATA, MAGIC, pack_header
+from radio.backends.zmq_iq import KIND_DATA, KIND_IDLE, MAGIC, pack_header
 from radio.link import LinkSettings
 from radio.transmitter import TX_POWER
 from testbed import __version__
 from testbed.config import validate
-from testbed.keys import load_signing_secret, trust_signing_key, write_signing_keypair
+from testbed.keys import (authorize, cable_curve, load_signing_secret, trust_signing_key, write_keypair,
+                          write_signing_keypair)
 from testbed.control.client import ControlClient
-from testbed.messages import ERR_BAD_MESSAGE, ERR_HELLO_REQUIRED, Hello, SessionStart, decode, encode
+from testbed.control.endpoint import RemoteError
+from testbed.messages import (ERR_BAD_MESSAGE, ERR_HELLO_REQUIRED, ERR_NOT_OWNER, ERR_SESSION_BUSY, BurstDone, Error,
+                              Hello, SessionAck, SessionStart, decode, encode)
 
 ROOT = Path(__file__).resolve().parents[2]
 HEARTBEAT_S, PEER_TIMEOUT_S = 0.2, 1.0
@@ -113,7 +117,8 @@ class Host:
     def __init__(self, lab: "Lab", on_event=None) -> None:
         hello = Hello(role="host", node_id="test-host", software_version=__version__, capabilities=["send"])
         self.client = ControlClient.from_config(lab.cfg.control, hello)
-        self.tx = make_backend(lab.cfg.radio, lab.cfg.channel, TX_POWER, role="tx")
+        self.tx = make_backend(lab.cfg.radio, lab.cfg.channel, TX_POWER, role="tx",
+                               curve=cable_curve(lab.cfg.control.curve, "tx"))
         self.events: list[tuple[str, dict]] = []
         self.on_event = on_event
         self.sender = Sender(self.client, self.tx, LinkSettings.from_config(lab.cfg.radio), "zmq", on_event=self._event)
@@ -142,7 +147,7 @@ class Host:
 
 
 class Lab:
-    def __init__(self, tmp_path: Path, tiny, channel: dict | None = None) -> None:
+    def __init__(self, tmp_path: Path, tiny, channel: dict | None = None, curve: bool = False) -> None:
         model, root, self.payloads = tiny
         self.tmp = tmp_path
         self.adapter_dir = tmp_path / "edge"
@@ -155,6 +160,11 @@ class Lab:
                         "peer_timeout_s": PEER_TIMEOUT_S, "request_timeout_s": 3.0},
             "edge": {"adapter_dir": str(self.adapter_dir), "trusted_keys_dir": str(root / "keys" / "trusted")},
         })
+        if curve:  # one keys folder holds both sides' files: edge.key_secret + authorized/ and host.key_secret + edge.key
+            keys = tmp_path / "curve"
+            write_keypair(keys, "edge")
+            authorize(write_keypair(keys, "host").public, keys / "authorized")
+            raw["control"]["curve"] = {"enabled": True, "keys_dir": str(keys)}
         self.cfg = validate(raw)
         self.config_path = tmp_path / "edge.yaml"
         self.config_path.write_text(yaml.safe_dump(raw))
@@ -539,6 +549,82 @@ def test_rogue_host_cannot_install_a_repacked_adapter_and_the_lab_adapter_stays(
     fresh = lab.host()
     assert fresh.client.peer_hello.adapter_id == A.version
     assert "installs payloads signed by host" in lab.edge_logs[-1].read_text()
+
+    # While the lab host delivers B again, the rogue tries to take its live session over: a session of its own,
+    # a "resume" of the lab's session, a BurstDone for it, and 12 days of declared silence on the IQ cable.
+    # Each is refused; the lab's delivery goes on and B is installed.
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 1000)
+    push.connect(lab.cfg.radio.zmq.endpoint)
+    refused: dict[str, str] = {}
+
+    def hijack(kind: str, **f) -> None:
+        if kind != "burst" or refused:
+            return
+        push.send_multipart([pack_header(KIND_IDLE, 0xBAD, 0, 1 << 40, 1e6)])
+        live = SessionStart(session=20, payload_bytes=len(B.data), packet_count=f["packets"],
+                            packet_payload_bytes=lab.cfg.radio.packet_payload_bytes, mcs=f["mcs"],
+                            payload_sha256=hashlib.sha256(B.data).hexdigest(), deadline_s=5.0, sample_rate_hz=1e6,
+                            backend="zmq")
+        for name, msg in (("own session", live.model_copy(update={"session": 21})), ("resume", live)):
+            try:
+                rogue.client.request(msg, SessionAck, timeout_s=3.0)
+            except RemoteError as exc:
+                refused[name] = exc.code
+        rogue.client.send(BurstDone(session=20, burst=1, first_sample=0, samples_sent=10**9, ranges=[[0, 0]],
+                                    airtime_s=1.0))
+        until = time.monotonic() + 3
+        while time.monotonic() < until and "burst" not in refused:
+            reply = rogue.client.recv(0.05)
+            if isinstance(reply, Error):
+                refused["burst"] = reply.code
+
+    host.on_event = hijack
+    t0 = time.monotonic()
+    d = host.deliver(B.data, 20)
+    push.close()
+    ctx.term()
+    assert refused == {"own session": ERR_SESSION_BUSY, "resume": ERR_SESSION_BUSY, "burst": ERR_NOT_OWNER}
+    assert_applied(d, B)
+    assert time.monotonic() - t0 < 30 and d.bursts <= 3  # the declared silence was refused, not waited out
+    lab.assert_installed(B)
+    log = lab.edge_logs[-1].read_text()
+    assert "idle of 1099511627776 samples, longer than this receiver's limit" in log
+    assert "refused a burst of session 20 from host" in log and "Traceback" not in log
+
+
+def test_with_curve_the_iq_cable_and_the_control_port_refuse_peers_without_keys(lab_factory):
+    lab = lab_factory(curve=True)
+    A = lab.payloads["A"]
+    lab.start_edge("edge-1")
+    host = lab.host()  # the lab's host: authorized key on both planes
+    assert host.client.curve and host.tx.curve
+    ctx = zmq.Context()
+    try:
+        # Without keys: well-formed IQ at another rate and garbage never reach the edge's receiver.
+        push = ctx.socket(zmq.PUSH)
+        push.setsockopt(zmq.LINGER, 0)
+        push.connect(lab.cfg.radio.zmq.endpoint)
+        for _ in range(4):
+            push.send_multipart([pack_header(KIND_DATA, 8, 0, 1024, 2e6),
+                                 (0.1 * np.ones(1024)).astype(np.complex64).tobytes()], zmq.NOBLOCK)
+            push.send(b"x", zmq.NOBLOCK)
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.connect(lab.cfg.control.endpoint)
+        dealer.send(encode(Hello(role="host", node_id="rogue", software_version="0")))
+        assert not dealer.poll(1000)  # no answer: the handshake failed, the edge never saw the hello
+        push.close()
+        dealer.close()
+    finally:
+        ctx.term()
+    host.sound(1)
+    assert_applied(host.deliver(A.data, 2), A)
+    lab.assert_installed(A)
+    log = lab.edge_logs[-1].read_text()
+    assert "runs at 2e+06 Hz" not in log and "malformed" not in log and "Traceback" not in log
+    assert "CurveZMQ on" in log
 
 
 # --- `airlora run` without an edge -------------------------------------------------------------------------

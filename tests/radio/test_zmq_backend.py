@@ -251,3 +251,114 @@ def test_realtime_idle_paces_silence_and_a_burst_cuts_in() -> None:
         assert 0.25 < time.monotonic() - t0 < 1.5  # 0.3 s of stream at 1 MS/s
         assert rx.placements[0][2] == 0 and np.array_equal(y[:1000], samples(1000))
         timer.join()
+
+
+# --- a stranger on the cable (issue 11): declared silence, floods, log lines, CurveZMQ ------------------------------
+
+def test_a_long_idle_or_a_far_jump_is_refused_not_waited_out() -> None:
+    rx = ZmqRxBackend("tcp://127.0.0.1:*", FS, None, timeout_s=2.0, max_gap_samples=10_000)
+    raw = zmq.Context.instance().socket(zmq.PUSH)
+    raw.connect(rx.endpoint)
+    sid, good = 0x1D1E, samples(1000, 7)
+    raw.send_multipart([pack_header(KIND_DATA, sid, 0, 1000, FS), good.tobytes()])
+    raw.send_multipart([pack_header(KIND_IDLE, sid, 1000, 1 << 40, FS)])  # 12 days of silence at 1 MS/s
+    raw.send_multipart([pack_header(KIND_DATA, sid, 1 << 50, 1000, FS), good.tobytes()])  # a jump far ahead
+    raw.send_multipart([pack_header(KIND_IDLE, sid, 1000, 10_000, FS)])  # at the limit: taken
+    raw.send_multipart([pack_header(KIND_DATA, sid, 11_000, 1000, FS, FLAG_PAUSE_AFTER), good.tobytes()])
+    with rx:
+        t0 = time.monotonic()
+        deadline = t0 + 5
+        while rx.tx_clock_received < 12_000 and time.monotonic() < deadline:
+            rx.wait_cable(0.05)
+        assert time.monotonic() - t0 < 2.0
+        assert rx.malformed_messages == 2 and rx.tx_clock_received == 12_000
+        assert rx.pending == 12_000  # the accepted silence only: nothing of the refused 2**40
+        y = rx.rx(rx.pending)
+        assert np.array_equal(y[:1000], good) and not np.any(y[1000:11_000]) and np.array_equal(y[11_000:], good)
+    raw.close(linger=0)
+    with pytest.raises(BackendError, match="max_gap_samples"):
+        ZmqRxBackend("inproc://zmq-test-gap", FS, max_gap_samples=0)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+def test_a_flood_is_held_to_the_intake_window_and_pushed_back() -> None:
+    window, chunk = 1 << 16, 1 << 15
+    rx = ZmqRxBackend("tcp://127.0.0.1:*", FS, None, window_samples=window, hwm_messages=4)
+    flood = ZmqTxBackend(rx.endpoint, FS, hwm_messages=4, send_timeout_s=0.3, chunk_samples=chunk, linger_s=0,
+                         pause_after_tx=False)
+    block = samples(chunk, 3)
+    sent, rss0 = 0, _rss_bytes()
+    with rx, flood:
+        try:
+            for _ in range(2048):  # 512 MiB if nothing pushed back
+                flood.tx(block)
+                sent += 1
+                rx.poll_cable()  # what the edge does each step while its decoder is busy
+                assert rx.pending <= window + chunk
+        except BackendError as exc:
+            assert "not drained" in str(exc)
+        for _ in range(20):
+            rx.poll_cable()
+            rx.wait_cable(0.01)
+        assert rx.pending <= window + chunk
+        assert sent < 128  # the cable pushed back: the flooder blocked within a few MiB, not 512
+        assert _rss_bytes() - rss0 < 64 << 20
+        # what was taken in is intact and in order: the edge reads it, then the cable flows again
+        assert np.array_equal(rx.rx(chunk), block)
+
+
+def test_a_flood_of_bad_messages_writes_a_bounded_number_of_log_lines(caplog) -> None:
+    rx = ZmqRxBackend("tcp://127.0.0.1:*", FS, None)
+    raw = zmq.Context.instance().socket(zmq.PUSH)
+    raw.connect(rx.endpoint)
+    with rx, caplog.at_level("WARNING", logger="radio.backends.zmq_iq"):
+        for _ in range(5000):
+            raw.send(b"x")  # one byte: a header of the wrong size
+        deadline = time.monotonic() + 10
+        while rx.malformed_messages < 5000 and time.monotonic() < deadline:
+            rx.poll_cable(1000)
+            rx.wait_cable(0.01)
+        assert rx.malformed_messages == 5000
+        lines = [r for r in caplog.records if "malformed" in r.getMessage()]
+        assert 1 <= len(lines) <= 20
+        time.sleep(0.6)  # the bucket refills: the next line says how many were left out
+        raw.send(b"x")
+        while rx.malformed_messages < 5001 and time.monotonic() < deadline:
+            rx.wait_cable(0.05)
+        assert "similar messages suppressed" in caplog.records[-1].getMessage()
+    raw.close(linger=0)
+
+
+def _curve_pair() -> tuple[bytes, bytes]:
+    public, secret = zmq.curve_keypair()
+    return public, secret
+
+
+@pytest.mark.skipif(not zmq.has("curve"), reason="libzmq without CurveZMQ")
+def test_curve_on_the_cable_lets_in_only_authorized_transmitters() -> None:
+    from radio.backends.zmq_iq import CableCurve
+
+    edge, host, stranger = _curve_pair(), _curve_pair(), _curve_pair()
+    rx = ZmqRxBackend("tcp://127.0.0.1:*", FS, None,
+                      curve=CableCurve(*edge, authorized=frozenset({host[0]})))
+    good = ZmqTxBackend(rx.endpoint, FS, curve=CableCurve(*host, server_public=edge[0]), linger_s=0)
+    outsiders = [ZmqTxBackend(rx.endpoint, FS, curve=CableCurve(*stranger, server_public=edge[0]), linger_s=0,
+                              send_timeout_s=0.5, hwm_messages=1, chunk_samples=100),
+                 ZmqTxBackend(rx.endpoint, FS, linger_s=0, send_timeout_s=0.5, hwm_messages=1, chunk_samples=100)]
+    with rx, good:
+        for outsider in outsiders:  # an unknown key, and no CurveZMQ at all: never connected, nothing arrives
+            with outsider, pytest.raises(BackendError, match="not drained"):
+                outsider.tx(samples(1000))
+        assert rx.pending == 0 and rx.malformed_messages == 0 and not rx.wait_cable(0.2)
+        good.tx(samples(500, 2))
+        y = read_until(rx, 500, chunk=500)
+        assert np.array_equal(y[rx.placements[0][2]:][:500], samples(500, 2))
+        assert len(rx.placements) == 1  # only the authorized transmitter's stream was ever seen
+    with pytest.raises(BackendError, match="tcp:// or ipc://"):
+        ZmqRxBackend("inproc://zmq-test-curve", FS, curve=CableCurve(*edge))
+    with pytest.raises(BackendError, match="receiver's public key"):
+        ZmqTxBackend("tcp://127.0.0.1:1", FS, curve=CableCurve(*host))

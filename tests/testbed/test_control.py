@@ -10,8 +10,11 @@ import threading
 import time
 from pathlib import Path
 
+import msgpack
 import pytest
 import zmq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from airlora import cli
 from testbed.config import validate
@@ -20,6 +23,7 @@ from testbed.control.endpoint import ControlError, PeerLost, PeerTimeout, Remote
 from testbed.control.server import ControlServer
 from testbed.keys import CurveKeyError, authorize, client_keys, server_keys, write_keypair
 from testbed.messages import (
+    MESSAGE_TYPES,
     Bye,
     Error,
     Heartbeat,
@@ -269,14 +273,20 @@ def test_oversized_frame_drops_only_that_sender() -> None:
         other.close()
 
 
-def test_max_peers_and_wrong_role_are_refused() -> None:
+def test_max_peers_evicts_an_idle_host_and_refuses_only_when_every_host_is_protected() -> None:
     server = ControlServer("tcp://127.0.0.1:*", edge_identity(), **TIMING, max_peers=1)
     first = ControlClient(server.endpoint, **TIMING)
     first.wait_ready(2.0)
+    first_id = next(iter(server.peers_alive()))
+    server.protect([first_id])  # the owner of a live session
     second = ControlClient(server.endpoint, **TIMING)
     try:
         with pytest.raises(PeerTimeout, match="too many hosts"):
             second.wait_ready(0.5)
+        assert list(server.peers_alive()) == [first_id] and first.peer_alive
+        server.protect([])  # the session ended: the next hello of the second host evicts the idle first one
+        second.wait_ready(2.0)
+        assert first_id not in server.peers_alive() and server.stats["peers_evicted"] >= 1
         with pytest.raises(ControlError, match="role 'host'"):
             ControlClient(server.endpoint, Hello(role="edge", node_id="x", software_version="1"))
     finally:
@@ -413,3 +423,157 @@ def test_from_config(tmp_path: Path) -> None:
             assert client.request(start(2), SessionAck).session == 2
     finally:
         server.close()
+
+
+# --- issue 11: who may take a slot, the key behind a routing id, the IQ cable's keys, fuzzed frames -----------------
+
+def _info(name: str, last_seen: float, last_active: float, user: str | None = None):
+    from testbed.control.endpoint import PeerInfo
+
+    hello = Hello(role="host", node_id=name, software_version="1")
+    return PeerInfo(name.encode(), hello, 0.0, last_seen, last_active, user)
+
+
+def test_eviction_order_protected_never_authenticated_last_then_silent_then_idle() -> None:
+    server = ControlServer("tcp://127.0.0.1:*", edge_identity(), **TIMING, max_peers=4)
+    try:
+        now = time.monotonic()
+        peers = [_info("owner", now, now - 50), _info("idle", now, now - 30), _info("busy", now, now - 1),
+                 _info("silent", now - 1.0, now - 2), _info("keyed", now - 9, now - 99, user="K" * 40)]
+        with server._cond:
+            server._peers = {p.peer_id: p for p in peers}
+        server.protect([b"owner"])
+        order = []
+        while server._evict_one("N" * 40, now):  # an authenticated newcomer may evict anyone unprotected
+            order.append(next(n for n in (p.peer_id for p in peers) if n not in server.peers_alive()
+                               and n not in order))
+        assert order == [b"silent", b"idle", b"busy", b"keyed"]  # unauthenticated first: silent, then idle longest
+        assert list(server.peers_alive()) == [b"owner"]
+        with server._cond:
+            server._peers.update({b"keyed": peers[-1]})
+        assert not server._evict_one(None, now)  # an unauthenticated newcomer never evicts an authenticated host
+        assert server.stats["peers_evicted"] == 4
+    finally:
+        server.close()
+
+
+def test_idle_hosts_cannot_exhaust_max_peers_and_a_session_owner_keeps_its_slot() -> None:
+    edge = EchoEdge(ControlServer("tcp://127.0.0.1:*", edge_identity(), **TIMING, max_peers=3))
+    crowd = [ControlClient(edge.server.endpoint, **TIMING) for _ in range(3)]
+    try:
+        for c in crowd:
+            c.wait_ready(2.0)
+        wait_for(lambda: len(edge.server.peers_alive()) == 3)  # (the server records a host just after its ack)
+        owner_id = next(p for p, i in edge.server.peers_alive().items() if i.hello.instance == crowd[0].hello.instance)
+        edge.server.protect([owner_id])
+        late = [ControlClient(edge.server.endpoint, **TIMING) for _ in range(4)]  # more than max_peers
+        crowd += late
+        for c in late:
+            c.wait_ready(2.0)  # each got a slot: an idle host made room
+        assert owner_id in edge.server.peers_alive() and len(edge.server.peers_alive()) <= 3
+        assert crowd[0].request(start(5), SessionAck).ready  # the owner was never evicted
+    finally:
+        for c in crowd:
+            c.close()
+        edge.close()
+
+
+def test_curve_routing_ids_carry_the_host_key(keys: Path) -> None:
+    from zmq.utils import z85
+
+    curve = CurveConfig(enabled=True, keys_dir=str(keys))
+    server = EchoEdge(ControlServer("tcp://127.0.0.1:*", edge_identity(), curve=server_keys(curve), **TIMING))
+    try:
+        with ControlClient(server.server.endpoint, curve=client_keys(curve), **TIMING) as host:
+            host.wait_ready(3.0)
+            (peer_id,) = server.server.peers_alive()
+            assert server.server.peer_user(peer_id) == client_keys(curve).public.decode()
+            assert len(z85.decode(server.server.peer_user(peer_id))) == 32
+        assert server.server.peer_user(b"nobody") is None
+    finally:
+        server.close()
+
+
+def test_the_iq_cable_uses_the_control_planes_key_files(keys: Path) -> None:
+    import numpy as np
+
+    from radio.backends.factory import make_backend
+    from radio.config import ChannelConfig, RadioConfig
+    from radio.errors import BackendError
+    from testbed.keys import cable_curve
+
+    curve = CurveConfig(enabled=True, keys_dir=str(keys))
+    assert cable_curve(CurveConfig(keys_dir=str(keys)), "rx") is None  # CurveZMQ off: the cable is in the clear
+    radio = RadioConfig(backend="zmq", zmq={"endpoint": f"tcp://127.0.0.1:{_free_port()}", "send_timeout_s": 0.5})
+    rx = make_backend(radio, ChannelConfig(), 0.25, role="rx", curve=cable_curve(curve, "rx"))
+    tx = make_backend(radio, ChannelConfig(), 0.25, role="tx", curve=cable_curve(curve, "tx"))
+    write_keypair(keys / "stranger", "host")
+    stranger = CurveConfig(enabled=True, keys_dir=str(keys / "stranger"), server_public_key=str(keys / "edge.key"))
+    rogue = make_backend(radio, ChannelConfig(), 0.25, role="tx", curve=cable_curve(stranger, "tx"))
+    with rx, tx, rogue:
+        assert rx.curve and tx.curve
+        with pytest.raises(BackendError, match="not drained.*CurveZMQ"):
+            rogue.tx(np.ones(1 << 21, np.complex64))  # an unknown host key: never connected, its queue fills
+        tx.tx(np.ones(1000, np.complex64))
+        wait_for(lambda: rx.poll_cable() or rx.tx_clock_received >= 1000)
+        assert rx.tx_clock_received == 1000 and rx.malformed_messages == 0
+    with pytest.raises(CurveKeyError, match="'tx' or 'rx'"):
+        cable_curve(curve, "both")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def fuzz_edge():
+    e = EchoEdge(ControlServer("tcp://127.0.0.1:*", edge_identity(), heartbeat_s=0.2, peer_timeout_s=2.0,
+                               max_message_bytes=4096))
+    ctx = zmq.Context()
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.linger = 0
+    dealer.connect(e.server.endpoint)
+    yield e, dealer
+    dealer.close()
+    ctx.term()
+    e.close()
+
+
+_leaf = (st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(max_size=12)
+         | st.binary(max_size=12))
+_value = st.recursive(_leaf, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                         max_size=3), max_leaves=10)
+_FIELDS = ["req", "session", "payload_bytes", "packet_count", "packet_payload_bytes", "mcs", "payload_sha256",
+           "deadline_s", "sample_rate_hz", "backend", "role", "node_id", "software_version", "instance", "seq",
+           "time_s", "ranges", "burst", "first_sample", "samples_sent", "airtime_s", "reason", "extra"]
+_frames = st.one_of(
+    st.lists(st.binary(max_size=64), min_size=1, max_size=3),
+    st.builds(lambda kind, version, fields: [msgpack.packb({"type": kind, "version": version, **fields},
+                                                          use_bin_type=True)],
+              st.sampled_from(sorted(MESSAGE_TYPES) + ["nope"]), st.sampled_from([1, 1, 1, 2, "1", None]),
+              st.dictionaries(st.sampled_from(_FIELDS), _value, max_size=8)),
+    st.builds(lambda n: [b"\x81" * n], st.integers(4000, 6000)),  # over max_message_bytes (drops the sender)
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frames=_frames)
+def test_fuzzed_frames_never_stop_the_server(fuzz_edge, frames: list[bytes]) -> None:
+    """Whatever a peer without keys sends, the server answers (or drops that peer) and keeps serving others."""
+    edge, dealer = fuzz_edge
+    before = edge.server.stats
+    dealer.send_multipart(frames)
+    if sum(map(len, frames)) < 4000 and dealer.poll(2000):
+        reply = decode(dealer.recv())
+        assert reply.type in ("error", "hello_ack", "heartbeat")
+    assert edge.server._thread.is_alive() and edge.server.stats.get("internal_errors", 0) == 0
+    assert edge.server.stats.get("received", 0) + edge.server.stats.get("rejected", 0) >= \
+        before.get("received", 0) + before.get("rejected", 0)
+
+
+def test_after_the_fuzz_a_real_host_is_served(fuzz_edge) -> None:
+    edge, _ = fuzz_edge
+    with ControlClient(edge.server.endpoint, heartbeat_s=0.2, peer_timeout_s=2.0, request_timeout_s=3.0) as host:
+        assert host.request(start(77), SessionAck).session == 77

@@ -192,3 +192,22 @@ def test_random_maps_are_a_message_or_a_protocol_error(kind: str, version, field
     except ProtocolError:
         return
     assert msg.type == kind and decode(encode(msg)) == msg
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 2**32 - 1), st.integers(1, 65535), st.integers(1, 2**32 - 1))
+def test_packet_count_must_be_what_the_payload_implies(payload_bytes: int, packet_bytes: int, count: int) -> None:
+    """The edge sizes its reassembly and missing lists from packet_count: a count the payload does not need (a
+    billion packets for one byte) is refused when the message is decoded, before anything is allocated."""
+    fields = dict(type="session_start", version=1, session=1, payload_bytes=payload_bytes, packet_count=count,
+                  packet_payload_bytes=packet_bytes, mcs="qpsk-1/2", payload_sha256=SHA, deadline_s=5.0,
+                  sample_rate_hz=1e6, backend="zmq")
+    implied = -(-payload_bytes // packet_bytes)
+    for n in (count, implied):
+        data = msgpack.packb({**fields, "packet_count": n}, use_bin_type=True)
+        if n == implied:
+            assert decode(data).packet_count == n
+        else:
+            with pytest.raises(ProtocolError, match=f"^invalid 'session_start' message: packet_count {n} is not the "
+                                                    f"{implied} packets"):
+                decode(data)
