@@ -43,12 +43,16 @@ class SnrThreshold(Policy):
 
 
 class RandomRanks(Policy):
-    """Ranks drawn uniformly from 1..r_max per projection (a sanity baseline)."""
+    """Ranks drawn uniformly from 1..r_max per projection (a sanity baseline). The draw is seeded by the policy's
+    seed and the state, so a state always gets the same ranks whichever process asks and in whatever order (a
+    sweep's cells run as jobs)."""
 
     name = "random"
 
     def __init__(self, seed: int = 0) -> None:
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
 
     def choose(self, state: PolicyState) -> dict[str, int]:
-        return {m: int(self.rng.integers(1, state.r_max + 1)) for m in state.modules}
+        bits = np.array([state.snr_db, state.entropy, state.oov_rate], np.float64).view(np.uint64)
+        rng = np.random.default_rng([self.seed, *(int(b) for b in bits)])
+        return {m: int(rng.integers(1, state.r_max + 1)) for m in state.modules}

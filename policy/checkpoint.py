@@ -24,12 +24,17 @@ def seeded_path(path: str | Path, index: int) -> Path:
     return path if index == 0 else path.with_name(f"{path.stem}-seed{index}{path.suffix}")
 
 
-def save(learner: VanillaPpo | AirLlm, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    """Write the learner's networks plus the problem's modules, shapes and normalization (atomically)."""
+def as_dict(learner: VanillaPpo | AirLlm, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The checkpoint of a learner: its networks plus the problem's modules, shapes and normalization."""
     p = learner.problem
-    ckpt = {"format": FORMAT, **learner.checkpoint(), "modules": p.modules,
+    return {"format": FORMAT, **learner.checkpoint(), "modules": p.modules,
             "shapes": {m: list(s) for m, s in p.shapes.items()}, "r_max": p.r_max,
             "snr_db_range": list(p.snr_db_range), **(extra or {})}
+
+
+def save(learner: VanillaPpo | AirLlm | dict[str, Any], path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write a learner's checkpoint (or one `as_dict` made, e.g. on a worker) to `path` atomically."""
+    ckpt = learner if isinstance(learner, dict) else as_dict(learner, extra)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")

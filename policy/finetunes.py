@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from policy.executor import Executor, InlineExecutor, Resources, map_jobs, one_line
 from testbed.errors import AirLoraError
 from testbed.progress import progress
 
@@ -92,15 +93,65 @@ def _eval(model, tokenizer, examples, max_length: int) -> tuple[float, float]:
     return float(-logp[np.arange(len(y)), y].mean()), float(np.mean(z.argmax(axis=1) == y))
 
 
+_SPLITS: dict[str, Any] = {}
+_BASE: dict[str, tuple[Any, Any]] = {}
+
+
+def _own_rng() -> Any:
+    """A context in which torch's generators (CPU and every GPU) may be drawn from or reseeded: restored after."""
+    import torch
+
+    return torch.random.fork_rng(devices=list(range(torch.cuda.device_count())))
+
+
+def task_splits(cfg: TestbedConfig) -> Splits:
+    """The configured task's splits, loaded once per process (jobs in a worker share them)."""
+    from ml.data import load_task
+
+    key = cfg.data.model_dump_json()
+    if key not in _SPLITS:
+        _SPLITS.clear()
+        _SPLITS[key] = load_task(cfg.data)
+    return _SPLITS[key]
+
+
+def base_model(cfg: TestbedConfig, num_labels: int, fresh: bool = True) -> tuple[Any, Any]:
+    """(model, tokenizer) of the configured base model, loaded once per process and kept (a worker or an
+    environment actor loads it once, not per fine-tune): `fresh` gives a deep copy to fine-tune, else the kept
+    model to read only. A model dispatched over several devices is not copied: it is loaded anew each time."""
+    import copy
+
+    from ml.models import load_classifier
+
+    key = f"{cfg.model.model_dump_json()}|{num_labels}"
+    if key not in _BASE:
+        _BASE.clear()
+        with _own_rng():  # loading draws (then overwrites) the head: the caller's generator stays
+            _BASE[key] = load_classifier(cfg.model, num_labels)
+    model, tokenizer = _BASE[key]
+    if len(set((getattr(model, "hf_device_map", None) or {"": 0}).values())) > 1:
+        del _BASE[key]
+        return model, tokenizer
+    return (copy.deepcopy(model) if fresh else model), tokenizer
+
+
 def finetune_once(cfg: TestbedConfig, splits: Splits, ranks: list[int] | None, steps: int, train_subset: int,
                   subset_index: int, eval_size: int, adalora_target_rank: int | None = None) -> dict[str, Any]:
-    """One real fine-tune (LoRA at `ranks`, or AdaLoRA) on a train subset; its loss and accuracy on the test split."""
+    """One real fine-tune (LoRA at `ranks`, or AdaLoRA) on a train subset; its loss and accuracy on the test split.
+    The caller's torch generator is left as it was (the fine-tune seeds its own), so a learner stepping a real
+    environment here draws the same numbers as one whose environments run elsewhere."""
+    with _own_rng():
+        return _finetune(cfg, splits, ranks, steps, train_subset, subset_index, eval_size, adalora_target_rank)
+
+
+def _finetune(cfg: TestbedConfig, splits: Splits, ranks: list[int] | None, steps: int, train_subset: int,
+              subset_index: int, eval_size: int, adalora_target_rank: int | None) -> dict[str, Any]:
     from ml import finetune as ft
     from ml.features import batch_features, vocabulary
-    from ml.models import head_module_names, load_classifier
+    from ml.models import head_module_names
     from adapters.ranks import adaptable_modules
 
-    model, tokenizer = load_classifier(cfg.model, splits.num_labels)
+    model, tokenizer = base_model(cfg, splits.num_labels)
     modules = adaptable_modules(model, cfg.finetune.target_modules)
     start = (subset_index * train_subset) % max(1, len(splits.train) - train_subset + 1)
     train = splits.train[start:start + train_subset]
@@ -125,20 +176,18 @@ def finetune_once(cfg: TestbedConfig, splits: Splits, ranks: list[int] | None, s
 
 
 def collect(cfg: TestbedConfig, out: Path, count: int, steps: int = 60, train_subset: int = 600, eval_size: int = 500,
-            adalora_ranks: tuple[int, ...] = (2, 4, 8), seed: int = 0, worker: int = 0, workers: int = 1,
-            say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run `count` LoRA fine-tunes (plus one AdaLoRA run per target rank) and write them to `out` after each run.
+            adalora_ranks: tuple[int, ...] = (2, 4, 8), seed: int = 0, executor: Executor | None = None,
+            resources: Resources = Resources(), say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run `count` LoRA fine-tunes (plus one AdaLoRA run per target rank) on `executor` (default: here, one after
+    the other) and write them to `out` as each finishes, in plan order whatever order they finish in.
 
-    A file that already holds runs is resumed: designs already measured are skipped. With workers > 1, this
-    process runs every workers-th planned fine-tune (start one process per worker, each with its own `out`,
-    then `merge` the files).
+    A file that already holds runs is resumed: designs already measured are skipped; a file of another regime is
+    refused.
     """
-    from ml.data import load_task
-    from ml.models import load_classifier
     from adapters.ranks import adaptable_modules, module_shapes
 
-    splits = load_task(cfg.data)
-    base, tokenizer = load_classifier(cfg.model, splits.num_labels)
+    splits = task_splits(cfg)
+    base, tokenizer = base_model(cfg, splits.num_labels, fresh=False)
     modules = adaptable_modules(base, cfg.finetune.target_modules)
     shapes = module_shapes(base, modules)
     r_max = cfg.policy.r_max
@@ -162,72 +211,29 @@ def collect(cfg: TestbedConfig, out: Path, count: int, steps: int = 60, train_su
     plan += [(None, r) for r in adalora_ranks] + [(v, None) for v in designs[6:]]
     done = {(json.dumps(r["ranks"]) if r["method"] == "lora" else r["method"]) for r in data["runs"]}
     todo = [i for i, (ranks, target) in enumerate(plan)
-            if (f"adalora:{target}" if target else json.dumps(ranks)) not in done and i % workers == worker]
+            if (f"adalora:{target}" if target else json.dumps(ranks)) not in done]
+    jobs = [(cfg, plan[i][0], steps, train_subset, subset_of(i, seed), eval_size, plan[i][1]) for i in todo]
+    kept, new = list(data["runs"]), {}
+
+    def failed(j: int, exc: BaseException, attempt: int) -> None:
+        say(f"fine-tune {todo[j] + 1}/{len(plan)} failed (attempt {attempt}): {one_line(exc)}")
+
     bar = progress(len(todo), "fine-tunes", unit="run")
-    for i in todo:
-        ranks, target = plan[i]
-        run = finetune_once(cfg, splits, ranks, steps, train_subset, subset_of(i, seed), eval_size, target)
-        data["runs"].append(run)
+    for j, run in map_jobs(executor or InlineExecutor(), _collect_job, jobs, resources, on_failure=failed):
+        new[todo[j]] = run
+        data["runs"] = kept + [new[i] for i in sorted(new)]
         tmp = out.with_name(out.name + ".tmp")
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(data, separators=(",", ":")))
         tmp.replace(out)
         bar.update()
-        say(f"[{i + 1}/{len(plan)}] {run['method']} rank sum {sum(run['ranks'])}: loss {run['loss']:.4f} "
+        say(f"[{todo[j] + 1}/{len(plan)}] {run['method']} rank sum {sum(run['ranks'])}: loss {run['loss']:.4f} "
             f"accuracy {run['accuracy']:.3f} ({run['seconds']} s)")
     bar.close()
     return data
 
 
-def _collect_worker(cfg: TestbedConfig, part: Path, count: int, steps: int, train_subset: int, eval_size: int,
-                    seed: int, worker: int, workers: int, threads: int) -> int:
-    """One worker process of `collect_parallel`: its share of the plan, `threads` torch threads."""
-    import torch
-
-    torch.set_num_threads(threads)
-    data = collect(cfg, part, count, steps, train_subset, eval_size, seed=seed, worker=worker, workers=workers,
-                   say=lambda _s: None)
-    return len(data["runs"])
-
-
-def collect_parallel(cfg: TestbedConfig, out: Path, count: int, steps: int, train_subset: int, eval_size: int,
-                     workers: int, seed: int = 0, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """`collect` split over `workers` local processes (one core each when there are as many cores), each writing
-    `<out>.part<k>` (resumable), then merged into `out` with the runs `out` already held."""
-    import multiprocessing as mp
-    import os
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    if workers <= 1:
-        return collect(cfg, out, count, steps, train_subset, eval_size, seed=seed, say=say)
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    parts = [out.with_name(f"{out.name}.part{k}") for k in range(workers)]
-    if out.exists():  # runs already merged count as done for every worker: seed each part with them
-        for part in parts:
-            if not part.exists():
-                part.write_text(out.read_text())
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        jobs = [pool.submit(_collect_worker, cfg, part, count, steps, train_subset, eval_size, seed, k, workers,
-                            threads) for k, part in enumerate(parts)]
-        for job in as_completed(jobs):
-            say(f"a worker finished with {job.result()} runs in its file")
-    merged = merge(parts, out)
-    for part in parts:
-        part.unlink()
-    say(f"{len(merged['runs'])} fine-tunes in {out}")
-    return merged
-
-
-def merge(parts: list[Path], out: Path) -> dict[str, Any]:
-    """One file with the runs of several workers' files (the first file's header)."""
-    datas = [json.loads(p.read_text()) for p in parts if p.exists()]
-    runs, seen = [], set()
-    for d in datas:  # parts seeded with the same earlier runs hold them once each
-        for r in d["runs"]:
-            key = (json.dumps(r["ranks"]), r["method"], r["subset_index"])
-            if key not in seen:
-                seen.add(key)
-                runs.append(r)
-    merged = {**datas[0], "runs": runs}
-    out.write_text(json.dumps(merged, separators=(",", ":")))
-    return merged
+def _collect_job(cfg: TestbedConfig, ranks: list[int] | None, steps: int, train_subset: int, subset_index: int,
+                 eval_size: int, target: int | None) -> dict[str, Any]:
+    """One planned fine-tune of `collect`, wherever the executor runs it."""
+    return finetune_once(cfg, task_splits(cfg), ranks, steps, train_subset, subset_index, eval_size, target)

@@ -7,6 +7,7 @@ the problem's range and the next data batch is drawn. Subclasses say how good a 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from concurrent.futures import Future
 
 import numpy as np
 
@@ -23,6 +24,10 @@ class RankEnv(ABC):
         self.episode_steps = episode_steps
         self.snr_noise_db = snr_noise_db
         self.snr_step_db = snr_step_db
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Start over as if built with `seed` (what it has cached stays: a rank vector's quality does not change)."""
         self.rng = np.random.default_rng(seed)
         self.steps_taken = 0
         self.reset()
@@ -70,3 +75,9 @@ class RankEnv(ABC):
         self.measured_db = self._measured()
         self.data = int(self.rng.integers(len(self.data_features)))
         return self.obs(), out.reward, self.t >= self.episode_steps, out
+
+    def step_async(self, ranks: list[int]) -> Future:
+        """`step` as a future (done here at once; an environment in an actor steps while others do)."""
+        future: Future = Future()
+        future.set_result(self.step(ranks))
+        return future

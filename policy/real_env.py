@@ -1,7 +1,9 @@
 """The real environment: every step is a real LoRA fine-tune of the configured model (slow, exact).
 
 Each rank vector is fine-tuned on one of a few training subsets and evaluated on the test split; results are
-cached by (rank vector, subset), so a repeated choice costs nothing.
+cached by (rank vector, subset), so a repeated choice costs nothing. The base model is loaded once per process
+and copied for each fine-tune. `plan` lists the fine-tunes a walk (a sweep) needs; `prefetch` runs them as jobs
+on an executor (local processes, a Ray cluster) into the cache.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from policy.finetunes import _eval, finetune_once
+from policy.executor import Executor, Resources, map_jobs
+from policy.finetunes import _eval, base_model, finetune_once, task_splits
 from policy.problem import Outcome, Problem
 from policy.rank_env import RankEnv
 
@@ -23,11 +26,10 @@ class RealEnv(RankEnv):
 
     def __init__(self, problem: Problem, cfg: TestbedConfig, episode_steps: int = 15, snr_noise_db: float = 0.5,
                  seed: int = 0, subsets: int = 3) -> None:
-        from ml.data import load_task
         from ml.features import batch_features, vocabulary
 
         self.cfg = cfg
-        self.splits = load_task(cfg.data)
+        self.splits = task_splits(cfg)
         p = cfg.policy
         self.steps, self.subset, self.eval_size = p.real_steps, p.real_train_subset, p.real_eval_size
         feats = []
@@ -47,9 +49,7 @@ class RealEnv(RankEnv):
         if key not in self.cache:
             if not any(ranks):
                 if self._base is None:
-                    from ml.models import load_classifier
-
-                    model, tok = load_classifier(self.cfg.model, self.splits.num_labels)
+                    model, tok = base_model(self.cfg, self.splits.num_labels, fresh=False)
                     self._base = _eval(model, tok, self.splits.test[:self.eval_size], self.cfg.model.max_length)
                 self.cache[key] = self._base
             elif self.planning is not None:
@@ -80,38 +80,46 @@ class RealEnv(RankEnv):
         finally:
             self.planning = None
 
-    def prefetch(self, keys: Iterable[tuple], workers: int, say: Callable[[str], None] | None = None) -> None:
-        """Run the fine-tunes named by `keys` (from `plan`) over `workers` local processes into the cache."""
-        import multiprocessing as mp
-        import os
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
+    def prefetch(self, keys: Iterable[tuple], executor: Executor, resources: Resources = Resources(),
+                  on_result: Callable[[tuple, tuple], None] | None = None,
+                  on_failure: Callable[[tuple, BaseException, int], None] | None = None) -> int:
+        """Run the fine-tunes named by `keys` (from `plan`) that the cache lacks, as jobs on `executor`, into the
+        cache; `on_result(key, value)` as each finishes (to keep it), `on_failure(key, error, attempt)` when a job
+        fails (it is retried). Returns how many ran."""
         from testbed.progress import progress
 
         todo = [k for k in sorted(keys, key=repr) if k not in self.cache]
-        threads = max(1, (os.cpu_count() or 1) // max(1, workers))
         bar = progress(len(todo), "fine-tunes", unit="run")
-        with ProcessPoolExecutor(max(1, workers), mp_context=mp.get_context("spawn")) as pool:
-            jobs = {pool.submit(_finetune_job, self.cfg, key, threads): key for key in todo}
-            for job in as_completed(jobs):
-                self.cache[jobs[job]] = job.result()
-                bar.update()
+        failed = (lambda j, exc, attempt: on_failure(todo[j], exc, attempt)) if on_failure else None
+        for j, value in map_jobs(executor, _finetune_job, [(self.cfg, key) for key in todo], resources,
+                                 on_failure=failed):
+            self.cache[todo[j]] = value
+            if on_result:
+                on_result(todo[j], value)
+            bar.update()
         bar.close()
-        if say:
-            say(f"real env: {len(todo)} fine-tunes over {workers} worker(s)")
+        return len(todo)
 
 
-def _finetune_job(cfg: TestbedConfig, key: tuple, threads: int) -> tuple:
-    """One cache entry of RealEnv, in a worker process: (loss, accuracy) of (ranks, data), or AdaLoRA's with ranks."""
-    import torch
-
-    from ml.data import load_task
-
-    torch.set_num_threads(threads)
+def _finetune_job(cfg: TestbedConfig, key: tuple) -> tuple:
+    """One cache entry of RealEnv, as a job: (loss, accuracy) of (ranks, data), or AdaLoRA's with its ranks."""
     p = cfg.policy
-    splits = load_task(cfg.data)
+    splits = task_splits(cfg)
     if key[0] == "adalora":
         run = finetune_once(cfg, splits, None, p.real_steps, p.real_train_subset, key[2], p.real_eval_size, key[1])
         return run["loss"], run["accuracy"], run["ranks"]
     run = finetune_once(cfg, splits, list(key[0]), p.real_steps, p.real_train_subset, key[1], p.real_eval_size)
     return run["loss"], run["accuracy"]
+
+
+def key_to_json(key: tuple, value: tuple) -> dict[str, Any]:
+    """A cache entry as JSON (a line of a sweep's finetunes.jsonl)."""
+    return {"key": [list(k) if isinstance(k, tuple) else k for k in key], "value": list(value)}
+
+
+def key_from_json(record: dict[str, Any]) -> tuple[tuple, tuple]:
+    """The cache entry `key_to_json` wrote."""
+    key, value = record["key"], record["value"]
+    if key[0] == "adalora":
+        return ("adalora", int(key[1]), int(key[2])), (float(value[0]), float(value[1]), [int(r) for r in value[2]])
+    return (tuple(int(r) for r in key[0]), int(key[1])), (float(value[0]), float(value[1]))

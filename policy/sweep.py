@@ -9,6 +9,7 @@ import numpy as np
 
 from policy.base import Policy
 from policy.learned import AdaLoraPolicy, LearnedPolicy
+from policy.problem import Problem
 from policy.rank_env import RankEnv
 from policy.registry import make_policy
 from policy.state import PolicyState
@@ -35,6 +36,18 @@ class PerSeed(Policy):
         return self.policies[0].choose(state)
 
 
+class Airtime:
+    """The airtime of a rank choice at an SNR on a problem: the heuristic's cost (a class, so that a policy holding
+    it can be sent to a worker)."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+
+    def __call__(self, ranks: dict[str, int], snr_db: float) -> float:
+        p = self.problem
+        return p.airtime_s(p.payload_bytes([ranks.get(m, 0) for m in p.modules]), snr_db)
+
+
 def build_policies(specs: list[str], env: RankEnv, cfg: TestbedConfig, seeds: int = 1) -> dict[str, Policy]:
     """Policies by spec; `ppo` / `airllm` without a path load the checkpoints train-policy wrote (with a path: that
     checkpoint), one per training seed when `train-policy --seeds` wrote several (up to `seeds` of them)."""
@@ -42,12 +55,8 @@ def build_policies(specs: list[str], env: RankEnv, cfg: TestbedConfig, seeds: in
 
     from policy.checkpoint import seeded_path
 
-    p = env.problem
     ckpt = Path(cfg.policy.checkpoint)
-
-    def cost(ranks: dict[str, int], snr_db: float) -> float:
-        return p.airtime_s(p.payload_bytes([ranks.get(m, 0) for m in p.modules]), snr_db)
-
+    cost = Airtime(env.problem)
     out = {}
     for spec in specs:
         kind, _, arg = spec.partition(":")
@@ -61,35 +70,47 @@ def build_policies(specs: list[str], env: RankEnv, cfg: TestbedConfig, seeds: in
     return out
 
 
+def cell_keys(policies: dict[str, Policy] | list[str], snrs_db: list[float],
+              seeds: int) -> list[tuple[str, float, int]]:
+    """Every (policy, SNR, seed) cell of a sweep, in the order of its table."""
+    return [(name, float(snr), seed) for name in policies for snr in snrs_db for seed in range(seeds)]
+
+
+def run_cell(env: RankEnv, policy: Policy, name: str, snr: float, seed: int, snr_noise_db: float) -> dict[str, Any]:
+    """One cell: the policy sees the SNR as the edge would measure it (noise seeded by the cell) and the features
+    of data batch seed % batches; the environment says what its rank vector achieves."""
+    p = env.problem
+    rng = np.random.default_rng([seed, int(round(snr * 10)) + 1000])
+    measured = float(snr + rng.normal(0.0, snr_noise_db))
+    data = seed % len(env.data_features)
+    entropy, oov = env.data_features[data]
+    state = PolicyState(snr_db=measured, bandwidth_hz=p.link.occupied_bandwidth_hz, entropy=entropy,
+                        oov_rate=oov, modules=list(p.modules), shapes=dict(p.shapes), r_max=p.r_max,
+                        deadline_s=p.deadline_s)
+    if isinstance(policy, AdaLoraPolicy):
+        out = env.adalora(policy.adalora_target_rank, measured, data)
+    else:
+        chooser = policy.for_seed(seed) if isinstance(policy, PerSeed) else policy
+        chosen = chooser.choose(state)
+        out = env.outcome([int(chosen.get(m, 0)) for m in p.modules], measured, data)
+    return {"policy": name, "snr_db": float(snr), "seed": seed, "snr_db_measured": measured,
+            "accuracy": float(out.accuracy), "loss": float(out.loss), "payload_bytes": int(out.payload_bytes),
+            "airtime_s": float(out.airtime_s), "reward": float(out.reward),
+            "missed_deadline": bool(out.missed_deadline), "rank_sum": int(sum(out.ranks)),
+            "ranks": [int(r) for r in out.ranks]}
+
+
 def run_sweep(env: RankEnv, policies: dict[str, Policy], snrs_db: list[float], seeds: int, snr_noise_db: float,
               say: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """One cell per (policy, SNR, seed): the policy sees the SNR as the edge would measure it (seeded noise)
-    and the features of data batch seed % batches; the environment says what its rank vector achieves.
-    A bar counts the cells when the command line turned bars on."""
-    p = env.problem
+    """Every cell (`run_cell`) here, one after another. A bar counts the cells when the command line turned bars
+    on. (policy.sweep_jobs runs them as jobs, resumably.)"""
     cells = []
     bar = progress(len(policies) * len(snrs_db) * seeds, "sweep", unit="cell")
     for name, policy in policies.items():
         for snr in snrs_db:
             bar.set_postfix(policy=name, snr_db=snr, refresh=False)
             for seed in range(seeds):
-                rng = np.random.default_rng([seed, int(round(snr * 10)) + 1000])
-                measured = float(snr + rng.normal(0.0, snr_noise_db))
-                data = seed % len(env.data_features)
-                entropy, oov = env.data_features[data]
-                state = PolicyState(snr_db=measured, bandwidth_hz=p.link.occupied_bandwidth_hz, entropy=entropy,
-                                    oov_rate=oov, modules=list(p.modules), shapes=dict(p.shapes), r_max=p.r_max,
-                                    deadline_s=p.deadline_s)
-                if isinstance(policy, AdaLoraPolicy):
-                    out = env.adalora(policy.adalora_target_rank, measured, data)
-                else:
-                    chooser = policy.for_seed(seed) if isinstance(policy, PerSeed) else policy
-                    chosen = chooser.choose(state)
-                    out = env.outcome([int(chosen.get(m, 0)) for m in p.modules], measured, data)
-                cells.append({"policy": name, "snr_db": float(snr), "seed": seed, "snr_db_measured": measured,
-                              "accuracy": out.accuracy, "loss": out.loss, "payload_bytes": out.payload_bytes,
-                              "airtime_s": out.airtime_s, "reward": out.reward, "missed_deadline": out.missed_deadline,
-                              "rank_sum": int(sum(out.ranks)), "ranks": list(out.ranks)})
+                cells.append(run_cell(env, policy, name, snr, seed, snr_noise_db))
                 bar.update()
         if say:
             say(f"sweep: {name} done")

@@ -13,6 +13,7 @@ from testbed.progress import progress
 
 if TYPE_CHECKING:
     from policy.airllm import AirLlm
+    from policy.remote_env import RemoteEnv
     from policy.vanilla_ppo import VanillaPpo
 
 EVAL_SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
@@ -27,10 +28,11 @@ def greedy_reward(learner: VanillaPpo | AirLlm, env: RankEnv, snrs_db: tuple[flo
     return float(np.mean([env.outcome(r, snr, 0).reward for r, snr in zip(ranks, snrs_db)]))
 
 
-def train(learner: VanillaPpo | AirLlm, envs: list[RankEnv], episodes: int, episodes_per_update: int,
-          eval_every: int = 1, say: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Run `episodes` episodes on parallel environments (len(envs) at a time), updating every
-    `episodes_per_update` rounds of them; one learning-curve row per update.
+def train(learner: VanillaPpo | AirLlm, envs: list[RankEnv] | list[RemoteEnv], episodes: int,
+          episodes_per_update: int, eval_every: int = 1,
+          say: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Run `episodes` episodes on parallel environments (len(envs) at a time; environments in actors step at the
+    same time), updating every `episodes_per_update` rounds of them; one learning-curve row per update.
 
     Rows: update, episodes, env_steps (all environments), train_reward (mean per step since the last update),
     eval_reward (greedy, when evaluated), accuracy, airtime_s, the learner's losses, wall_s.
@@ -46,7 +48,7 @@ def train(learner: VanillaPpo | AirLlm, envs: list[RankEnv], episodes: int, epis
         done = False
         while not done:
             ranks, rec = learner.act(obs, explore=True)
-            steps = [e.step(r) for e, r in zip(envs, ranks)]
+            steps = [f.result() for f in [e.step_async(r) for e, r in zip(envs, ranks)]]  # actors step at once
             obs = np.stack([s[0] for s in steps])
             r = np.array([s[1] for s in steps])
             done = all(s[2] for s in steps)

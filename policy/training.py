@@ -15,6 +15,7 @@ from policy import checkpoint, plots
 from policy.airllm import AirLlm, AirLlmConfig
 from policy.ddim import DdimConfig
 from policy.env import make_env
+from policy.executor import Executor, InlineExecutor, Resources, map_jobs, one_line
 from policy.ppo import PpoConfig
 from policy.problem import Problem
 from policy.surrogate import cross_validate
@@ -53,20 +54,23 @@ def _mean_std(values: list[float | None]) -> dict[str, Any]:
             "values": values}
 
 
-def train_policies(cfg: TestbedConfig, env_kind: str, episodes: int, algos: list[str], seed: int, num_envs: int = 8,
-                   checkpoint_path: str | None = None, say: Callable[[str], None] = print,
+def train_policies(cfg: TestbedConfig, env_kind: str, episodes: int, algos: list[str], seed: int,
+                   num_envs: int | None = None, checkpoint_path: str | None = None, say: Callable[[str], None] = print,
                    out_dir: str | None = None, seeds: int = 1, ppo_episodes: int | None = None,
-                   workers: int = 1) -> dict[str, Any]:
+                   executor: Executor | None = None, resources: Resources = Resources()) -> dict[str, Any]:
     """Train each learner on its own copies of the environment (same seeds as the other learners), once per seed;
     the k-th seed's checkpoints go to checkpoint.seeded_path(path, k). Summary: per learner the final greedy
     reward per seed and averaged; the hierarchical policy's step saving against vanilla PPO per seed and averaged.
-    `ppo_episodes` gives vanilla PPO its own budget (e.g. long enough to converge, for the step comparison);
-    `workers` > 1 trains the (learner, seed) pairs in that many local processes at once (the results do not change:
-    each pair is seeded on its own)."""
+    `ppo_episodes` gives vanilla PPO its own budget (e.g. long enough to converge, for the step comparison).
+    `executor` (default: this process) runs the work: on the surrogate, each (learner, seed) pair is a job; on the
+    real environment the `num_envs` environments (default 1; 8 on the surrogate) are its actors (each keeps its
+    base model loaded and steps while the others do, asking for `resources`) and the pairs train one after
+    another here. The results do not depend
+    on the executor: every pair and environment is seeded on its own."""
+    executor = executor or InlineExecutor()
+    num_envs = num_envs or (1 if env_kind == "real" else 8)  # a real step is a fine-tune: one env unless asked
     if env_kind == "surrogate":
         torch.set_num_threads(1)  # small networks: one thread is faster than several fighting over tiny ops
-    if env_kind == "real":
-        num_envs = 1  # real fine-tunes run one at a time
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     folder = RunFolder(out_dir or cfg.policy.out_dir, f"train-policy-{stamp}")
     folder.write_config(cfg.model_dump(mode="json"))
@@ -78,7 +82,14 @@ def train_policies(cfg: TestbedConfig, env_kind: str, episodes: int, algos: list
         probe = make_env(cfg, env_kind, seed=seed * 1000)
         summary["surrogate"] = {**probe.report(), "cv": cross_validate(probe.problem, probe.data_file, folds=5)}
     jobs = [(algo, seed + k, k) for k in range(seeds) for algo in algos]
-    results = _run_jobs(cfg, env_kind, budget, num_envs, ckpt_path, jobs, workers, say)
+    if env_kind == "real":
+        from policy.remote_env import real_env_actors
+
+        envs = real_env_actors(executor, cfg, num_envs, resources)
+        say(f"{num_envs} real environment(s) on {executor.describe()}")
+        results = [_train_one(cfg, env_kind, a, budget[a], s, k, num_envs, ckpt_path, say, envs) for a, s, k in jobs]
+    else:
+        results = _run_jobs(cfg, env_kind, budget, num_envs, ckpt_path, jobs, executor, resources, say)
     curves: dict[str, list[list[dict[str, Any]]]] = {a: [] for a in algos}
     for (algo, s, _k), (curve, path) in zip(jobs, results):
         curves[algo].append(curve)
@@ -107,44 +118,61 @@ def train_policies(cfg: TestbedConfig, env_kind: str, episodes: int, algos: list
 
 
 def _train_one(cfg: TestbedConfig, env_kind: str, algo: str, episodes: int, s: int, k: int, num_envs: int,
-               ckpt_path: Path, say: Callable[[str], None] | None) -> tuple[list[dict[str, Any]], str]:
+               ckpt_path: Path, say: Callable[[str], None] | None,
+               envs: list[Any] | None = None) -> tuple[list[dict[str, Any]], str]:
     """Train one learner with seed s (the k-th seed) and save its checkpoint; (learning curve, checkpoint path)."""
+    curve, ckpt = _fit(cfg, env_kind, algo, episodes, s, num_envs, say, envs)
+    return curve, str(_save(ckpt, algo, ckpt_path, k))
+
+
+def _save(ckpt: dict[str, Any], algo: str, ckpt_path: Path, k: int) -> Path:
+    """The k-th seed's checkpoint of `algo` (vanilla PPO's beside airllm's, as ppo.pt)."""
+    base = ckpt_path if algo == "airllm" else ckpt_path.with_name("ppo.pt")
+    return checkpoint.save(ckpt, checkpoint.seeded_path(base, k))
+
+
+def _fit(cfg: TestbedConfig, env_kind: str, algo: str, episodes: int, s: int, num_envs: int,
+         say: Callable[[str], None] | None, envs: list[Any] | None = None) -> tuple[list[dict[str, Any]], dict]:
+    """Train one learner with seed s; (learning curve, checkpoint dict). `envs` (e.g. actors) are reseeded as
+    fresh environments would be seeded; without them they are built here."""
     torch.manual_seed(s)
     np.random.seed(s)
-    envs = [make_env(cfg, env_kind, seed=s * 1000 + i) for i in range(num_envs)]
+    if envs is None:
+        envs = [make_env(cfg, env_kind, seed=s * 1000 + i) for i in range(num_envs)]
+    else:
+        for i, env in enumerate(envs):
+            env.reseed(s * 1000 + i)
     learner = make_learner(algo, cfg, envs[0].problem, s)
     if say:
         say(f"training {algo} (seed {s}) on the {env_kind} env: {episodes} episodes of "
-            f"{cfg.policy.episode_steps} steps, {num_envs} environments in parallel")
+            f"{cfg.policy.episode_steps} steps, {len(envs)} environments in parallel")
     curve = train(learner, envs, episodes, 1, eval_every=1 if env_kind == "surrogate" else 0, say=say or print)
-    base = ckpt_path if algo == "airllm" else ckpt_path.with_name("ppo.pt")
-    path = checkpoint.seeded_path(base, k)
-    checkpoint.save(learner, path, {"env": env_kind, "episodes": episodes, "seed": s})
-    return curve, str(path)
+    return curve, checkpoint.as_dict(learner, {"env": env_kind, "episodes": episodes, "seed": s})
 
 
-def _worker_job(cfg: TestbedConfig, env_kind: str, algo: str, episodes: int, s: int, k: int, num_envs: int,
-                ckpt_path: Path) -> tuple[list[dict[str, Any]], str]:
-    """`_train_one` in a worker process: one thread, no printing."""
-    torch.set_num_threads(1)
-    return _train_one(cfg, env_kind, algo, episodes, s, k, num_envs, ckpt_path, lambda _s: None)
+def _worker_job(cfg: TestbedConfig, env_kind: str, algo: str, episodes: int, s: int,
+                num_envs: int) -> tuple[list[dict[str, Any]], dict]:
+    """`_fit` as a job, printing nothing, on one torch thread on the surrogate (small networks: more threads only
+    fight over tiny ops); the checkpoint comes back to be written where the command runs."""
+    if env_kind == "surrogate":
+        torch.set_num_threads(1)
+    return _fit(cfg, env_kind, algo, episodes, s, num_envs, lambda _s: None)
 
 
 def _run_jobs(cfg: TestbedConfig, env_kind: str, budget: dict[str, int], num_envs: int, ckpt_path: Path,
-              jobs: list[tuple[str, int, int]], workers: int,
+              jobs: list[tuple[str, int, int]], executor: Executor, resources: Resources,
               say: Callable[[str], None]) -> list[tuple[list[dict[str, Any]], str]]:
-    """Every (learner, seed, index) job in order, here or over `workers` processes."""
-    if workers <= 1 or len(jobs) == 1:
+    """Every (learner, seed, index) job in order: here (with progress lines) or as jobs of `executor`."""
+    if isinstance(executor, InlineExecutor) or len(jobs) == 1:
         return [_train_one(cfg, env_kind, a, budget[a], s, k, num_envs, ckpt_path, say) for a, s, k in jobs]
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    say(f"training {len(jobs)} (learner, seed) pairs on {executor.describe()}")
+    args = [(cfg, env_kind, a, budget[a], s, num_envs) for a, s, _k in jobs]
+    out: dict[int, tuple[list[dict[str, Any]], str]] = {}
 
-    say(f"training {len(jobs)} (learner, seed) pairs over {workers} worker processes")
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(_worker_job, cfg, env_kind, a, budget[a], s, k, num_envs, ckpt_path)
-                   for a, s, k in jobs]
-        out = []
-        for (a, s, _k), f in zip(jobs, futures):
-            out.append(f.result())
-            say(f"trained {a} (seed {s})")
-        return out
+    def failed(i: int, exc: BaseException, attempt: int) -> None:
+        say(f"training {jobs[i][0]} (seed {jobs[i][1]}) failed (attempt {attempt}): {one_line(exc)}; retrying")
+
+    for i, (curve, ckpt) in map_jobs(executor, _worker_job, args, resources, on_failure=failed):
+        out[i] = curve, str(_save(ckpt, jobs[i][0], ckpt_path, jobs[i][2]))
+        say(f"trained {jobs[i][0]} (seed {jobs[i][1]})")
+    return [out[i] for i in range(len(jobs))]

