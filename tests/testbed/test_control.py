@@ -285,6 +285,7 @@ def test_max_peers_evicts_an_idle_host_and_refuses_only_when_every_host_is_prote
             second.wait_ready(0.5)
         assert list(server.peers_alive()) == [first_id] and first.peer_alive
         server.protect([])  # the session ended: the next hello of the second host evicts the idle first one
+        first.close()  # (a first host still heartbeating would say hello again and evict the second in turn)
         second.wait_ready(2.0)
         assert first_id not in server.peers_alive() and server.stats["peers_evicted"] >= 1
         with pytest.raises(ControlError, match="role 'host'"):
