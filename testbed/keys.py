@@ -3,6 +3,8 @@ loading them with errors that name the file."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import datetime
 import logging
 import os
@@ -109,13 +111,19 @@ def write_keypair(out_dir: str | Path, name: str, force: bool = False) -> KeyPai
 
 def authorize(public_key: str | Path, authorized_dir: str | Path) -> Path:
     """Copy a public key file into an authorized-keys directory (checked to be a public key)."""
-    source = Path(public_key).expanduser()
-    load_public_key(source)
-    target_dir = Path(authorized_dir).expanduser()
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / source.name
+    source, target = _checked_copy_target(public_key, authorized_dir, load_public_key)
     _write(target, source.read_text(), 0o644)
     return target
+
+
+def _checked_copy_target(public_key: str | Path, directory: str | Path,
+                         check: Callable[[Path], object]) -> tuple[Path, Path]:
+    """(source, target in `directory`) for copying a public key file, after `check` accepted it."""
+    source = Path(public_key).expanduser()
+    check(source)
+    target_dir = Path(directory).expanduser()
+    target_dir.mkdir(parents=True, exist_ok=True)
+    return source, target_dir / source.name
 
 
 def _load(path: Path, what: str, hint: str) -> tuple[bytes, bytes | None]:
@@ -298,11 +306,7 @@ def load_signing_secret(path: str | Path, what: str = "signing secret key file")
 
 def trust_signing_key(public_key: str | Path, trusted_dir: str | Path) -> Path:
     """Copy a NAME.sign file (checked to be an Ed25519 public key) into an edge's trusted-keys directory."""
-    source = Path(public_key).expanduser()
-    load_signing_public(source)
-    target_dir = Path(trusted_dir).expanduser()
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / source.name
+    source, target = _checked_copy_target(public_key, trusted_dir, load_signing_public)
     _create(target, source.read_bytes(), 0o644, force=True)
     return target
 

@@ -287,7 +287,8 @@ def test_max_peers_evicts_an_idle_host_and_refuses_only_when_every_host_is_prote
         server.protect([])  # the session ended: the next hello of the second host evicts the idle first one
         first.close()  # (a first host still heartbeating would say hello again and evict the second in turn)
         second.wait_ready(2.0)
-        assert first_id not in server.peers_alive() and server.stats["peers_evicted"] >= 1
+        # the silent first host is gone (evicted by the hello, or timed out first if the machine is slow)
+        assert first_id not in server.peers_alive() and len(server.peers_alive()) == 1
         with pytest.raises(ControlError, match="role 'host'"):
             ControlClient(server.endpoint, Hello(role="edge", node_id="x", software_version="1"))
     finally:
