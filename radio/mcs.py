@@ -25,12 +25,14 @@ class Mcs:
     index: int
     name: str
     modulation: str
-    rate: str  # rate of the convolutional code (after puncturing)
+    rate: str  # rate of the code (the convolutional code after puncturing, or the LDPC code)
     repeat: int = 1  # each coded block is sent this many times (LLRs are summed): rate / repeat overall
+    family: str = "conv"  # "conv": K=7 in v1 packets; "ldpc": 802.11n LDPC codewords in v2 bursts
+    code_n: int = 0  # LDPC block length (bits) for the ldpc family, 0 for conv
 
     @property
     def bits_per_symbol(self) -> int:
-        return {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6}[self.modulation]
+        return BITS_PER_SYMBOL[self.modulation]
 
     @property
     def code_rate(self) -> float:
@@ -42,6 +44,10 @@ class Mcs:
         return self.bits_per_symbol * self.code_rate
 
 
+BITS_PER_SYMBOL = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
+LDPC_FIRST_INDEX = 16
+LDPC_CODE_N = 1944
+
 MCS_TABLE: tuple[Mcs, ...] = (
     Mcs(0, "bpsk-1/4", "bpsk", "1/2", repeat=2),
     *(Mcs(i + 1, f"{mod}-{rate}", mod, rate) for i, (mod, rate) in enumerate([
@@ -51,19 +57,53 @@ MCS_TABLE: tuple[Mcs, ...] = (
 )
 HEADER_MCS = MCS_TABLE[1]  # headers always go out as BPSK rate 1/2
 
+# The LDPC family (v2 bursts, docs/design/link_v2.md section 6): indices 16-30, n = 1944, steps of ~1-1.5 dB
+# from about -4 dB to 25 dB. ldpc-bpsk-1/4 sends each rate-1/2 codeword twice (chase-combined in the burst).
+LDPC_MCS_TABLE: tuple[Mcs, ...] = tuple(
+    Mcs(LDPC_FIRST_INDEX + i, f"ldpc-{mod}-{name_rate}", mod, rate, repeat=repeat, family="ldpc", code_n=LDPC_CODE_N)
+    for i, (mod, name_rate, rate, repeat) in enumerate([
+        ("bpsk", "1/4", "1/2", 2), ("bpsk", "1/2", "1/2", 1),
+        ("qpsk", "1/2", "1/2", 1), ("qpsk", "2/3", "2/3", 1), ("qpsk", "3/4", "3/4", 1), ("qpsk", "5/6", "5/6", 1),
+        ("16qam", "1/2", "1/2", 1), ("16qam", "2/3", "2/3", 1), ("16qam", "3/4", "3/4", 1),
+        ("16qam", "5/6", "5/6", 1),
+        ("64qam", "2/3", "2/3", 1), ("64qam", "3/4", "3/4", 1), ("64qam", "5/6", "5/6", 1),
+        ("256qam", "3/4", "3/4", 1), ("256qam", "5/6", "5/6", 1),
+    ])
+)
+FAMILIES = {"conv": MCS_TABLE, "ldpc": LDPC_MCS_TABLE}
+
+
+def family_table(family: str) -> tuple[Mcs, ...]:
+    """The MCSs of one family, most robust first."""
+    if family not in FAMILIES:
+        raise RadioError(f"unknown MCS family {family!r}; known: {', '.join(FAMILIES)}")
+    return FAMILIES[family]
+
 
 def by_name(name: str) -> Mcs:
-    """The MCS called `name`; a clear error lists the known names."""
-    for mcs in MCS_TABLE:
+    """The MCS called `name` (either family); a clear error lists the known names."""
+    for mcs in (*MCS_TABLE, *LDPC_MCS_TABLE):
         if mcs.name == name:
             return mcs
-    raise RadioError(f"unknown MCS {name!r}; known: {', '.join(m.name for m in MCS_TABLE)}")
+    known = ", ".join(m.name for m in (*MCS_TABLE, *LDPC_MCS_TABLE))
+    raise RadioError(f"unknown MCS {name!r}; known: {known}")
 
 
-def by_index(index: int) -> Mcs:
-    if not 0 <= index < len(MCS_TABLE):
-        raise RadioError(f"MCS index {index} outside 0..{len(MCS_TABLE) - 1}")
-    return MCS_TABLE[index]
+def by_index(index: int, family: str = "conv") -> Mcs:
+    """The MCS with `index` in `family` (conv: 0-7, ldpc: 16-30)."""
+    table = family_table(family)
+    first = table[0].index
+    if not first <= index < first + len(table):
+        raise RadioError(f"{family} MCS index {index} outside {first}..{first + len(table) - 1}")
+    return table[index - first]
+
+
+def ldpc_code(mcs: Mcs):
+    """The LDPC code of an ldpc-family MCS (radio.ldpc.LdpcCode)."""
+    if mcs.family != "ldpc":
+        raise RadioError(f"MCS {mcs.name} is not an LDPC MCS")
+    from radio import ldpc  # local: v1 users of this module need no numba compile
+    return ldpc.code(mcs.code_n, mcs.rate)
 
 
 @lru_cache(maxsize=4)
