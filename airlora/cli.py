@@ -19,7 +19,7 @@ VERBS: dict[str, str] = {
     "bench": "Benchmarks that print figures (radio throughput)",
     "finetune": "Fine-tune LoRA with a rank vector (or AdaLoRA), quantize and write the adapter payload",
     "apply": "Rebuild, verify, install and evaluate an adapter payload on this edge node",
-    "mcs-table": "Measure PER curves and write the MCS table used by link adaptation",
+    "mcs-table": "Measure PER (conv) or BLER (ldpc) curves: the MCS tables link adaptation uses",
     "keys": "Write CurveZMQ key pairs for the control plane (edge, host)",
     "train-policy": "Train the hierarchical PPO + CFG-DDIM rank policy (and vanilla PPO) on the real or surrogate env",
     "calibrate": "Check the reward's accuracy/airtime trade-off on real fine-tunes of uniform ranks; suggest weights",

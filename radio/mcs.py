@@ -16,6 +16,7 @@ import numpy as np
 from radio.errors import RadioError
 
 PER_CURVES_FILE = Path(__file__).with_name("mcs_per_curves.json")
+BLER_CURVES_FILE = Path(__file__).with_name("mcs_bler_curves.json")  # LDPC family: `airlora mcs-table --family ldpc`
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,14 @@ def per_curves(path: Path = PER_CURVES_FILE) -> dict:
     """The measured PER curves: {"snr_db": [...], "per": {mcs name: [...]}, ...}."""
     if not path.exists():
         raise RadioError(f"{path} is missing: run `airlora mcs-table` to measure the MCS table")
+    return json.loads(path.read_text())
+
+
+@lru_cache(maxsize=4)
+def bler_curves(path: Path = BLER_CURVES_FILE) -> dict:
+    """The measured LDPC codeword BLER curves: {"snr_db": [...], "bler": {mcs name: [...]}, "level", ...}."""
+    if not path.exists():
+        raise RadioError(f"{path} is missing: run `airlora mcs-table --family ldpc` to measure the LDPC table")
     return json.loads(path.read_text())
 
 

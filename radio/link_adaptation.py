@@ -1,0 +1,234 @@
+"""Link adaptation for v2 bursts: the LDPC MCS that maximizes expected goodput (docs/design/link_v2.md section 6).
+
+`McsSelector.pick` takes the SNRs the receiver measured per codeword of the latest burst and the measured
+BLER curves (radio/mcs_bler_curves.json) and scores every MCS m over that empirical distribution:
+
+    p1 = mean_j (1 - BLER_m(s_j + delta))          first transmission
+    p2 = mean_j (1 - BLER_m(s_j + delta + 3 dB))   after chase combining of two
+    G_m = b_m eta_m / (1 + (1 - p1) / p2)
+
+b_m the information bits per symbol, eta_m the burst's framing efficiency, delta an outer-loop offset (dB)
+that `update` moves by the observed against the predicted BLER. 1 + (1 - p1) / p2 is the expected number of
+transmissions of a codeword when every repeat succeeds with p2 (conservative: three or more combined copies
+do better), so an MCS that never decodes scores 0. (The design's first form, 1 + (1 - p1)(2 - p2), counted
+at most three transmissions and rated a never-decoding MCS at b_m eta_m / 3.) Only MCSs whose first pass
+succeeds at least half the time (`max_first_pass_bler`) are eligible: one that always needs its
+chase-combined second copy costs a round trip and a HARQ buffer for the rate of an MCS half as fast.
+When none is eligible the most robust MCS goes. Ties (within TIE_TOLERANCE) go to the more robust MCS.
+Near the end of a transfer (`TailInfo`) the pick minimizes the expected completion time instead.
+`FixedMcs` serves a configured MCS name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from radio.codeword import bytes_per_codeword
+from radio.errors import RadioError
+from radio.mcs import Mcs, bler_curves, by_name, family_table, ldpc_code
+
+TIE_TOLERANCE = 1e-4  # expected goodputs this close (relative) count as equal
+BURST_FIXED_SYMBOLS = 256 + 856 + 16  # STF + LTF2, SIG, gap of a v2 burst (pilots scale with length: eta)
+
+
+@dataclass(frozen=True)
+class SelectorSettings:
+    """Outer loop, SNR window and tail-rule settings of McsSelector."""
+
+    outer_gain: float = 0.5
+    """delta -= outer_gain * (observed - predicted) / max(predicted, min_predicted_bler)"""
+    min_predicted_bler: float = 0.01
+    """floor of the predicted BLER in the outer-loop step"""
+    delta_limit_db: float = 3.0
+    """the outer-loop offset stays within +-this"""
+    max_first_pass_bler: float = 0.5
+    """an MCS whose predicted first-pass BLER exceeds this is not picked for goodput"""
+    combine_gain_db: float = 3.0
+    """SNR gain of chase-combining two transmissions of a codeword"""
+    moved_db: float = 3.0
+    """a burst whose latest half moved at least this from the previous burst is judged on that half only"""
+    bler_floor: float = 1e-6
+    """curves are interpolated in log10(BLER) clipped to [bler_floor, 1]"""
+    symbol_rate_hz: float = 250e3
+    """symbols per second (tail rule airtime)"""
+    burst_airtime_s: float = 1.0
+    """longest burst (radio.burst_airtime_s): how many codewords one burst carries"""
+    tail_bursts: int = 2
+    """the tail rule applies when the remaining bytes fit in this many bursts"""
+
+
+@dataclass(frozen=True)
+class TailInfo:
+    """What is left of a transfer: payload bytes still undelivered and the report round trip."""
+
+    remaining_bytes: int
+    rtt_s: float
+
+
+class McsPicker(Protocol):
+    """What the sender asks once per burst: an MCS from codeword SNRs; then the burst's observed BLER."""
+
+    def pick(self, codeword_snr_db: np.ndarray, tail: TailInfo | None = None) -> Mcs: ...
+
+    def update(self, observed_bler: float, predicted_bler: float | None = None) -> float: ...
+
+
+@dataclass
+class FixedMcs:
+    """A configured MCS (radio.mcs a name): every pick returns it, the outer loop does nothing."""
+
+    mcs: Mcs
+    delta_db: float = 0.0
+    last_predicted_bler: float | None = None
+
+    def pick(self, codeword_snr_db: np.ndarray, tail: TailInfo | None = None) -> Mcs:
+        return self.mcs
+
+    def update(self, observed_bler: float, predicted_bler: float | None = None) -> float:
+        return self.delta_db
+
+
+def _unit_efficiency(mcs: Mcs) -> float:
+    return 1.0
+
+
+class McsSelector:
+    """Expected-goodput MCS choice over an LDPC family from measured BLER curves, with an outer loop."""
+
+    def __init__(self, table: tuple[Mcs, ...], curves: dict, efficiency: Callable[[Mcs], float] = _unit_efficiency,
+                 settings: SelectorSettings = SelectorSettings(),
+                 airtime_s: Callable[[Mcs, int], float] | None = None) -> None:
+        """table: MCSs most robust first; curves: {"snr_db", "bler": {name: [...]}}; efficiency: eta_m of a
+        full burst; airtime_s(mcs, codewords): seconds to send that many codewords (default: fixed burst
+        symbols per burst plus codeword symbols / eta at settings.symbol_rate_hz)."""
+        missing = [m.name for m in table if m.name not in curves.get("bler", {})]
+        if not table or missing:
+            raise RadioError(f"BLER curves lack {', '.join(missing) or 'every MCS'}: re-run `airlora mcs-table`")
+        self.table = tuple(table)
+        self.settings = settings
+        self._snr_db = np.asarray(curves["snr_db"], float)
+        bler = np.array([curves["bler"][m.name] for m in table], float)
+        if bler.shape[1] != self._snr_db.size or np.any(np.diff(self._snr_db) <= 0):
+            raise RadioError("BLER curves need one value per grid point on an increasing SNR grid")
+        self._log_bler = np.log10(np.clip(bler, settings.bler_floor, 1.0))
+        self._bits = np.array([m.info_bits_per_symbol for m in table])
+        self._eta = np.array([efficiency(m) for m in table], float)
+        self._codeword_bytes = np.array([bytes_per_codeword(ldpc_code(m)) for m in table])
+        self._codeword_symbols = np.array([m.code_n * m.repeat / m.bits_per_symbol for m in table])
+        self._airtime_s = airtime_s or self._default_airtime_s
+        self.delta_db = 0.0
+        self.last_predicted_bler: float | None = None
+        self._previous_db: float | None = None
+
+    @classmethod
+    def from_shipped(cls, family: str = "ldpc", **kwargs) -> McsSelector:
+        """The selector over `family` with the shipped radio/mcs_bler_curves.json."""
+        return cls(family_table(family), bler_curves(), **kwargs)
+
+    def _row(self, mcs: Mcs) -> int:
+        for i, m in enumerate(self.table):
+            if m == mcs:
+                return i
+        raise RadioError(f"MCS {mcs.name} is not in this selector's table")
+
+    def _bler_rows(self, snr_db: np.ndarray) -> np.ndarray:
+        """(M, J) BLER of every MCS at the effective SNRs (delta already added)."""
+        return np.stack([10.0 ** np.interp(snr_db, self._snr_db, row) for row in self._log_bler])
+
+    def predicted_bler(self, mcs: Mcs, snr_db: np.ndarray | float, combined: bool = False) -> np.ndarray:
+        """BLER the curves predict for `mcs` at each SNR plus the outer-loop delta (plus the chase gain)."""
+        s = np.asarray(snr_db, float) + self.delta_db + (self.settings.combine_gain_db if combined else 0.0)
+        return 10.0 ** np.interp(s, self._snr_db, self._log_bler[self._row(mcs)])
+
+    def success(self, codeword_snr_db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(p1, p2), each (M,): mean first-pass and chase-combined success per MCS over the SNR samples."""
+        s = np.asarray(codeword_snr_db, float) + self.delta_db
+        p1 = 1.0 - self._bler_rows(s).mean(axis=1)
+        p2 = 1.0 - self._bler_rows(s + self.settings.combine_gain_db).mean(axis=1)
+        return p1, p2
+
+    def expected_goodput(self, codeword_snr_db: np.ndarray) -> np.ndarray:
+        """(M,) expected information bits per symbol of every MCS over these SNR samples (no window, no state)."""
+        return self._goodput(*self.success(codeword_snr_db))
+
+    def _goodput(self, p1: np.ndarray, p2: np.ndarray) -> np.ndarray:
+        """G_m = b_m eta_m / (1 + (1 - p1) / p2): expected transmissions per codeword with chase combining."""
+        return self._bits * self._eta / (1.0 + (1.0 - p1) / np.maximum(p2, 1e-12))
+
+    def window(self, codeword_snr_db: np.ndarray) -> np.ndarray:
+        """The finite SNRs to judge by: all of them, or the latest half when it moved >= moved_db."""
+        s = np.asarray(codeword_snr_db, float).ravel()
+        s = s[np.isfinite(s)]
+        if s.size == 0:
+            return s
+        latest = s[s.size // 2:]
+        previous = self._previous_db
+        if previous is not None and abs(float(np.median(latest)) - previous) >= self.settings.moved_db:
+            s = latest
+        self._previous_db = float(np.median(s))
+        return s
+
+    def pick(self, codeword_snr_db: np.ndarray, tail: TailInfo | None = None) -> Mcs:
+        """The MCS for the next burst; the most robust one when no SNR is finite."""
+        s = self.window(codeword_snr_db)
+        if s.size == 0:
+            self.last_predicted_bler = None
+            return self.table[0]
+        p1, p2 = self.success(s)
+        goodput = np.where(p1 >= 1.0 - self.settings.max_first_pass_bler, self._goodput(p1, p2), 0.0)
+        best = int(np.argmax(goodput >= goodput.max() * (1.0 - TIE_TOLERANCE)))  # ties: the more robust one
+        if tail is not None and tail.remaining_bytes > 0:
+            codewords = -(-tail.remaining_bytes // self._codeword_bytes[best])
+            if -(-codewords // self._codewords_per_burst(best)) <= self.settings.tail_bursts:
+                best = int(np.argmin(self.completion_s(p1, tail)))
+        self.last_predicted_bler = float(1.0 - p1[best])
+        return self.table[best]
+
+    def completion_s(self, p1: np.ndarray, tail: TailInfo) -> np.ndarray:
+        """(M,) expected seconds to deliver the tail: airtime + P(any codeword fails) (rtt + repair airtime)."""
+        out = np.empty(len(self.table))
+        for i, mcs in enumerate(self.table):
+            k = int(-(-tail.remaining_bytes // self._codeword_bytes[i]))
+            p_fail = 1.0 - float(p1[i]) ** k
+            first = self._airtime_s(mcs, k)
+            if p_fail <= 0.0:
+                out[i] = first
+                continue
+            failed = max(1, math.ceil(k * (1.0 - float(p1[i])) / p_fail))  # codewords to repair, given a failure
+            out[i] = first + p_fail * (tail.rtt_s + self._airtime_s(mcs, failed))
+        return out
+
+    def _codewords_per_burst(self, i: int) -> int:
+        """Codewords one burst of burst_airtime_s carries at table[i]."""
+        st = self.settings
+        room = (st.burst_airtime_s * st.symbol_rate_hz - BURST_FIXED_SYMBOLS) * self._eta[i]
+        return max(1, int(room // self._codeword_symbols[i]))
+
+    def _default_airtime_s(self, mcs: Mcs, codewords: int) -> float:
+        """Fixed symbols per burst plus codeword symbols / eta, at the symbol rate."""
+        i = self._row(mcs)
+        bursts = -(-codewords // self._codewords_per_burst(i))
+        symbols = bursts * BURST_FIXED_SYMBOLS + codewords * self._codeword_symbols[i] / self._eta[i]
+        return float(symbols / self.settings.symbol_rate_hz)
+
+    def update(self, observed_bler: float, predicted_bler: float | None = None) -> float:
+        """Outer loop after a burst: a channel worse than predicted lowers delta. Returns the new delta (dB)."""
+        predicted = self.last_predicted_bler if predicted_bler is None else predicted_bler
+        if predicted is None or not (math.isfinite(observed_bler) and math.isfinite(predicted)):
+            return self.delta_db
+        st = self.settings
+        step = st.outer_gain * (observed_bler - predicted) / max(predicted, st.min_predicted_bler)
+        self.delta_db = float(np.clip(self.delta_db - step, -st.delta_limit_db, st.delta_limit_db))
+        return self.delta_db
+
+
+def make_picker(mcs_setting: str, family: str = "ldpc", curves: dict | None = None, **kwargs) -> McsPicker:
+    """radio.mcs 'auto' -> McsSelector over the family's measured curves; an MCS name -> FixedMcs."""
+    if mcs_setting == "auto":
+        return McsSelector(family_table(family), curves if curves is not None else bler_curves(), **kwargs)
+    return FixedMcs(by_name(mcs_setting))
