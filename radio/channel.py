@@ -1,12 +1,18 @@
-"""A stateful, streaming, seeded channel model: delay, block fading, CFO, phase noise, AWGN, DC offset.
+"""A stateful, streaming, seeded channel model: delay, sample clock offset, block fading, CFO, phase noise, AWGN, DC.
 
-Successive `apply` calls continue one stream: the delay line, the fading block position, the CFO
-phase and the phase-noise random walk all carry over, so splitting an input into chunks gives the
+Successive `apply` calls continue one stream: the delay line, the resampler, the fading block position,
+the CFO phase and the phase-noise random walk all carry over, so splitting an input into chunks gives the
 same output as one call (same seed). Operations, in order, on sample n of the stream:
 
-    y[n] = h[n // coherence_samples] * x_delayed[n] * exp(j (2 pi cfo n / fs + phi[n])) + w[n] + dc
+    y[n] = h[n // coherence_samples] * x_delayed(t_n) * exp(j (2 pi cfo n / fs + phi[n])) + w[n] + dc
 
 with w ~ CN(0, noise_variance), phi a Wiener process and dc a constant of magnitude `dc_offset`.
+Without a sample clock offset t_n = n; with one, x_delayed is resampled (`radio/resample.py`) at
+t_n = sum_{k<n} (1 + eps_k), eps_k = (sco_ppm + sco_drift_ppm_per_s * k / fs) * 1e-6: eps > 0 is a
+transmitter clock fast against the receiver's, a tone at f comes out at f (1 + eps), n transmitted samples
+give about n / (1 + eps) received ones (so `apply` returns that many, and `input_samples_for` says how many
+to feed for a given number out). Two crystals with a relative error e (transmitter minus receiver, ppm)
+driving both LO and sample clock give cfo_hz = e * 1e-6 * lo_hz and sco_ppm = e (`radio/oscillator.py`).
 `ScheduledChannel` wraps a Channel and steps its SNR at given samples of the stream; `StreamChannel`
 is what a backend needs of either.
 """
@@ -19,6 +25,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import numpy as np
 
 from radio.errors import BackendError, RadioError
+from radio.resample import StreamResampler
 
 if TYPE_CHECKING:
     from radio.config import ChannelConfig
@@ -27,6 +34,10 @@ ChannelModel = Literal["awgn", "rayleigh", "rician"]
 
 FRAC_DELAY_HALF_TAPS = 16
 """Half length of the windowed-sinc fractional-delay filter; its bulk delay in samples."""
+MAX_SCO_PPM = 1.0e4
+"""Largest sample clock offset a Channel takes (1 %); the configuration allows +-200 ppm."""
+MAX_SCO_DRIFT_PPM_PER_S = 1.0e3
+"""Largest clock drift a Channel takes; the configuration allows +-10 ppm/s."""
 
 
 def fractional_delay_taps(frac: float, half_taps: int = FRAC_DELAY_HALF_TAPS) -> np.ndarray:
@@ -60,6 +71,9 @@ class Channel:
     phase_noise_linewidth_hz: Wiener phase noise, increment variance 2 pi linewidth / fs per sample.
     dc_offset: magnitude of a constant complex value added to every sample (seeded phase).
     seed: seed of all random numbers (noise, fading, phase noise, LOS and DC phases).
+    sco_ppm: sample clock offset eps at the stream start, in ppm (see the module docstring for the sign).
+    sco_drift_ppm_per_s: change of the sample clock offset per second of received stream.
+        Both 0 skip the resampler: the channel is then exactly the one without these parameters.
     """
 
     def __init__(
@@ -76,6 +90,8 @@ class Channel:
         phase_noise_linewidth_hz: float = 0.0,
         dc_offset: float = 0.0,
         seed: int = 1,
+        sco_ppm: float = 0.0,
+        sco_drift_ppm_per_s: float = 0.0,
     ) -> None:
         if model not in ("awgn", "rayleigh", "rician"):
             raise RadioError(f"unknown channel model {model!r}; use awgn, rayleigh or rician")
@@ -83,6 +99,9 @@ class Channel:
             raise RadioError("sample_rate_hz, samples_per_symbol and reference_power must be positive")
         if coherence_samples < 1 or timing_offset_samples < 0 or phase_noise_linewidth_hz < 0 or dc_offset < 0:
             raise RadioError("coherence_samples >= 1; timing offset, linewidth and dc_offset >= 0")
+        if not (abs(sco_ppm) <= MAX_SCO_PPM and abs(sco_drift_ppm_per_s) <= MAX_SCO_DRIFT_PPM_PER_S):
+            raise RadioError(f"sco_ppm must be within +-{MAX_SCO_PPM:g} and sco_drift_ppm_per_s within "
+                             f"+-{MAX_SCO_DRIFT_PPM_PER_S:g}, got {sco_ppm} and {sco_drift_ppm_per_s}")
         self.model = model
         self.sample_rate_hz = float(sample_rate_hz)
         self.samples_per_symbol = int(samples_per_symbol)
@@ -93,6 +112,11 @@ class Channel:
         self.timing_offset_samples = float(timing_offset_samples)
         self.phase_noise_linewidth_hz = float(phase_noise_linewidth_hz)
         self.seed = int(seed)
+        self.sco_ppm = float(sco_ppm)
+        self.sco_drift_ppm_per_s = float(sco_drift_ppm_per_s)
+        self._resampler: StreamResampler | None = None
+        if self.sco_ppm != 0.0 or self.sco_drift_ppm_per_s != 0.0:
+            self._resampler = StreamResampler(self.sco_ppm, self.sco_drift_ppm_per_s, self.sample_rate_hz)
         self.set_snr_db(snr_db)
 
         noise_ss, fading_ss, phase_ss, const_ss = np.random.SeedSequence(self.seed).spawn(4)
@@ -137,6 +161,8 @@ class Channel:
             phase_noise_linewidth_hz=cfg.phase_noise_linewidth_hz,
             dc_offset=cfg.dc_offset,
             seed=cfg.seed,
+            sco_ppm=cfg.sco_ppm,
+            sco_drift_ppm_per_s=cfg.sco_drift_ppm_per_s,
         )
 
     @property
@@ -169,6 +195,39 @@ class Channel:
     def samples_processed(self) -> int:
         """Stream time: samples output so far."""
         return self._n
+
+    @property
+    def sco_ppm_now(self) -> float:
+        """Sample clock offset (ppm) at the next received sample (sco_ppm plus the drift so far)."""
+        return 0.0 if self._resampler is None else self._resampler.ppm_at(self._resampler.samples_out)
+
+    def shift_clock(self, ppm: float, lo_hz: float) -> None:
+        """Add ppm to the relative crystal error from the next sample on: CFO by ppm 1e-6 lo_hz, SCO by ppm."""
+        self.cfo_hz += ppm * 1e-6 * lo_hz
+        self.set_sco_ppm(self.sco_ppm_now + ppm)
+
+    def set_sco_ppm(self, value: float) -> None:
+        """Change the sample clock offset (ppm) from the next received sample on; the time pointer stays continuous.
+
+        The drift keeps running. Turning a clock offset on mid-stream in a channel built without one starts the
+        resampler there, with zeros as its history: the first RESAMPLER_TAPS / 2 samples after it are glitched.
+        """
+        if not abs(value) <= MAX_SCO_PPM:
+            raise RadioError(f"sco_ppm must be within +-{MAX_SCO_PPM:g}, got {value}")
+        if self._resampler is None:
+            if value == 0.0:
+                return
+            self._resampler = StreamResampler(0.0, 0.0, self.sample_rate_hz)
+        self._resampler.set_rate(float(value))
+
+    def input_samples_for(self, num_samples: int) -> int:
+        """Transmitted samples to feed `apply` so that it returns exactly the next num_samples received samples.
+
+        num_samples without a clock offset; with one about num_samples (1 + eps), less what the resampler holds.
+        """
+        if self._resampler is None:
+            return max(int(num_samples), 0)
+        return self._resampler.input_samples_for(int(num_samples))
 
     def _delay(self, x: np.ndarray) -> np.ndarray:
         ext = np.concatenate([self._history, x])
@@ -215,15 +274,32 @@ class Channel:
             phase = walk if phase is None else phase + walk
         return None if phase is None else np.exp(1j * phase)
 
-    def apply(self, iq: np.ndarray) -> np.ndarray:
-        """(n,) complex transmitted samples -> (n,) complex64 received samples (stream continues)."""
+    def apply(self, iq: np.ndarray, num_samples: int | None = None) -> np.ndarray:
+        """(n,) complex transmitted samples -> (m,) complex64 received samples (the stream continues).
+
+        m = n without a clock offset. With one, m is every received sample the input so far determines
+        (about n / (1 + eps) over a long stream), or exactly num_samples when given: feed
+        `input_samples_for(num_samples)` samples for that (a shortfall raises RadioError).
+        """
         x = np.asarray(iq)
         if x.ndim != 1:
             raise RadioError(f"channel input must be 1-D, got shape {x.shape}")
-        n = len(x)
-        if n == 0:
-            return np.zeros(0, np.complex64)
-        y = self._delay(x.astype(np.complex128))
+        if self._resampler is None:
+            if num_samples is not None and num_samples != len(x):
+                raise RadioError(f"channel without a clock offset returns as many samples as it is fed: "
+                                 f"{num_samples} asked, {len(x)} given")
+            if len(x) == 0:
+                return np.zeros(0, np.complex64)
+            y = self._delay(x.astype(np.complex128))
+        else:
+            delayed = self._delay(x.astype(np.complex128)) if len(x) else np.zeros(0, np.complex128)
+            y = self._resampler.process(delayed, num_samples)
+            if num_samples is not None and len(y) != num_samples:
+                raise RadioError(f"channel fed too few samples for {num_samples} out ({len(y)} came); "
+                                 "feed input_samples_for(num_samples)")
+            if len(y) == 0:
+                return np.zeros(0, np.complex64)
+        n = len(y)
         y = y * self._fading(n)
         rotation = self._rotation(n)
         if rotation is not None:
@@ -253,8 +329,14 @@ class StreamChannel(Protocol):
     def set_snr_db(self, value: float) -> None:
         """Change the SNR from the next samples on."""
 
-    def apply(self, iq: np.ndarray) -> np.ndarray:
-        """(n,) complex transmitted samples -> (n,) complex64 received samples (the stream continues)."""
+    def input_samples_for(self, num_samples: int) -> int:
+        """Transmitted samples to feed for exactly the next num_samples received ones (num_samples without SCO)."""
+
+    def shift_clock(self, ppm: float, lo_hz: float) -> None:
+        """Add ppm to the relative crystal error (transmitter minus receiver) from the next sample on."""
+
+    def apply(self, iq: np.ndarray, num_samples: int | None = None) -> np.ndarray:
+        """(n,) complex transmitted samples -> complex64 received samples (the stream continues); see Channel.apply."""
 
 
 class ScheduledChannel:
@@ -308,21 +390,43 @@ class ScheduledChannel:
         """Stream time: samples output so far."""
         return self._n
 
-    def apply(self, iq: np.ndarray) -> np.ndarray:
-        """(n,) complex -> (n,) complex64, switching SNR exactly at the scheduled sample indices."""
+    def input_samples_for(self, num_samples: int) -> int:
+        """Transmitted samples to feed for exactly the next num_samples received ones."""
+        return self.channel.input_samples_for(num_samples)
+
+    def shift_clock(self, ppm: float, lo_hz: float) -> None:
+        """Add ppm to the wrapped channel's relative crystal error (see Channel.shift_clock)."""
+        self.channel.shift_clock(ppm, lo_hz)
+
+    def apply(self, iq: np.ndarray, num_samples: int | None = None) -> np.ndarray:
+        """Like Channel.apply, switching SNR exactly at the scheduled indices of the received stream."""
         x = np.asarray(iq)
-        parts, i = [], 0
-        while i < len(x):
-            now = self._n + i
-            while self._next < len(self.steps) and self.steps[self._next][0] <= now:
+        parts, i, produced = [], 0, 0
+        while True:
+            while self._next < len(self.steps) and self.steps[self._next][0] <= self._n:
                 self.channel.set_snr_db(self.steps[self._next][1])
                 self._next += 1
-            end = len(x)
-            if self._next < len(self.steps):
-                end = min(end, self.steps[self._next][0] - self._n)
-            parts.append(self.channel.apply(x[i:end]))
-            i = end
-        self._n += len(x)
+            left = None if num_samples is None else num_samples - produced
+            if left == 0:
+                if i < len(x):  # input beyond the asked count: the resampler holds it
+                    self.channel.apply(x[i:], 0)
+                break
+            bound = self.steps[self._next][0] - self._n if self._next < len(self.steps) else None
+            k = bound if left is None else (left if bound is None else min(bound, left))
+            need = None if k is None else self.channel.input_samples_for(k)
+            last = need is None or need > len(x) - i
+            if last and left is not None:
+                raise RadioError(f"channel fed too few samples for {num_samples} out; "
+                                 "feed input_samples_for(num_samples)")
+            # up to the next step (or the asked count) when the input reaches it, else all of the input
+            y = self.channel.apply(x[i:], None) if last else self.channel.apply(x[i:i + need], k)
+            i = len(x) if last else i + need
+            if len(y):
+                parts.append(y)
+            self._n += len(y)
+            produced += len(y)
+            if last:
+                break
         if not parts:
             return np.zeros(0, np.complex64)
         return np.concatenate(parts) if len(parts) > 1 else parts[0]

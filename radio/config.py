@@ -107,6 +107,12 @@ class PlutoConfig(Section):
     one_device: bool = Field(
         False, description="one Pluto (TX cabled to RX) at uri, owned by the edge; the host sends it IQ over radio.zmq"
     )
+    emulated_ppm: float | None = Field(
+        0.0, ge=-100.0, le=100.0,
+        description="emulated pair (uri null): crystal error of the host's device against the edge's, in ppm, "
+                    "applied as CFO (ppm x lo_hz) and sample clock offset; null draws each device U(-25, 25) "
+                    "from channel.seed",
+    )
 
     @field_validator("uri")
     @classmethod
@@ -182,6 +188,11 @@ class ChannelConfig(Section):
         description="extra delay, may be fractional; at most 1e6 samples (the delay line is allocated up front)")
     phase_noise_linewidth_hz: float = Field(0.0, ge=0.0, le=1.0e6, description="Wiener phase noise linewidth")
     dc_offset: float = Field(0.0, ge=0.0, le=0.5, description="DC offset magnitude (full scale 1)")
+    sco_ppm: float = Field(
+        0.0, ge=-200.0, le=200.0,
+        description="sample clock offset in ppm; > 0: the transmitter's clock is fast (a tone at f arrives at f (1 + e))",
+    )
+    sco_drift_ppm_per_s: float = Field(0.0, ge=-10.0, le=10.0, description="change of sco_ppm per second of stream")
     seed: int = Field(1, ge=0, description="seed of the channel's random numbers")
     snr_schedule: list[SnrStep] = Field(
         default_factory=list,

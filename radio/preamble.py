@@ -2,7 +2,8 @@
 
 STF: an 8-symbol constant-modulus sequence repeated 16 times, for detection and coarse CFO (its period of
 8 symbols gives an unambiguous CFO range of +-sample_rate / (16 * sps)). LTF: a 64-symbol BPSK
-pseudo-noise sequence sent twice, for timing, fine CFO, channel and SNR estimation.
+pseudo-noise sequence sent twice, for timing, fine CFO, channel and SNR estimation. LTF2: the same structure
+from another pseudo-noise seed, the v2 burst's LTF (radio/burst.py): which LTF correlates tells the frame version.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ STF_REPEATS = 16
 LTF_LENGTH = 64
 LTF_REPEATS = 2
 PILOT_SPACING = 32  # data symbols between two pilots
+LTF_SEED = 0xA1F
+LTF2_SEED = 0xA2F
 
 
 def _pn(length: int, seed: int) -> np.ndarray:
@@ -33,13 +36,25 @@ def stf_symbols() -> np.ndarray:
 @lru_cache(maxsize=None)
 def ltf_period() -> np.ndarray:
     """(LTF_LENGTH,) complex64 BPSK pseudo-noise symbols."""
-    return (1.0 - 2.0 * _pn(LTF_LENGTH, 0xA1F)).astype(np.complex64)
+    return (1.0 - 2.0 * _pn(LTF_LENGTH, LTF_SEED)).astype(np.complex64)
 
 
 @lru_cache(maxsize=None)
 def ltf_symbols() -> np.ndarray:
     """(LTF_LENGTH * LTF_REPEATS,) complex64."""
     return np.tile(ltf_period(), LTF_REPEATS).astype(np.complex64)
+
+
+@lru_cache(maxsize=None)
+def ltf2_period() -> np.ndarray:
+    """(LTF_LENGTH,) complex64 BPSK pseudo-noise symbols of the v2 LTF (seed LTF2_SEED)."""
+    return (1.0 - 2.0 * _pn(LTF_LENGTH, LTF2_SEED)).astype(np.complex64)
+
+
+@lru_cache(maxsize=None)
+def ltf2_symbols() -> np.ndarray:
+    """(LTF_LENGTH * LTF_REPEATS,) complex64: the v2 LTF, its period sent twice like the v1 LTF."""
+    return np.tile(ltf2_period(), LTF_REPEATS).astype(np.complex64)
 
 
 @lru_cache(maxsize=None)

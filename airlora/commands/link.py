@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed of the data and the channel")
     parser.add_argument("--channel", choices=["awgn", "rayleigh", "rician"], default=None, help="channel model")
     parser.add_argument("--cfo-hz", type=finite_float, default=None, help="carrier frequency offset")
+    parser.add_argument("--sco-ppm", type=finite_float, default=None,
+                        help="sample clock offset in ppm (> 0: the transmitter's clock is fast)")
     parser.add_argument("--mcs", default=None, help="'auto' or an MCS name such as qpsk-1/2")
     parser.add_argument("--sample-rate-hz", type=finite_float, default=None, help="baseband sample rate")
     parser.add_argument("--backend", choices=["sim", "zmq", "pluto"], default=None,
@@ -36,6 +38,7 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
     if backend is None and not any(o.startswith("radio.backend=") for o in getattr(args, "overrides", [])):
         backend = "sim"  # the link demo runs in-process unless asked otherwise
     pairs = [("radio.backend", backend), ("channel.snr_db", args.snr_db), ("channel.model", args.channel), ("channel.cfo_hz", args.cfo_hz),
+             ("channel.sco_ppm", args.sco_ppm),
              ("radio.mcs", args.mcs), ("radio.sample_rate_hz", args.sample_rate_hz), ("channel.seed", args.seed)]
     return [f"{key}={value}" for key, value in pairs if value is not None]
 
@@ -66,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         "backend": cfg.radio.backend,
         "channel": cfg.channel.model,
         "snr_db_set": cfg.channel.snr_db,
+        "cfo_hz_set": cfg.channel.cfo_hz,
+        "sco_ppm_set": cfg.channel.sco_ppm,
         "snr_db_measured": snr,
         "snr_db_packets": [round(x, 3) for x in report.snr_db_packets],
         "mcs": report.rounds[-1].mcs if report.rounds else None,

@@ -1,8 +1,10 @@
-"""The radio backend interface: full-scale complex64 samples in with tx(), the continuous stream out with rx()."""
+"""The radio backend interface: full-scale complex64 samples in with tx() or tx_burst(), the continuous stream out
+with rx()."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from types import TracebackType
 
 import numpy as np
@@ -60,6 +62,11 @@ class RadioBackend(ABC):
     Subclasses implement `sample_rate_hz`, `_tx`, `_rx` and optionally `_close`; this class checks
     arguments, counts samples and refuses use after close(). Use it as a context manager.
 
+    A burst too long to hold in memory goes out as chunks: `tx_burst(chunks)` (an iterable), or chunk by chunk
+    with `tx_chunk(iq, first, last)` (for a caller that pushes). Subclasses that must know where a burst starts
+    and ends (the zmq cable never pauses inside one, a Pluto streams fixed buffers) override `_tx_chunk`; by
+    default each chunk is `_tx`'d as it comes.
+
     What a caller may ask of any backend, with the defaults of a plain one: `pending` (0),
     `clock_samples` (samples_sent), `channel` (None: the air is the channel) and `cable_stream`
     (None: a stream that runs by itself). A backend that knows better overrides them.
@@ -68,6 +75,7 @@ class RadioBackend(ABC):
     _samples_sent = 0
     _samples_received = 0
     _closed = False
+    _burst_open = False
 
     @property
     @abstractmethod
@@ -112,10 +120,61 @@ class RadioBackend(ABC):
     def tx(self, iq: np.ndarray) -> None:
         """Transmit (n,) complex64 samples with |x| <= 1; raises BackendError naming the peak otherwise."""
         self._check_open()
+        self._check_no_burst()
         x = check_tx_samples(iq)
         if len(x):
             self._tx(x)
         self._samples_sent += len(x)
+
+    def tx_burst(self, chunks: Iterable[np.ndarray]) -> int:
+        """Transmit one burst given as (n_i,) complex64 chunks, each checked like tx(); returns samples sent.
+
+        The chunks are taken one at a time (one ahead, to know which is last), so a generator's burst never has
+        to be in memory. If the iterable or a check raises mid-burst, the burst is ended where it got to and
+        the error propagates.
+        """
+        self._check_open()
+        self._check_no_burst()
+        sent, held, first = 0, None, True
+        try:
+            for chunk in chunks:
+                x = check_tx_samples(chunk)
+                if not len(x):
+                    continue
+                if held is not None:
+                    sent += self._send_chunk(held, first, False)
+                    first = False
+                held = x
+            if held is not None:
+                sent += self._send_chunk(held, first, True)
+        except BaseException:
+            self._end_broken_burst()
+            raise
+        return sent
+
+    def tx_chunk(self, iq: np.ndarray, first: bool, last: bool) -> int:
+        """Transmit one chunk of a burst (first: it starts the burst, last: it ends it; an empty last chunk just
+        ends it), checked like tx(); returns the samples sent. tx_burst is the iterable form."""
+        self._check_open()
+        if first == self._burst_open:
+            raise BackendError("tx_chunk(first=True) while a burst is open" if first
+                               else "tx_chunk(first=False) without an open burst: start one with first=True")
+        return self._send_chunk(check_tx_samples(iq), first, last)
+
+    def _send_chunk(self, x: np.ndarray, first: bool, last: bool) -> int:
+        self._burst_open = not last
+        if len(x) or last:
+            self._tx_chunk(x, first, last)
+        self._samples_sent += len(x)
+        return len(x)
+
+    def _end_broken_burst(self) -> None:
+        """End a burst cut short by an error (best effort: the error being raised is the one that matters)."""
+        if self._burst_open and not self._closed:
+            try:
+                self._send_chunk(np.zeros(0, np.complex64), False, True)
+            except Exception:
+                self._burst_open = False
 
     def rx(self, num_samples: int) -> np.ndarray:
         """Return the next (num_samples,) complex64 samples of the continuous received stream."""
@@ -146,9 +205,18 @@ class RadioBackend(ABC):
         if self._closed:
             raise BackendError(f"{type(self).__name__} is closed")
 
+    def _check_no_burst(self) -> None:
+        if self._burst_open:
+            raise BackendError("a burst is open (tx_chunk without last=True): end it before transmitting another")
+
     @abstractmethod
     def _tx(self, iq: np.ndarray) -> None:
         """Transmit checked (n,) complex64 samples, n >= 1."""
+
+    def _tx_chunk(self, iq: np.ndarray, first: bool, last: bool) -> None:
+        """Transmit one checked chunk of a burst (n >= 1, or n = 0 for a bare end); default: `_tx` it."""
+        if len(iq):
+            self._tx(iq)
 
     @abstractmethod
     def _rx(self, num_samples: int) -> np.ndarray:

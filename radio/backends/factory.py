@@ -12,6 +12,7 @@ from radio.backends.sim import SimBackend
 from radio.backends.zmq_iq import MAX_IDLE_SAMPLES, CableCurve, ZmqRxBackend, ZmqTxBackend
 from radio.channel import Channel, ScheduledChannel
 from radio.errors import BackendError
+from radio.oscillator import pair_ppm, with_clock_offset
 
 if TYPE_CHECKING:
     from radio.config import ChannelConfig, RadioConfig
@@ -44,8 +45,9 @@ def make_backend(
     applies the channel. pluto: the device at pluto_uri (or radio.pluto.uri; a 'tx'-only one is not
     streamed); without a URI an EmulatedPluto: 'loopback' with its TX cabled to its RX through the
     channel, 'tx' sending its DAC output over the radio.zmq cable (the emulated air), 'rx' receiving
-    from it in real time and applying the channel, gains and ADC. With radio.pluto.one_device and a URI
-    (one Pluto, TX cabled to RX, opened by the edge): 'tx' gives a ZmqTxBackend to the edge and 'rx' a
+    from it in real time and applying the channel, gains and ADC; 'rx' and 'loopback' add the emulated pair's
+    relative crystal error (radio.pluto.emulated_ppm) to the channel's CFO and SCO. With radio.pluto.one_device
+    and a URI (one Pluto, TX cabled to RX, opened by the edge): 'tx' gives a ZmqTxBackend to the edge and 'rx' a
     CabledPlutoRelay that plays the cable's bursts through the device and returns its received stream.
     With radio.record_sigmf set, the received stream is recorded (every backend but a 'tx' end of zmq or pluto).
     curve: CurveZMQ keys of this end of the radio.zmq cable (the edge's receiver is the CURVE server); None
@@ -95,14 +97,18 @@ def _pluto(radio_cfg: RadioConfig, channel_cfg: ChannelConfig, reference_power: 
             return CabledPlutoRelay(device, _zmq_rx(radio_cfg, None, realtime_idle=False, curve=curve,
                                                     whole_bursts=True))
         return device
+    host_ppm, edge_ppm = pair_ppm(p.emulated_ppm, channel_cfg.seed)
     if role == "tx":  # the host's emulated device: its DAC output goes over the air (the zmq cable)
-        return emulated_pluto_backend(None, settings, air_tx=_zmq_tx(radio_cfg, curve), seed=channel_cfg.seed)
+        return emulated_pluto_backend(None, settings, air_tx=_zmq_tx(radio_cfg, curve), seed=channel_cfg.seed,
+                                      crystal_ppm=host_ppm)
+    # the edge's channel carries the pair's relative crystal error (LO and sample clock from one crystal)
+    channel_cfg = with_clock_offset(channel_cfg, host_ppm - edge_ppm, p.lo_hz)
     channel = make_channel(channel_cfg, fs, radio_cfg.samples_per_symbol, reference_power)
     if role == "rx":  # the edge's emulated device: the air's stream, in real time, through the channel
         return emulated_pluto_backend(channel, settings,
                                       air_rx=_zmq_rx(radio_cfg, None, realtime_idle=True, curve=curve),
-                                      seed=channel_cfg.seed)
-    return emulated_pluto_backend(channel, settings, seed=channel_cfg.seed)
+                                      seed=channel_cfg.seed, crystal_ppm=edge_ppm)
+    return emulated_pluto_backend(channel, settings, seed=channel_cfg.seed, crystal_ppm=edge_ppm)
 
 
 def _build(

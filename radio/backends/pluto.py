@@ -28,6 +28,8 @@ LATENCY_S = 0.05
 """TX-to-RX pipeline latency allowed for on top of one RX buffer (`pending` of a streaming device)."""
 RX_STALL_S = 5.0
 """A streaming device that delivers no buffer for this long (beyond one buffer's time) is reported failed."""
+DEFAULT_TX_BUFFER_SAMPLES = 65536
+"""Samples per TX buffer of a tx_burst (radio.pluto.tx_buffer_samples in the design; not a config field yet)."""
 
 
 class RxStream:
@@ -107,6 +109,8 @@ class PlutoSettings:
     """Analog filter bandwidth of both paths; None uses the sample rate."""
     rx_buffer_size: int = 2**15
     """Samples per device RX buffer."""
+    tx_buffer_samples: int = DEFAULT_TX_BUFFER_SAMPLES
+    """Samples per device TX buffer of a tx_burst (every buffer of a burst this long, the last zero-padded)."""
 
 
 class PlutoBackend(RadioBackend):
@@ -115,8 +119,11 @@ class PlutoBackend(RadioBackend):
     tx() scales |x| <= 1 to int16 units (x 2**14) and pushes one non-cyclic buffer per burst; a
     burst of a different length than the last destroys the TX buffer first (pyadi-iio cannot
     change the length on the fly), after waiting out the previous burst's airtime on a real device
-    (destroying a buffer aborts DMA still in flight). rx(n) concatenates device buffers of
-    `rx_buffer_size` and keeps the leftover for the next call, returning ADC codes / 2**11.
+    (destroying a buffer aborts DMA still in flight). tx_burst() streams non-cyclic buffers of
+    `tx_buffer_samples` each, the last zero-padded, so the TX buffer is never re-created inside a burst
+    and host memory holds one buffer; an emulated device is told which buffer ends the burst.
+    rx(n) concatenates device buffers of `rx_buffer_size` and keeps the leftover for the next call,
+    returning ADC codes / 2**11.
 
     Parameters
     ----------
@@ -157,6 +164,12 @@ class PlutoBackend(RadioBackend):
         self._rx_backlog_s = float(rx_backlog_s)
         self._sample_rate_hz = float(settings.sample_rate_hz)  # these two are read back from the device when set:
         self._rx_buffer_size = int(settings.rx_buffer_size)    # rx() and pending use them for every chunk
+        if int(settings.tx_buffer_samples) < 1:
+            raise BackendError(f"tx_buffer_samples must be positive, got {settings.tx_buffer_samples}")
+        self._tx_buffer_samples = int(settings.tx_buffer_samples)
+        self._tx_staging: np.ndarray | None = None  # tx_burst: the buffer being filled
+        self._tx_fill = 0
+        self._tx_first_buffer = True
         self.sample_rate_hz = settings.sample_rate_hz
         self.lo_hz = settings.lo_hz
         self.rf_bandwidth_hz = settings.sample_rate_hz if settings.rf_bandwidth_hz is None else settings.rf_bandwidth_hz
@@ -307,6 +320,11 @@ class PlutoBackend(RadioBackend):
         self._set(float(value), "rx_hardwaregain_chan0")
 
     @property
+    def tx_buffer_samples(self) -> int:
+        """Samples per TX buffer of a tx_burst (fixed when the backend opens)."""
+        return self._tx_buffer_samples
+
+    @property
     def rx_buffer_size(self) -> int:
         """Samples per device RX buffer (as the device reported it when set); setting it recreates the RX buffer."""
         return self._rx_buffer_size
@@ -338,12 +356,41 @@ class PlutoBackend(RadioBackend):
 
     # ----- samples -----
     def _tx(self, iq: np.ndarray) -> None:
+        self._push(iq, True, True)
+
+    def _tx_chunk(self, iq: np.ndarray, first: bool, last: bool) -> None:
+        """Fill tx_buffer_samples buffers; push each once more samples follow it, the last zero-padded."""
+        size = self._tx_buffer_samples
+        if first:
+            self._tx_fill, self._tx_first_buffer = 0, True
+            if self._tx_staging is None:
+                self._tx_staging = np.zeros(size, np.complex64)
+        buf, pos = self._tx_staging, 0
+        while pos < len(iq):
+            if self._tx_fill == size:
+                self._push(buf, self._tx_first_buffer, False)
+                self._tx_fill, self._tx_first_buffer = 0, False
+            take = min(size - self._tx_fill, len(iq) - pos)
+            buf[self._tx_fill: self._tx_fill + take] = iq[pos: pos + take]
+            self._tx_fill += take
+            pos += take
+        if last and self._tx_fill:
+            buf[self._tx_fill:] = 0
+            self._push(buf, self._tx_first_buffer, True)
+            self._tx_fill = 0
+
+    def _push(self, iq: np.ndarray, first: bool, last: bool) -> None:
+        """One non-cyclic device buffer (re-created when its length changes); an emulated device also learns
+        whether it starts or ends a burst."""
         units = np.round(iq.astype(np.complex128) * TX_SCALE)
         if self._tx_length is not None and len(iq) != self._tx_length:
             self._wait_tx_drained()
             self._call("tx_destroy_buffer")
         try:
-            self._device.tx(units)
+            if self._emulated:
+                self._device.tx_buffer(units, first, last)
+            else:
+                self._device.tx(units)
         except Exception as exc:
             raise BackendError(f"Pluto at {self._uri} refused a {len(iq)}-sample burst: {exc}") from exc
         self._tx_length = len(iq)
@@ -434,6 +481,9 @@ class CabledPlutoRelay(RadioBackend):
 
     def _tx(self, iq: np.ndarray) -> None:
         self.pluto.tx(iq)
+
+    def _tx_chunk(self, iq: np.ndarray, first: bool, last: bool) -> None:
+        self.pluto.tx_chunk(iq, first, last)
 
     def _rx(self, num_samples: int) -> np.ndarray:
         if self._error is not None:

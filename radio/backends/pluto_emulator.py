@@ -25,6 +25,7 @@ from radio.backends.pluto import PlutoBackend, PlutoSettings
 from radio.backends.sim import SampleQueue, idle_start
 from radio.channel import StreamChannel
 from radio.errors import BackendError
+from radio.oscillator import XO_NOMINAL_HZ, xo_ppm_shift
 
 TX_HARDWAREGAIN_RANGE_DB = (-TX_ATTENUATION_RANGE_DB[1], -TX_ATTENUATION_RANGE_DB[0])
 GAIN_CONTROL_MODES = ("manual", "slow_attack", "fast_attack", "hybrid")
@@ -38,6 +39,8 @@ KERNEL_BUFFERS = 4
 """RX buffers the emulated kernel holds (libiio's default) before a slow reader loses samples (realtime)."""
 EMULATED_URI = "emulated:"
 """The URI an emulated device shows."""
+XO_CORRECTION_LIMIT_PPM = 1000.0
+"""Emulation choice: an xo_correction further than this from 40 MHz is refused (EINVAL)."""
 
 
 def _einval() -> OSError:
@@ -70,6 +73,8 @@ class EmulatedPluto:
     realtime: run the stream on the wall clock (see the module docstring); not with air_rx.
     air_tx: a RadioBackend (ZmqTxBackend) that carries this device's TX to another process.
     air_rx: a RadioBackend (channel-less ZmqRxBackend) whose stream this device's RX receives.
+    crystal_ppm: this device's crystal error in ppm (the pair's relative error is already in the channel);
+        `xo_correction` corrects it: a receiving device's channel, or a transmitting device's carrier on the air.
     """
 
     _device_name = "PlutoSDR"
@@ -86,6 +91,7 @@ class EmulatedPluto:
         realtime: bool = False,
         air_tx: RadioBackend | None = None,
         air_rx: RadioBackend | None = None,
+        crystal_ppm: float = 0.0,
     ) -> None:
         if realtime and air_rx is not None:
             raise ValueError("realtime and air_rx exclude each other: the air's receiver paces the stream")
@@ -117,6 +123,9 @@ class EmulatedPluto:
         self._cyclic_pos = 0
         self._queue = SampleQueue()
         self._queue.push(np.zeros(idle_start(idle_start_samples, np.random.default_rng(seed)), np.complex64))
+        self.crystal_ppm = float(crystal_ppm)
+        self._xo_correction = XO_NOMINAL_HZ
+        self._tx_carrier_phase = 0.0  # radians: the corrected carrier of a device transmitting over the air
 
     def __repr__(self) -> str:
         return f'EmulatedPluto(uri="{self.uri}") rx_lo={self.rx_lo} sample_rate={self.sample_rate}'
@@ -312,6 +321,41 @@ class EmulatedPluto:
             raise Exception(f"{direction} mapping exceeds available channels")
         return value
 
+    # ----- reference clock (pyadi-iio: the ad9361-phy device attribute, sdr._ctrl.attrs["xo_correction"]) -----
+    @property
+    def xo_correction(self) -> int:
+        """xo_correction: Frequency (Hz) the driver assumes for the 40 MHz reference (the true one cancels the error)"""
+        return self._xo_correction
+
+    @xo_correction.setter
+    def xo_correction(self, value: int) -> None:
+        value = int(value)
+        if abs(xo_ppm_shift(value)) > XO_CORRECTION_LIMIT_PPM:
+            raise _einval()
+        step_ppm = xo_ppm_shift(value) - xo_ppm_shift(self._xo_correction)
+        self._xo_correction = value
+        if self.channel is not None and self.air_rx is not None:
+            # this device receives: a lower own error raises the pair's relative error (transmitter minus receiver)
+            self.channel.shift_clock(step_ppm, float(self._rx_lo))
+        # a transmitting device's correction is applied to its carrier in tx(); TX and RX of one device cancel
+
+    @property
+    def effective_ppm(self) -> float:
+        """Emulation only: crystal error left after xo_correction, in ppm."""
+        return ((1.0 + self.crystal_ppm * 1e-6) * XO_NOMINAL_HZ / self._xo_correction - 1.0) * 1e6
+
+    def _get_iio_dev_attr(self, attr_name: str) -> int:
+        """Read an ad9361-phy device attribute, as pyadi-iio's helper (only xo_correction is emulated)."""
+        if attr_name != "xo_correction":
+            raise KeyError(attr_name)
+        return self.xo_correction
+
+    def _set_iio_dev_attr(self, attr_name: str, value: int) -> None:
+        """Write an ad9361-phy device attribute, as pyadi-iio's helper (only xo_correction is emulated)."""
+        if attr_name != "xo_correction":
+            raise KeyError(attr_name)
+        self.xo_correction = int(value)
+
     # ----- buffers -----
     def tx_destroy_buffer(self) -> None:
         """tx_destroy_buffer: Clears TX buffer"""
@@ -330,6 +374,11 @@ class EmulatedPluto:
 
     def tx(self, data_np: np.ndarray | None = None) -> None:
         """Transmit complex int16-unit samples (12 MSBs reach the DAC); see the module docstring for the rules."""
+        self.tx_buffer(data_np, True, True)
+
+    def tx_buffer(self, data_np: np.ndarray | None, first: bool, last: bool) -> None:
+        """Emulation only: tx() of one buffer of a burst streamed as consecutive equal-length buffers
+        (PlutoBackend.tx_burst); over the air they travel as one burst, paused only after the `last` one."""
         if not self._tx_enabled_channels:
             if data_np is not None and len(data_np):
                 raise Exception(
@@ -354,7 +403,7 @@ class EmulatedPluto:
             if self._tx_cyclic_buffer:
                 raise Exception("emulation: cyclic TX does not cross processes; push bursts non-cyclic")
             gain = 10.0 ** (self._tx_hardwaregain / 20.0) * CHANNEL_UNIT / AIR_UNIT
-            self.air_tx.tx((samples * gain).astype(np.complex64))
+            self.air_tx.tx_chunk((self._corrected_carrier(samples) * gain).astype(np.complex64), first, last)
         elif self._tx_cyclic_buffer:
             self._cyclic, self._cyclic_pos = samples, 0
         else:
@@ -365,6 +414,19 @@ class EmulatedPluto:
                     if late > 0:  # the burst starts now, not right after what was queued
                         self._queue.push(np.zeros(late, np.complex64))
                 self._queue.push(samples)
+
+    def _corrected_carrier(self, samples: np.ndarray) -> np.ndarray:
+        """Transmitting over the air: the carrier moves by -xo shift x tx_lo (phase continuous over pushed samples).
+
+        Emulation choice: only the carrier; the sample clock's share of the correction is not applied on TX.
+        """
+        shift_ppm = xo_ppm_shift(self._xo_correction)
+        if shift_ppm == 0.0:
+            return samples
+        step = -2.0 * np.pi * shift_ppm * 1e-6 * self._tx_lo / self._sample_rate
+        phase = self._tx_carrier_phase + step * np.arange(len(samples))
+        self._tx_carrier_phase = float(np.mod(self._tx_carrier_phase + step * len(samples), 2.0 * np.pi))
+        return samples * np.exp(1j * phase)
 
     def rx(self) -> np.ndarray:
         """Receive one buffer: (rx_buffer_size,) complex128 of 12-bit ADC codes, the next samples of the stream."""
@@ -385,10 +447,11 @@ class EmulatedPluto:
                 wait_s = (self._rx_pos + n - self._now_index()) / self._sample_rate
             if wait_s > 0:
                 time.sleep(wait_s)
+        need = n if self.channel is None else self.channel.input_samples_for(n)  # != n with a clock offset
         with self._lock:
-            x = self._next_transmitted(n)
-            self._rx_pos += n
-        y = self.channel.apply(x) if self.channel is not None else x
+            x = self._next_transmitted(need)
+            self._rx_pos += need
+        y = self.channel.apply(x, n) if self.channel is not None else x
         gain_db = self._tx_hardwaregain + self.link_gain_db + self._rx_gain_db()
         scale = CHANNEL_UNIT / DAC_FULL_SCALE * 10.0 ** (gain_db / 20.0) * ADC_FULL_SCALE
         codes = np.round(y.astype(np.complex128) * scale)

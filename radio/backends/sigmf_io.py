@@ -41,7 +41,7 @@ def sigmf_paths(path: str | Path) -> tuple[Path, Path]:
 
 
 class SigmfRecorder(RadioBackend):
-    """Wraps a backend: tx() passes through, rx() also appends what it returns to a SigMF recording.
+    """Wraps a backend: tx() and tx_burst() pass through, rx() also appends what it returns to a SigMF recording.
 
     The meta file is written when recording starts and rewritten with annotations on close(), so a
     crashed run still leaves a readable recording. close() closes the wrapped backend too.
@@ -124,6 +124,9 @@ class SigmfRecorder(RadioBackend):
 
     def _tx(self, iq: np.ndarray) -> None:
         self._backend.tx(iq)
+
+    def _tx_chunk(self, iq: np.ndarray, first: bool, last: bool) -> None:
+        self._backend.tx_chunk(iq, first, last)
 
     def _rx(self, num_samples: int) -> np.ndarray:
         y = self._backend.rx(num_samples)

@@ -67,7 +67,7 @@ class SimBackend(RadioBackend):
     """Carries IQ in-process through a `Channel`; time is counted in samples of the received stream.
 
     The stream starts with `idle_start_samples` noise-only samples (seeded random 0..5000 unless
-    given), then every tx() burst in order, back to back. rx(n) returns the next n samples; where
+    given), then every tx() burst (and tx_burst() chunk) in order, back to back. rx(n) returns the next n samples; where
     nothing was transmitted the channel sees zeros, so noise (and every impairment's state) continues
     between bursts. The channel is applied as samples are received, so an SNR change through
     `channel.set_snr_db` affects samples received after it.
@@ -121,10 +121,11 @@ class SimBackend(RadioBackend):
         self._queue.push(iq)
 
     def _rx(self, num_samples: int) -> np.ndarray:
-        x = self._queue.pop(num_samples)
-        if len(x) < num_samples:
-            x = np.concatenate([x, np.zeros(num_samples - len(x), np.complex64)])
-        return self._channel.apply(x)
+        need = self._channel.input_samples_for(num_samples)  # num_samples unless the channel has a clock offset
+        x = self._queue.pop(need)
+        if len(x) < need:
+            x = np.concatenate([x, np.zeros(need - len(x), np.complex64)])
+        return self._channel.apply(x, num_samples)
 
     def _close(self) -> None:
         self._queue.clear()

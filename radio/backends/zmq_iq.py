@@ -135,8 +135,9 @@ class ZmqTxBackend(RadioBackend):
     sample_rate_hz: baseband sample rate; the receiver refuses messages stamped with another rate.
     bind: bind the endpoint (True) or connect to it (False).
     context: ZeroMQ context; the process-wide instance by default (inproc needs both sides in one).
-    pause_after_tx: end every tx() with a pause (the receiver fills silence once it has read the burst);
-        False makes a continuous stream in which gaps must be declared with idle() or pause().
+    pause_after_tx: end every tx() and every tx_burst() with a pause (the receiver fills silence once it has
+        read the burst; never inside a tx_burst's chunks); False makes a continuous stream in which gaps must be
+        declared with idle() or pause().
     chunk_samples: samples per data message.
     hwm_messages: send high-water mark in messages; beyond it tx() blocks (nothing is dropped).
     send_timeout_s: how long tx() may block on a full queue before raising BackendError; None waits forever.
@@ -223,10 +224,19 @@ class ZmqTxBackend(RadioBackend):
             ) from None
 
     def _tx(self, iq: np.ndarray) -> None:
+        self._tx_chunk(iq, True, True)
+
+    def _tx_chunk(self, iq: np.ndarray, first: bool, last: bool) -> None:
+        """Data messages of chunk_samples; only a burst's last message carries FLAG_PAUSE_AFTER (with
+        pause_after_tx), so the receiver waits for the rest of a burst instead of filling silence inside it."""
+        pause = last and self._pause_after_tx
+        if not len(iq):
+            if pause:
+                self.pause()
+            return
         for i in range(0, len(iq), self._chunk):
             chunk = np.ascontiguousarray(iq[i:i + self._chunk], dtype="<c8")
-            last = i + self._chunk >= len(iq)
-            flags = FLAG_PAUSE_AFTER if last and self._pause_after_tx else 0
+            flags = FLAG_PAUSE_AFTER if pause and i + self._chunk >= len(iq) else 0
             self._send([pack_header(KIND_DATA, self._stream_id, self._clock, len(chunk), self._sample_rate_hz, flags),
                         memoryview(chunk).cast("B")])
             self._clock += len(chunk)
@@ -386,21 +396,23 @@ class ZmqRxBackend(RadioBackend, CableStream):
 
     # --- receiving --------------------------------------------------------------------------------
     def _rx(self, num_samples: int) -> np.ndarray:
-        while self._queued < num_samples:
+        # cable samples for num_samples received ones: as many, unless the channel has a sample clock offset
+        need = num_samples if self._channel is None else self._channel.input_samples_for(num_samples)
+        while self._queued < need:
             if self._poll(0):
                 continue
             if not self._active:
-                if self._realtime and self._pace(num_samples):
+                if self._realtime and self._pace(need):
                     continue  # a message came while pacing
-                self._enqueue(num_samples - self._queued)  # the transmitter is idle: silence
+                self._enqueue(need - self._queued)  # the transmitter is idle: silence
                 break
             if not self._poll(self._timeout_ms):
                 self._log.log(logging.WARNING, "zmq RX %s: no samples for %.1f s from an active transmitter; "
                               "treating it as idle", self._endpoint, (self._timeout_ms or 0) / 1000)
                 self._active = False
-        x = self._pop(num_samples)
-        self._pos += num_samples
-        return x if self._channel is None else self._channel.apply(x)
+        x = self._pop(need)
+        self._pos += need
+        return x if self._channel is None else self._channel.apply(x, num_samples)
 
     def _pace(self, num_samples: int) -> bool:
         """Wait until wall time reaches the stream time of the request's end; True if a message arrived first."""

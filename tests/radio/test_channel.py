@@ -175,3 +175,114 @@ def test_bad_parameters_raise_radio_error(bad: dict) -> None:
     kw = dict(model="awgn", snr_db=10.0, sample_rate_hz=FS, samples_per_symbol=4, reference_power=1.0) | bad
     with pytest.raises(RadioError):
         Channel(**kw)
+
+
+# ----- sample clock offset -----
+
+SCO_IMPAIRMENTS = dict(ALL_IMPAIRMENTS, sco_ppm=-80.0, sco_drift_ppm_per_s=6.0)
+
+
+@pytest.mark.parametrize("model", ["awgn", "rician"])
+@pytest.mark.parametrize("timing", [21.4, 3.0])
+def test_chunked_apply_equals_one_call_with_sco_and_drift(model: str, timing: float) -> None:
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(30_000) + 1j * rng.standard_normal(30_000)).astype(np.complex64) * 0.3
+    params = dict(SCO_IMPAIRMENTS, timing_offset_samples=timing)
+    whole = make(model, **params).apply(x)
+    ch = make(model, **params)
+    cuts = [0, 1, 2, 699, 700, 701, 5000, 5017, 12_345, 29_999, 30_000]
+    chunks = [ch.apply(x[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+    assert np.allclose(np.concatenate(chunks), whole, atol=2e-5)
+    # -80 ppm: the receiver's clock is fast, so it reads more samples than were sent (less the 8-sample window)
+    assert len(whole) == ch.samples_processed > len(x) - 8
+
+
+def test_zero_sco_is_bit_identical_to_a_channel_without_it() -> None:
+    x = band_limited(np.arange(20_000)).astype(np.complex64)
+    base = dict(ALL_IMPAIRMENTS)
+    a = make("rician", **base).apply(x)
+    b = make("rician", sco_ppm=0.0, sco_drift_ppm_per_s=0.0, **base).apply(x)
+    assert np.array_equal(a, b) and len(b) == len(x)
+    assert make(**base).input_samples_for(1234) == 1234
+
+
+def test_sco_resamples_before_cfo_a_tone_moves_by_f_eps_plus_cfo() -> None:
+    # eps scales the baseband tone; the CFO is added after, in the receiver's time
+    f, ppm, cfo = 0.2, 150.0, 500.0
+    ch = make(sco_ppm=ppm, cfo_hz=cfo)
+    y = ch.apply(np.exp(2j * np.pi * f * np.arange(1 << 17)).astype(np.complex64))[8:]
+    spec = np.abs(np.fft.fft(y * np.hanning(len(y)), 16 * len(y)))
+    freq = np.fft.fftfreq(len(spec))[np.argmax(spec)]
+    assert freq == pytest.approx(f * (1 + ppm * 1e-6) + cfo / FS, abs=1e-6)
+    assert ch.sco_ppm_now == ppm
+
+
+@pytest.mark.parametrize("sco", [120.0, -120.0])
+def test_pull_exactly_n_received_samples(sco: float) -> None:
+    x = band_limited(np.arange(50_000)).astype(np.complex64)
+    whole = make(sco_ppm=sco, sco_drift_ppm_per_s=-3.0).apply(x)
+    ch = make(sco_ppm=sco, sco_drift_ppm_per_s=-3.0)
+    out, used = [], 0
+    for n in [1, 5, 4096, 333, 20_000, 7]:
+        need = ch.input_samples_for(n)
+        out.append(ch.apply(x[used:used + need], n))
+        used += need
+        assert len(out[-1]) == n
+    got = np.concatenate(out)
+    assert np.array_equal(got, whole[:len(got)])
+    with pytest.raises(RadioError, match="too few"):
+        ch.apply(np.zeros(3, np.complex64), 100)
+
+
+def test_sim_backend_rx_returns_n_samples_through_a_clock_offset() -> None:
+    from radio.backends import SimBackend
+
+    sco = 200.0
+    ch = make(sco_ppm=sco)
+    b = SimBackend(ch, FS, idle_start_samples=0)
+    x = np.exp(2j * np.pi * 0.05 * np.arange(100_000)).astype(np.complex64)
+    b.tx(x)
+    y = np.concatenate([b.rx(n) for n in (10_000, 1, 45_000, 43_999)])
+    assert len(y) == 99_000
+    t = np.arange(len(y)) * (1 + sco * 1e-6)
+    assert np.max(np.abs(y[8:] - np.exp(2j * np.pi * 0.05 * t[8:]))) < 1e-3
+    # the receiver's slower clock took ~1.0002 transmitted samples per received one, plus its 8-sample window
+    assert b.pending == pytest.approx(100_000 - 99_000 * (1 + sco * 1e-6) - 8, abs=2)
+
+
+def test_scheduled_channel_steps_snr_at_received_indices_with_sco() -> None:
+    from radio.channel import ScheduledChannel
+
+    sch = ScheduledChannel(make(snr_db=40.0, sco_ppm=-150.0), [(30_000, 0.0)])
+    y = np.concatenate([sch.apply(np.zeros(n, np.complex64)) for n in (10_000, 25_000, 25_000)])
+    assert sch.samples_processed == len(y) > 60_000 - 8
+    noise = np.abs(y) ** 2
+    assert np.mean(noise[29_000:30_000]) < 1e-3 < np.mean(noise[30_000:31_000])
+    # pull mode through the schedule: exactly n
+    need = sch.input_samples_for(5000)
+    assert len(sch.apply(np.zeros(need, np.complex64), 5000)) == 5000
+
+
+def test_shift_clock_adds_cfo_and_sco_and_keeps_drift() -> None:
+    ch = make(cfo_hz=100.0, sco_drift_ppm_per_s=2.0)
+    ch.apply(np.zeros(500_000, np.complex64))
+    ch.shift_clock(10.0, 915e6)
+    assert ch.cfo_hz == pytest.approx(100.0 + 9150.0)
+    assert ch.sco_ppm_now == pytest.approx(11.0, abs=1e-3)  # 1 ppm of drift after 0.5 s, plus 10
+    ch.apply(np.zeros(500_000, np.complex64))
+    assert ch.sco_ppm_now == pytest.approx(12.0, abs=1e-3)
+
+
+def test_from_config_passes_clock_offset() -> None:
+    ch = Channel.from_config(ChannelConfig(sco_ppm=-42.0, sco_drift_ppm_per_s=0.5), FS, 4, 1.0)
+    assert (ch.sco_ppm, ch.sco_drift_ppm_per_s) == (-42.0, 0.5)
+
+
+@pytest.mark.parametrize(("key", "value"), [("sco_ppm", 250.0), ("sco_ppm", -200.5), ("sco_drift_ppm_per_s", 11.0)])
+def test_clock_offset_config_bounds_name_the_key(key: str, value: float) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=key):
+        ChannelConfig(**{key: value})
+    with pytest.raises(RadioError, match="sco_ppm"):
+        make(sco_ppm=2e4)

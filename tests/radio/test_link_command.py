@@ -34,3 +34,13 @@ def test_link_delivers_at_0_10_25_db_with_mcs_rising(capsys, channel: str) -> No
             assert abs(r["snr_db_measured"] - snr) < 0.5
         rates.append(by_name(r["mcs"]).info_bits_per_symbol)
     assert rates[0] < rates[1] < rates[2]
+
+
+def test_link_sco_ppm_reaches_the_channel_and_the_report(capsys) -> None:
+    code = main(["link", "--snr-db", "25", "--bytes", "3000", "--seed", "4", "--sco-ppm", "10", "--cfo-hz", "300",
+                 "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["delivered"]
+    assert (out["sco_ppm_set"], out["cfo_hz_set"]) == (10.0, 300.0)
+    assert main(["link", "--sco-ppm", "500", "--json"]) == 2  # out of the config's +-200 ppm
+    assert "channel.sco_ppm: 500.0 is out of range" in capsys.readouterr().err
