@@ -1,9 +1,11 @@
 """The waveform receiver: turns a continuous sample stream into packets with their measured SNR.
 
-Per packet: detection (Schmidl-Cox on the matched-filtered stream), coarse CFO, LTF timing with a
-fractional refinement, fine CFO, matched filtering with the fractional delay applied in the frequency
-domain, pilot tracking, soft demapping, deinterleaving, soft Viterbi, CRC. A bad header or payload CRC
-makes an erasure; nothing unchecked is delivered.
+Per packet: acquisition (radio/acquisition.py: Schmidl-Cox on the matched-filtered stream derotated by the
+CFO prior, and on a wide low-passed stream while no prior is trusted), coarse CFO (searched over the STF's
+fs / 32 ambiguity up to +-max_cfo_hz), LTF timing with a fractional refinement, fine CFO, matched
+filtering with the fractional delay applied in the frequency domain, pilot tracking, soft demapping,
+deinterleaving, soft Viterbi, CRC. A bad header or payload CRC makes an erasure; nothing unchecked is
+delivered.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 from scipy import fft as sfft
 
 from radio import fec, interleaver
+from radio.acquisition import AcquisitionSettings, CfoPrior, acquire, best_cfo, in_range
 from radio.errors import FrameError, RadioError
 from radio.frame import HEADER_BITS, Header, bits_to_bytes, check_payload, parse_header
 from radio.mcs import HEADER_MCS, MCS_TABLE, Mcs, by_index
@@ -22,11 +25,13 @@ from radio.phasor import phasor
 from radio.preamble import LTF_LENGTH, LTF_REPEATS, STF_PERIOD, layout, ltf_symbols, pilot_symbols
 from radio.pulse import filter_delay, matched_filter, rrc_taps
 from radio.snr import data_aided, evm_snr_db, to_db
-from radio.sync import WINDOW_PERIODS, detect, fine_cfo, ltf_timing, stf_samples
+from radio.sync import WINDOW_PERIODS, Detection, fine_cfo, ltf_timing, stf_samples
 from radio.tracking import smoothing_window, track_gains
 from radio.transmitter import header_block_symbols, header_data_symbols, payload_data_symbols
 
 LTF_SYMBOLS = LTF_LENGTH * LTF_REPEATS
+PRIOR_HOLD_S = 0.2  # stream time after a decoded packet for which its CFO is trusted (then the wide path)
+LTF_MIN_PEAK = 0.35  # normalized LTF correlation below which a detection is a false alarm
 
 
 @dataclass
@@ -56,18 +61,32 @@ class _Sync:
 
 
 class Receiver:
-    """Streaming receiver. feed() samples in any chunking; it returns packets as they complete."""
+    """Streaming receiver. feed() samples in any chunking; it returns packets as they complete.
+
+    max_cfo_hz: the CFO range acquired without a prior (default 50 ppm of 2.4 GHz = 120 kHz), clamped to
+    fs/2 - (1 + rolloff) Rs / 2, what the sample rate represents. prior_hold_s: stream time for which a
+    decoded packet's CFO is trusted, counted from the packet's end (the prior path alone, no coarse search
+    unless its LTF check fails); without a trusted prior the wide path and the coarse search run too, and
+    the prior path keeps derotating by the last estimate until a decoded header replaces it.
+    """
 
     def __init__(self, sample_rate_hz: float, samples_per_symbol: int, rolloff: float,
-                 detect_threshold: float = 0.1, keep_symbols: bool = False) -> None:
+                 detect_threshold: float = 0.1, keep_symbols: bool = False, max_cfo_hz: float | None = None,
+                 prior_hold_s: float = PRIOR_HOLD_S) -> None:
         self.sample_rate_hz = float(sample_rate_hz)
         self.sps = int(samples_per_symbol)
         self.rolloff = float(rolloff)
         self.detect_threshold = detect_threshold
         self.keep_symbols = keep_symbols
+        self.acquisition = AcquisitionSettings.make(sample_rate_hz, samples_per_symbol, rolloff, max_cfo_hz,
+                                                    detect_threshold)
+        self.prior = CfoPrior(int(round(prior_hold_s * self.sample_rate_hz)))
+        self.packets_by_path = {"prior": 0, "wide": 0}  # packets with a decoded header, by detection path
+        self._derotate_hz = 0.0  # CFO the prior path derotates by (follows the prior with hysteresis)
+        self._retune_hz = self.sample_rate_hz * self.acquisition.ambiguity_cycles / 4
         self._buf = np.zeros(0, np.complex64)
         self._offset = 0  # absolute index of _buf[0]
-        self._consumed = 0  # absolute index before which everything is handled
+        self._consumed = {"prior": 0, "wide": 0}  # per path: absolute index before which all is handled
         self._pad = 2 * filter_delay(self.sps, self.rolloff)
         self._header_symbols = header_block_symbols()
         self._header_data = header_data_symbols()
@@ -106,28 +125,50 @@ class Receiver:
         keep_from = max(buf.size - tail, 0)
         if buf.size < window + lag + 1:
             return packets
-        y = matched_filter(buf, sps, self.rolloff)
         metric_len = buf.size - lag - window + 1
-        for det in detect(y, sps, self.detect_threshold):
-            if self._offset + det.run_end <= self._consumed:
-                continue
-            if det.run_end >= metric_len and not final:
-                keep_from = min(keep_from, max(det.run_start - window - lag - self._pad, 0))
-                break
-            result = self._packet(buf, det, final)
-            if result is None:  # needs more samples
-                keep_from = min(keep_from, max(det.run_start - window - lag - self._pad, 0))
-                break
-            packet, end = result
-            if packet is not None:
+        self._retune()
+        restart = True
+        while restart:  # again from the top when a decoded header retuned the prior path
+            restart = False
+            wide = not self.prior.trusted(self._offset + buf.size)
+            for cand in acquire(buf, self._offset, self.acquisition, self._derotate_hz, wide):
+                det, start_abs = cand.detection, self._offset + cand.detection.run_start
+                if self._offset + det.run_end <= self._consumed[cand.path]:
+                    continue
+                trusted = self.prior.trusted(start_abs)
+                if cand.path == "wide" and trusted:
+                    continue
+                if det.run_end >= metric_len and not final:
+                    keep_from = min(keep_from, max(det.run_start - window - lag - self._pad, 0))
+                    break
+                result = self._packet(buf, det, final, search=not trusted)
+                if result is None:  # needs more samples
+                    keep_from = min(keep_from, max(det.run_start - window - lag - self._pad, 0))
+                    break
+                packet, end = result
+                if packet is None:  # a false alarm on this path; the other may still try the same run
+                    self._consumed[cand.path] = self._offset + det.run_end
+                    continue
                 packets.append(packet)
-                self._consumed = self._offset + end
-            else:
-                self._consumed = self._offset + det.run_end
+                self._consumed = dict.fromkeys(self._consumed, self._offset + end)
+                if packet.header is not None:
+                    self.packets_by_path[cand.path] += 1
+                    self.prior.update(packet.cfo_hz, self._offset + end)
+                    restart = self._retune()
+                    if restart:
+                        break
         if not final and keep_from > 0:
             self._buf = buf[keep_from:].copy()
             self._offset += keep_from
         return packets
+
+    def _retune(self) -> bool:
+        """Move the prior path's derotation to the prior when they differ by more than a quarter of the
+        STF's ambiguity (hysteresis: small updates leave the detector's input unchanged); True if it moved."""
+        if self.prior.hz is None or abs(self.prior.hz - self._derotate_hz) <= self._retune_hz:
+            return False
+        self._derotate_hz = self.prior.hz
+        return True
 
     # --- one packet ------------------------------------------------------------------------------
     def _symbols(self, buf: np.ndarray, sync: _Sync, n_symbols: int) -> np.ndarray | None:
@@ -149,8 +190,10 @@ class Receiver:
         y = sfft.ifft(spectrum)[: seg.size]
         return y[first - a: stop - a: self.sps].astype(np.complex64)
 
-    def _synchronize(self, buf: np.ndarray, det) -> tuple[_Sync, float] | None:
-        """Timing and CFO for a detection; None when the LTF is not convincing."""
+    def _synchronize(self, buf: np.ndarray, det: Detection, search: bool) -> tuple[_Sync, float] | None:
+        """Timing and CFO for a detection (ltf_index -1 when the LTF is not convincing); None when more
+        samples are needed. search: test every CFO hypothesis first, else the detection's own and the
+        others only when its LTF check fails."""
         sps, lag = self.sps, STF_PERIOD * self.sps
         window = WINDOW_PERIODS * lag
         stf = stf_samples(sps)
@@ -161,23 +204,38 @@ class Receiver:
         b = hi + LTF_SYMBOLS * sps + self._pad
         if b > buf.size:
             return None
-        step = -2 * np.pi * det.cfo_cycles_per_sample
-        seg = buf[a:b] * phasor(step * a, step, b - a)
-        ymf = matched_filter(seg, sps, self.rolloff)
-        index, frac, peak = ltf_timing(ymf, sps, lo - a, hi - a)
-        if index < 0 or peak < 0.35:
+        cfo = det.cfo_cycles_per_sample
+        search = search or not in_range(cfo, self.acquisition)  # e.g. a prior 250 kHz (Rs) from the truth
+        if search:
+            cfo = best_cfo(buf[a:b], lo - a, hi - a, cfo, self.acquisition)
+        index, frac, peak = self._ltf_timing(buf, a, b, lo, hi, cfo)
+        if (index < 0 or peak < LTF_MIN_PEAK) and not search:
+            searched = best_cfo(buf[a:b], lo - a, hi - a, cfo, self.acquisition)
+            if searched != cfo:
+                cfo = searched
+                index, frac, peak = self._ltf_timing(buf, a, b, lo, hi, cfo)
+        if index < 0 or peak < LTF_MIN_PEAK:
             return _Sync(a, -1, 0.0, 0.0), peak
-        sync = _Sync(a, a + index, frac, det.cfo_cycles_per_sample)
+        sync = _Sync(a, a + index, frac, cfo)
         ltf = self._symbols(buf, sync, LTF_SYMBOLS)
         if ltf is None:
             return None
         sync.cfo += fine_cfo(ltf, sps)
         return sync, peak
 
-    def _packet(self, buf: np.ndarray, det, final: bool) -> tuple[RxPacket | None, int] | None:
+    def _ltf_timing(self, buf: np.ndarray, a: int, b: int, lo: int, hi: int,
+                    cfo: float) -> tuple[int, float, float]:
+        """`sync.ltf_timing` over LTF starts [lo, hi) of buf[a:b] derotated by cfo (cycles per sample)."""
+        step = -2 * np.pi * cfo
+        seg = buf[a:b] * phasor(step * a, step, b - a)
+        ymf = matched_filter(seg, self.sps, self.rolloff)
+        return ltf_timing(ymf, self.sps, lo - a, hi - a)
+
+    def _packet(self, buf: np.ndarray, det: Detection, final: bool,
+                search: bool) -> tuple[RxPacket | None, int] | None:
         """Decode the packet behind a detection: (packet or None for a false alarm, end index), or None
         when more samples are needed."""
-        synced = self._synchronize(buf, det)
+        synced = self._synchronize(buf, det, search)
         if synced is None:
             return (None, det.run_end) if final else None
         sync, _ = synced

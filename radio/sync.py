@@ -1,6 +1,7 @@
 """Frame detection, timing and carrier frequency offset estimation from the preamble.
 
-Detection: a Schmidl-Cox metric on the matched-filtered stream (lag one STF period), robust to CFO.
+Detection: a Schmidl-Cox metric (lag one STF period, a numba kernel), robust to CFO; radio/acquisition.py
+runs it on the matched-filtered stream derotated by the CFO prior and on a wide low-passed stream.
 Timing: correlation with the LTF after coarse CFO correction, with a parabolic fractional refinement.
 CFO: coarse from the STF lag-one-period autocorrelation, fine from the LTF's two repetitions.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from radio.preamble import LTF_LENGTH, STF_PERIOD, STF_REPEATS, ltf_symbols
 
@@ -37,19 +39,32 @@ def detection_metric(y: np.ndarray, samples_per_symbol: int) -> tuple[np.ndarray
     n = y.size - lag - window + 1
     if n <= 0:
         return np.zeros(0), np.zeros(0, np.complex128)
-    y = y.astype(np.complex128)
-    prod = y[lag:] * np.conj(y[:-lag])
-    power = np.abs(y) ** 2
-
-    def window_sum(x: np.ndarray) -> np.ndarray:
-        c = np.concatenate([[0], np.cumsum(x)])
-        return c[window:window + n] - c[:n]
-
-    p = window_sum(prod)
-    e0 = window_sum(power[:-lag])
-    e1 = window_sum(power[lag:])
-    metric = np.abs(p) ** 2 / np.maximum(e0 * e1, 1e-30)
+    metric, p = np.empty(n), np.empty(n, np.complex128)
+    _metric_kernel(np.ascontiguousarray(y, np.complex64), lag, window, metric, p)
     return metric, p
+
+
+@njit(cache=True)
+def _metric_kernel(y: np.ndarray, lag: int, window: int, metric: np.ndarray, p: np.ndarray) -> None:
+    """Fills metric and p (length n) from prefix sums in one pass (differences of prefix sums, so a
+    window of exact zeros gives exactly zero, as numpy's cumsum did)."""
+    n = metric.size
+    total = n + window + lag
+    c_prod = np.empty(total - lag + 1, np.complex128)  # prefix sums of y[k + lag] conj(y[k])
+    c_pow = np.empty(total + 1)  # prefix sums of |y[k]|^2
+    c_prod[0], c_pow[0] = 0.0, 0.0
+    for k in range(total):
+        a = np.complex128(y[k])
+        c_pow[k + 1] = c_pow[k] + a.real * a.real + a.imag * a.imag
+        if k < total - lag:
+            b = np.complex128(y[k + lag])
+            c_prod[k + 1] = c_prod[k] + b * np.conj(a)
+    for d in range(n):
+        pd = c_prod[d + window] - c_prod[d]
+        e0 = c_pow[d + window] - c_pow[d]
+        e1 = c_pow[d + lag + window] - c_pow[d + lag]
+        p[d] = pd
+        metric[d] = (pd.real * pd.real + pd.imag * pd.imag) / max(e0 * e1, 1e-30)
 
 
 def detect(y: np.ndarray, samples_per_symbol: int, threshold: float) -> list[Detection]:

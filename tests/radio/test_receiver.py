@@ -131,3 +131,77 @@ def test_non_finite_samples_cost_only_their_packet() -> None:
     good = [p for p in out if p.payload is not None]
     assert all(p.payload == sent[p.header.seq] for p in good)
     assert len(good) >= len(sent) - 2
+
+
+def matched_starts(packets: list, backend: SimBackend, starts: list[int]) -> int:
+    """How many sent packets have a received packet (decoded or not) at their LTF start (+-2 samples)."""
+    delay = backend.channel.delay_samples + filter_delay(SPS, ROLLOFF) + STF_PERIOD * STF_REPEATS * SPS
+    found = np.array([p.start_sample for p in packets])
+    truth = np.array(starts) + delay
+    return int(sum(found.size > 0 and np.min(np.abs(found - t)) <= 2 for t in truth))
+
+
+@pytest.mark.parametrize("cfo_hz", [0.0, 46e3, -46e3, 120e3, -120e3])
+def test_10_db_decodes_over_plus_minus_50_ppm_of_2g4_from_an_unknown_start(cfo_hz: float) -> None:
+    stream, sent, _, _ = received_stream("qpsk-1/2", 10.0, cfo_hz / FS, 8, 300, seed=23)
+    rx = Receiver(FS, SPS, ROLLOFF)
+    whole = rx.feed(stream) + rx.flush()
+    assert {p.header.seq: p.payload for p in whole} == sent
+    for p in whole:
+        assert abs(p.cfo_hz - cfo_hz) < 300.0, p.cfo_hz
+    assert rx.prior.hz == whole[-1].cfo_hz
+    chunked = run_receiver(stream, random_chunks(stream.size, np.random.default_rng(8), 1, 9000))
+    assert summary(chunked) == summary(whole)
+
+
+def test_minus_2_db_detects_no_fewer_packets_than_v1_did() -> None:
+    # 108 of 120 LTF starts were found by the receiver before acquisition (matched filter, no CFO search)
+    found = 0
+    for seed in (31, 32, 33):
+        stream, _, starts, backend = received_stream("bpsk-1/4", -2.0, 0.0, 40, 60, seed=seed)
+        found += matched_starts(run_receiver(stream, None), backend, starts)
+    assert found >= 108
+
+
+def test_max_cfo_hz_bounds_the_search() -> None:
+    stream, sent, _, _ = received_stream("qpsk-1/2", 10.0, 46e3 / FS, 4, 300, seed=24)
+    rx = Receiver(FS, SPS, ROLLOFF, max_cfo_hz=20e3)  # 46 kHz aliases to 14.75 kHz, never tested beyond 28 kHz
+    assert [p for p in rx.feed(stream) + rx.flush() if p.header is not None] == []
+    rx = Receiver(FS, SPS, ROLLOFF, max_cfo_hz=50e3)
+    assert {p.header.seq: p.payload for p in rx.feed(stream) + rx.flush()} == sent
+
+
+def send_one_by_one(rx: Receiver, cfo_plan_hz: list[float], seed: int, snr_db: float = 10.0,
+                    mcs_name: str = "qpsk-1/2") -> tuple[list, dict[int, bytes]]:
+    """One packet per CFO in the plan, the channel's CFO set before each; (received, sent)."""
+    mcs = by_name(mcs_name)
+    channel = Channel("awgn", snr_db, FS, SPS, TX_POWER, timing_offset_samples=321.5, seed=seed)
+    backend = SimBackend(channel, FS, seed=seed)
+    rng = np.random.default_rng(seed)
+    sent, got = {}, []
+    for seq, cfo_hz in enumerate(cfo_plan_hz):
+        channel.cfo_hz = cfo_hz
+        sent[seq] = rng.integers(0, 256, 300, dtype=np.uint8).tobytes()
+        backend.tx(burst([packet_symbols(Header(mcs.index, 1, seq, len(cfo_plan_hz), 300), sent[seq], mcs)],
+                         SPS, ROLLOFF))
+        got += rx.feed(backend.rx(backend.pending + 500))
+    return got + rx.flush(), sent
+
+
+@pytest.mark.parametrize("before_hz, after_hz", [(120e3, -120e3), (46e3, -46e3), (100e3, -20e3)])
+def test_a_prior_made_wrong_by_a_cfo_step_is_replaced_at_once(before_hz: float, after_hz: float) -> None:
+    rx = Receiver(FS, SPS, ROLLOFF)  # the step comes well inside the prior's 0.2 s hold
+    got, sent = send_one_by_one(rx, [before_hz] * 4 + [after_hz] * 6, seed=11)
+    assert {p.header.seq: p.payload for p in got if p.header is not None} == sent
+    assert all(abs(p.cfo_hz - (before_hz if p.header.seq < 4 else after_hz)) < 300.0 for p in got)
+    assert abs(rx.prior.hz - after_hz) < 300.0
+
+
+def test_a_wrong_prior_goes_stale_and_the_wide_path_takes_over() -> None:
+    # at 4 dB the prior path, derotating 240 kHz away from the signal, detects nothing
+    rx = Receiver(FS, SPS, ROLLOFF, prior_hold_s=0.01)
+    rx.prior.update(-120e3, 0)  # wrong, trusted for the first 10 ms of stream
+    got, sent = send_one_by_one(rx, [120e3] * 8, seed=12, snr_db=4.0, mcs_name="bpsk-1/2")
+    delivered = {p.header.seq: p.payload for p in got if p.payload is not None}
+    assert delivered == {seq: sent[seq] for seq in range(1, 8)}  # packet 0 falls in the hold
+    assert rx.packets_by_path["wide"] >= 1 and abs(rx.prior.hz - 120e3) < 300.0
