@@ -19,7 +19,10 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+
 from edge_node.apply_report import ApplyReport
+from edge_node.fountain_session import FountainSession
 from edge_node.install import check_adapter_dir, current_adapter
 from edge_node.radio_input import RadioInput
 from edge_node.session import EdgeSession
@@ -34,8 +37,8 @@ from testbed.control.endpoint import PeerLost, peer_name
 from testbed.control.server import ControlServer, refuse_insecure_bind
 from testbed.errors import AirLoraError
 from testbed.keys import cable_curve
-from testbed.messages import (ERR_NOT_OWNER, ERR_SESSION_BUSY, ApplyResult, BurstDone, Bye, Error, Hello, Message,
-                              ModelIdentity, SessionAck, SessionStart, TransferComplete)
+from testbed.messages import (ERR_NOT_OWNER, ERR_SESSION_BUSY, ApplyResult, BurstDone, Bye, Error, FountainStart, Hello,
+                              Message, ModelIdentity, SessionAck, SessionStart, TransferComplete)
 
 log = logging.getLogger("airlora.edge")
 
@@ -107,7 +110,9 @@ class EdgeDaemon:
         self.receiver = Receiver(r.sample_rate_hz, r.samples_per_symbol, r.rolloff, keep_symbols=True)
         self.radio = RadioInput(self.backend, self.receiver)
         self.removed_leftovers = remove_leftovers(cfg.edge.adapter_dir)
-        self.session: EdgeSession | None = None
+        self.session: EdgeSession | FountainSession | None = None
+        self._erase = cfg.edge.erase_fraction  # emulated erasures (benchmarks): drop this fraction of good packets
+        self._erase_rng = np.random.default_rng()
         self.repair_round = 0
         self.running = True
         self.last_apply: ApplyReport | None = None
@@ -165,6 +170,8 @@ class EdgeDaemon:
         packets, burst_done = self.radio.step(self.session is not None, wait_s=0.0 if busy else 0.01)
         if self.session is not None:
             for packet in packets:
+                if self._erase and packet.payload is not None and self._erase_rng.random() < self._erase:
+                    packet.payload = None  # an erasure, as a failed CRC would make it
                 self.session.on_packet(packet)
             if burst_done:
                 self._report_burst()
@@ -181,7 +188,7 @@ class EdgeDaemon:
             if s is not None and not s.finished and s.peer == peer:
                 self._session_log.log(logging.INFO, "host %s (owner of session %d) lost: %s; the session stays open "
                                       "for a resume", peer_name(peer), s.session, msg.reason)
-        elif isinstance(msg, SessionStart):
+        elif isinstance(msg, (SessionStart, FountainStart)):
             self._on_session_start(peer, msg)
         elif isinstance(msg, BurstDone):
             self._on_burst_done(peer, msg)
@@ -205,15 +212,16 @@ class EdgeDaemon:
         self._log.log(logging.WARNING, "refused session %d from host %s: %s", msg.session, peer_name(peer), reason)
         self.control.reply(peer, msg, SessionAck(session=msg.session, ready=False, reason=reason[:1024]))
 
-    def _on_session_start(self, peer: bytes, msg: SessionStart) -> None:
+    def _on_session_start(self, peer: bytes, msg: SessionStart | FountainStart) -> None:
         edge = self.cfg.edge
+        fountain = isinstance(msg, FountainStart)
         if abs(msg.sample_rate_hz - self.cfg.radio.sample_rate_hz) > 1e-6 * msg.sample_rate_hz:
             return self._refuse_start(peer, msg, f"sample rate {msg.sample_rate_hz:g} Hz differs from the edge's "
                                                  f"{self.cfg.radio.sample_rate_hz:g} Hz")
         if msg.payload_bytes > edge.max_payload_bytes:
             return self._refuse_start(peer, msg, f"payload of {msg.payload_bytes} bytes exceeds the edge's limit of "
                                                  f"{edge.max_payload_bytes} (edge.max_payload_bytes)")
-        if msg.packet_count > edge.max_packets:
+        if not fountain and msg.packet_count > edge.max_packets:
             return self._refuse_start(peer, msg, f"{msg.packet_count} packets exceed the edge's limit of "
                                                  f"{edge.max_packets} (edge.max_packets; send larger packets)")
         user = self.control.peer_user(peer)
@@ -222,10 +230,17 @@ class EdgeDaemon:
             self._log.log(logging.WARNING, "refused session %d from host %s: %s", msg.session, peer_name(peer), busy)
             self.control.reply(peer, msg, Error(code=ERR_SESSION_BUSY, message=busy))
             return
-        if self.session is not None and self.session.matches(msg) and not self.session.finished:
+        same_kind = isinstance(self.session, FountainSession) == fountain
+        if self.session is not None and same_kind and self.session.matches(msg) and not self.session.finished:
             self.session.peer, self.session.user = peer, user
-            self._session_log.log(logging.INFO, "session %d resumed: %d of %d packets held", msg.session,
-                                  self.session.reassembly.received, msg.packet_count)
+            held = self.session.decoder.received if fountain else self.session.reassembly.received
+            self._session_log.log(logging.INFO, "session %d resumed: %d of %d %s held", msg.session, held,
+                                  msg.source_symbols if fountain else msg.packet_count,
+                                  "symbols" if fountain else "packets")
+        elif fountain:
+            self.session = FountainSession(msg, peer, user)
+            self._session_log.log(logging.INFO, "fountain session %d: %d bytes in %d source symbols of %d bytes",
+                                  msg.session, msg.payload_bytes, msg.source_symbols, msg.symbol_bytes)
         else:
             self.session = EdgeSession(msg, peer, user)
             self.repair_round = 0
@@ -258,6 +273,8 @@ class EdgeDaemon:
 
     # --- reports and apply -------------------------------------------------------------------------
     def _report_burst(self) -> None:
+        if isinstance(self.session, FountainSession):
+            return self._report_fountain(self.session)
         s = self.session
         assert s is not None
         self.control.send(s.peer, s.snr_report(s.bursts_done, self.radio.samples_read))
@@ -282,12 +299,30 @@ class EdgeDaemon:
         if s.start.apply:
             self._apply(s, payload)
 
-    def _apply(self, s: EdgeSession, payload: bytes) -> None:
+    def _report_fountain(self, s: FountainSession) -> None:
+        """After a burst: what was measured and how far the decoder is; once rebuilt, complete and apply."""
+        self.control.send(s.peer, s.snr_report(s.bursts_done, self.radio.samples_read))
+        self.control.send(s.peer, s.progress(s.bursts_done))
+        s.burst = type(s.burst)()
+        if s.sha_mismatches:
+            self.control.send(s.peer, Error(code="sha_mismatch", message="the rebuilt payload fails its SHA-256"))
+            s.sha_mismatches = 0
+        if s.payload is None or s.finished:
+            return
+        s.finished = True
+        self.control.protect([])
+        self.control.send(s.peer, TransferComplete(
+            session=s.session, payload_sha256=s.start.payload_sha256, packets_received=s.decoder.received,
+            elapsed_s=time.monotonic() - s.started))
+        if s.start.apply:
+            self._apply(s, s.payload, evaluate=s.start.evaluate)
+
+    def _apply(self, s: EdgeSession | FountainSession, payload: bytes, evaluate: bool = True) -> None:
         from edge_node.pipeline import apply_payload
 
         t0 = time.monotonic()
         try:
-            report = apply_payload(self.cfg, payload)
+            report = apply_payload(self.cfg, payload, evaluate=evaluate)
         except Exception as exc:  # never let one payload stop the daemon
             log.exception("apply failed")
             report = ApplyReport(installed=False, reason=f"{type(exc).__name__}: {exc}")

@@ -12,6 +12,7 @@ from testbed.errors import ConfigError
 from testbed.sections.base import Section
 from testbed.sections.adapter import DataConfig, EdgeConfig, FinetuneConfig, ModelConfig
 from testbed.sections.control import ControlConfig
+from testbed.sections.fleet import FleetConfig
 from testbed.sections.policy import PolicyConfig
 from testbed.sections.run import RunConfig
 from radio.config import ChannelConfig, RadioConfig
@@ -32,6 +33,7 @@ class TestbedConfig(Section):
     edge: EdgeConfig = EdgeConfig()
     control: ControlConfig = ControlConfig()
     run: RunConfig = RunConfig()
+    fleet: FleetConfig = FleetConfig()
     policy: PolicyConfig = PolicyConfig()
 
 

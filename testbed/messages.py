@@ -6,9 +6,9 @@ ProtocolError that names the problem: bytes that are not msgpack, a payload over
 unknown type or version, a missing, extra or wrongly typed field, or a value out of range.
 
 Direction (host = the DEALER that connects, edge = the ROUTER that binds):
-  host -> edge: hello, session_start, burst_done, heartbeat, bye
-  edge -> host: hello_ack, session_ack, snr_report, missing_request, transfer_complete, apply_result,
-                heartbeat (the answer to the host's), error, bye
+  host -> edge: hello, session_start, fountain_start, burst_done, heartbeat, bye
+  edge -> host: hello_ack, session_ack, snr_report, missing_request, fountain_progress, transfer_complete,
+                apply_result, heartbeat (the answer to the host's), error, bye
 """
 
 from __future__ import annotations
@@ -257,6 +257,62 @@ class ApplyResult(Message):
     probe_max_abs_err: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
 
 
+# --- fountain-coded broadcast (one payload to a fleet) ----------------------------------------------------
+
+FOUNTAIN_MIN_SYMBOL_BYTES = 64
+FOUNTAIN_MAX_SYMBOL_BYTES = 64992
+FOUNTAIN_MAX_SOURCE_SYMBOLS = 56403
+"""radio.fountain's bounds, repeated here so the control plane stays below the radio (tests check they agree)."""
+
+
+class FountainStart(Message):
+    """host -> edge: a fountain-coded broadcast is on the air; any source_symbols-and-a-few of its symbols rebuild it.
+
+    Each packet of the session carries one RaptorQ symbol (4-byte payload id + symbol_bytes); the edge answers
+    with a session_ack, and after every burst with a snr_report and a fountain_progress."""
+
+    TYPE: ClassVar[str] = "fountain_start"
+    type: Literal["fountain_start"] = "fountain_start"
+    session: U32
+    payload_bytes: Annotated[int, Field(ge=1, le=FOUNTAIN_MAX_SOURCE_SYMBOLS * FOUNTAIN_MAX_SYMBOL_BYTES)]
+    symbol_bytes: Annotated[int, Field(ge=FOUNTAIN_MIN_SYMBOL_BYTES, le=FOUNTAIN_MAX_SYMBOL_BYTES, multiple_of=8)]
+    source_symbols: Annotated[int, Field(ge=1, le=FOUNTAIN_MAX_SOURCE_SYMBOLS)]
+    mcs: Name
+    payload_sha256: Sha256
+    deadline_s: Annotated[float, Field(gt=0.0, le=1.0e6, allow_inf_nan=False)]
+    sample_rate_hz: Annotated[float, Field(gt=0.0, le=1.0e10, allow_inf_nan=False)]
+    backend: Name
+    adapter_id: Name | None = None
+    apply: bool = Field(True, description="install the payload (False: a channel-sounding session)")
+    evaluate: bool = Field(True, description="after installing, evaluate on the edge's test split")
+    channel_snr_db: SnrDb | None = Field(
+        None, description="emulated channels only: the SNR the edge's channel model applies from now on")
+
+    @model_validator(mode="after")
+    def _symbols_cover_the_payload(self) -> "FountainStart":
+        implied = -(-self.payload_bytes // self.symbol_bytes)
+        if self.source_symbols != implied:
+            raise ValueError(f"source_symbols {self.source_symbols} is not the {implied} symbols that payload_bytes "
+                             f"{self.payload_bytes} in symbols of {self.symbol_bytes} bytes make")
+        return self
+
+
+class FountainProgress(Message):
+    """edge -> host: how far the edge is with a fountain session (after every burst, and once when it decodes)."""
+
+    TYPE: ClassVar[str] = "fountain_progress"
+    type: Literal["fountain_progress"] = "fountain_progress"
+    session: U32
+    burst: U32 = Field(description="the last burst the host announced (0: none yet)")
+    symbols_received: U32 = Field(description="distinct symbols of this session taken in")
+    symbols_needed: U32 = Field(description="source symbols K: the fewest that may rebuild the payload")
+    packets_crc_ok: U32 = Field(description="packets of this burst that passed their CRC (any session)")
+    packets_detected: U32 = Field(description="packets detected in this burst")
+    mean_snr_db: SnrDb | None = Field(description="mean SNR over this burst's detected packets; None when none")
+    done: bool = Field(description="the payload is rebuilt and matches its SHA-256")
+    elapsed_s: Seconds = Field(description="since the edge took the session")
+
+
 # --- liveness and errors --------------------------------------------------------------------------
 
 
@@ -298,7 +354,7 @@ ERR_NOT_OWNER = "not_session_owner"
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls
     for cls in (Hello, HelloAck, SessionStart, SessionAck, SnrReport, MissingRequest, BurstDone,
-                TransferComplete, ApplyResult, Heartbeat, Error, Bye)
+                TransferComplete, ApplyResult, FountainStart, FountainProgress, Heartbeat, Error, Bye)
 }
 
 

@@ -1,14 +1,17 @@
 """`airlora bench radio`: TX/RX throughput per MCS against scikit-commpy; `airlora bench finetune`: accuracy per
 LoRA rank and scaling mode over seeds (real fine-tunes), with AdaLoRA beside it; `airlora bench cluster`: the
-speed-up of sweeps with 1 vs 2 workers, local processes and a local Ray (policy/cluster_bench.py)."""
+speed-up of sweeps with 1 vs 2 workers, local processes and a local Ray (policy/cluster_bench.py); `airlora bench
+fleet`: the airtime of one fountain-coded broadcast to N local edges against unicast delivery (host/fleet_bench.py)."""
 
 from __future__ import annotations
 
 import argparse
 
-from airlora.commands.common import add_config_arguments, emit_json, load_config, positive_float, write_report
+from airlora.commands.common import (add_config_arguments, comma_floats, emit_json, load_config, positive_float,
+                                     write_report)
 
-TARGETS = ("radio", "finetune", "cluster")
+TARGETS = ("radio", "finetune", "cluster", "fleet", "link")
+MAX_BENCH_EDGES = 16
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +36,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="seeds of the surrogate sweep (cells: 6 policies x 5 SNRs x seeds)")
     cluster.add_argument("--finetunes", type=int, default=4,
                          help="real fine-tunes timed, from the plan of a real sweep of the baselines (0: skip)")
+    link = parser.add_argument_group("link (v2 link: goodput/Shannon per SNR, RSS/airtime/wall per size)")
+    link.add_argument("--link-sizes", default="0.1,1,10", help="payload sizes in MB, comma-separated (or empty)")
+    fleet = parser.add_argument_group("fleet (local edge processes; the config above sets model, radio and fleet)")
+    fleet.add_argument("--edges", type=int, default=8, help=f"local edges (2..{MAX_BENCH_EDGES})")
+    fleet.add_argument("--snr-db", type=comma_floats, default=None,
+                       help="each edge's SNR, comma-separated (default: spread evenly over 0..20 dB)")
+    fleet.add_argument("--erasures", type=comma_floats, default=[0.0, 0.1],
+                       help="scenarios: share of each edge's good packets erased at random (0..0.9)")
+    fleet.add_argument("--payload", default=None,
+                       help="a signed payload file (`airlora finetune --out`); default: fine-tune one now")
+    fleet.add_argument("--steps", type=int, default=20, help="fine-tuning steps of the payload made when none given")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +54,12 @@ def run(args: argparse.Namespace) -> int:
         return _finetune(args)
     if args.target == "cluster":
         return _cluster(args)
+    if args.target == "fleet":
+        return _fleet(args)
+    if args.target == "link":  # the v2 link's goodput/Shannon and memory tables (radio/bench_link.py)
+        from radio.bench_link import main as bench_link_main
+
+        return bench_link_main(["--sizes", args.link_sizes] + (["--json"] if args.json else []))
     from radio.bench import REFERENCE_MCS, bench_radio
     from radio.errors import RadioError
 
@@ -137,3 +157,48 @@ def _cluster(args: argparse.Namespace) -> int:
         if report[part].get("runs"):
             print(f"  ({part}: {what})")
     return 0
+
+
+def _fleet(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from airlora.commands.common import start_model_verb
+    from host.fleet_bench import bench_fleet
+    from testbed.errors import ConfigError
+
+    start_model_verb(args)
+    cfg = load_config(args)
+    if not 2 <= args.edges <= MAX_BENCH_EDGES:
+        raise ConfigError(f"--edges {args.edges}: the benchmark runs 2..{MAX_BENCH_EDGES} local edges")
+    snrs = args.snr_db or [20.0 * i / (args.edges - 1) for i in range(args.edges)]
+    if len(snrs) != args.edges or not all(-30 <= s <= 60 for s in snrs):
+        raise ConfigError(f"--snr-db: expected {args.edges} SNRs in -30..60 dB, got {snrs}")
+    if not args.erasures or not all(0 <= e <= 0.9 for e in args.erasures) or not 1 <= args.steps <= 10000:
+        raise ConfigError("--erasures must be shares in 0..0.9 and --steps in 1..10000")
+    say = (lambda _line: None) if args.json else print
+    if args.payload:
+        path = Path(args.payload)
+        if not path.is_file() or path.stat().st_size > cfg.edge.max_payload_bytes:
+            raise ConfigError(f"--payload {args.payload}: not a file of at most edge.max_payload_bytes")
+        payload = path.read_bytes()
+    else:
+        from host.pipeline import finetune_and_pack
+        from testbed.keys import host_signing_secret
+
+        say(f"fine-tuning the payload ({cfg.finetune.ranks}, {args.steps} steps) ...")
+        payload, _ = finetune_and_pack(cfg, steps=args.steps, signing_key=host_signing_secret(cfg)[0])
+    report = bench_fleet(cfg, payload, snrs, args.erasures, say)
+    if write_report(report, None, args.json):
+        return 0
+    print(f"{args.edges} edges at {', '.join(f'{s:.1f}' for s in snrs)} dB, payload {len(payload)} bytes, "
+          f"MCS rule {report['mcs_rule']}; airtime in seconds (soundings excluded)")
+    print(f"{'erased':>7} {'broadcast':>10} {'worst unicast':>14} {'ratio':>6} {'goal':>5} {'sum unicast':>12} "
+          f"{'ratio':>6} {'symbols/K':>10} {'installed':>10}")
+    for sc in report["scenarios"]:
+        goal = f"{sc['goal_vs_worst']:.2f}" if sc["goal_vs_worst"] else "-"
+        print(f"{sc['erase_fraction']:>7.0%} {sc['fleet_airtime_s']:>10.2f} {sc['worst_unicast_airtime_s']:>14.2f} "
+              f"{sc['vs_worst_unicast']:>6.2f} {goal:>5} {sc['sequential_unicast_airtime_s']:>12.2f} "
+              f"{sc['vs_sequential_unicast']:>6.2f} {sc['fleet_overhead']:>10.3f} "
+              f"{'all' if sc['all_installed'] else 'NOT ALL':>10}")
+    print(f"results: {report['run_dir']}")
+    return 0 if all(sc["all_installed"] for sc in report["scenarios"]) else 1

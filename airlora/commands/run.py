@@ -19,12 +19,27 @@ TABLE_COLUMNS = [("round", "rnd", "{}"), ("snr_db_set", "SNR set", "{:.1f}"), ("
                  ("airtime_s", "airtime s", "{:.2f}"), ("packets_retransmitted", "retx", "{}"),
                  ("host_accuracy", "host acc", "{:.3f}"), ("edge_accuracy", "edge acc", "{:.3f}"),
                  ("wall_s", "wall s", "{:.0f}")]
+FLEET_COLUMNS = [("round", "rnd", "{}"), ("edges_installed", "installed", "{}"), ("edges", "edges", "{}"),
+                 ("snr_db_measured", "SNR rule", "{:.2f}"), ("snr_db_min", "SNR min", "{:.2f}"),
+                 ("snr_db_mean", "SNR mean", "{:.2f}"), ("mcs", "MCS", "{}"), ("rank_sum", "rank sum", "{}"),
+                 ("payload_bytes", "payload B", "{}"), ("source_symbols", "K", "{}"),
+                 ("symbols_sent", "symbols", "{}"), ("airtime_s", "airtime s", "{:.2f}"),
+                 ("host_accuracy", "host acc", "{:.3f}"), ("edge_accuracy", "edge acc", "{:.3f}"),
+                 ("wall_s", "wall s", "{:.0f}")]
+EDGE_COLUMNS = [("round", "rnd", "{}"), ("edge", "edge", "{}"), ("snr_db_set", "SNR set", "{:.1f}"),
+                ("snr_db_measured", "SNR meas", "{:.2f}"), ("symbols_received", "symbols", "{}"),
+                ("symbols_needed", "K", "{}"), ("done_s", "done s", "{:.1f}"), ("installed", "installed", "{}"),
+                ("edge_accuracy", "edge acc", "{:.3f}")]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
     parser.add_argument("--pluto-uri", default=None, help="transmit through a real Pluto (e.g. ip:192.168.2.1)")
+    parser.add_argument("--edges", type=int, default=None, metavar="N",
+                        help="start N local edges, each behind its own emulated channel (fleet.local_snr_db), and "
+                             "broadcast to all of them with a fountain code; 1 is the single-edge run (default: "
+                             "the edges of fleet.edges, else one)")
     add_verbose_argument(parser)
 
 
@@ -55,8 +70,12 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, cfg) -> int:
     """The rounds, their table, plots and summary."""
     from host.experiment import run_rounds
+    from host.fleet import fleet_edges
     from testbed.results import RunFolder
 
+    edges = fleet_edges(cfg, args.edges)
+    if edges:
+        return _run_fleet(args, cfg, edges)
     folder = RunFolder(cfg.run.out_dir)
     config_path = folder.path / "config.yaml"
     folder.write_config(cfg.model_dump(mode="json"))
@@ -83,13 +102,47 @@ def _run(args: argparse.Namespace, cfg) -> int:
     return 0 if rows and all(r.get("delivered") and r.get("installed") for r in rows) else 1
 
 
-def table(rows: list[dict]) -> str:
-    """The per-round table printed at the end of a run."""
-    head = [title for _, title, _ in TABLE_COLUMNS]
+def _run_fleet(args: argparse.Namespace, cfg, edges) -> int:
+    """A fleet run: rounds broadcast to every edge; the round table, the per-edge table, plots, summary."""
+    from host.fleet_experiment import run_fleet_rounds
+    from testbed.fleet_results import fleet_plots
+    from testbed.results import RunFolder
+
+    folder = RunFolder(cfg.run.out_dir)
+    folder.write_config(cfg.model_dump(mode="json"))
+    out = sys.stderr if args.json else sys.stdout
+
+    def say(text: str) -> None:
+        echo(text, file=out)
+
+    say(f"run folder: {folder.path}")
+    try:
+        summary = run_fleet_rounds(cfg, folder, say, edges, local=args.edges is not None, pluto_uri=args.pluto_uri)
+    finally:
+        folder.close()
+    rows, edge_rows = summary["rounds"], summary["edges"]
+    folder.write_rows("rounds.csv", rows)
+    folder.write_rows("edges.csv", edge_rows)
+    summary["run_dir"] = str(folder.path)
+    summary["plots"] = fleet_plots(folder.path, rows)
+    folder.write_json("summary.json", summary)
+    if args.json:
+        emit_json(summary)
+    else:
+        print(table(rows, FLEET_COLUMNS))
+        print(table(edge_rows, EDGE_COLUMNS))
+        print(f"results: {folder.path} (config.yaml, edges/, events.jsonl, rounds.csv, edges.csv, plots)")
+    return 0 if rows and all(r.get("installed") for r in rows) else 1
+
+
+def table(rows: list[dict], columns: list[tuple[str, str, str]] | None = None) -> str:
+    """The per-round table printed at the end of a run (columns: (key, title, format) triples)."""
+    columns = columns or TABLE_COLUMNS
+    head = [title for _, title, _ in columns]
     body = []
     for row in rows:
         cells = []
-        for key, _, fmt in TABLE_COLUMNS:
+        for key, _, fmt in columns:
             value = row.get(key)
             ok = value is not None and not (isinstance(value, float) and math.isnan(value))
             cells.append(fmt.format(value) if ok else "-")

@@ -86,3 +86,6 @@ class EdgeConfig(Section):
                                                "manifest before anything is dequantized (4 bytes each)")
     max_num_labels: int = Field(1024, ge=2, le=1 << 20,
                                 description="largest classifier head (num_labels) a payload may ask the edge to build")
+    erase_fraction: float = Field(0.0, ge=0.0, le=0.9,
+                                  description="emulation: drop this fraction of the packets that passed their CRC, "
+                                              "at random (benchmarks of erasures); 0 on a real edge")

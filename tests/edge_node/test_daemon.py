@@ -243,7 +243,8 @@ def test_an_iq_cable_other_machines_reach_needs_curve_like_the_control_port(tmp_
 
 _starts = st.builds(
     lambda session, payload_bytes, packet_bytes, rate, deadline, snr: SessionStart(
-        session=session, payload_bytes=payload_bytes, packet_count=-(-payload_bytes // packet_bytes),
+        session=session, payload_bytes=min(payload_bytes, packet_bytes * (2**32 - 1)),  # a count a message can carry
+        packet_count=-(-min(payload_bytes, packet_bytes * (2**32 - 1)) // packet_bytes),
         packet_payload_bytes=packet_bytes, mcs="qpsk-1/2", payload_sha256="cd" * 32, deadline_s=deadline,
         sample_rate_hz=rate, backend="zmq", apply=False, channel_snr_db=snr),
     st.integers(0, 2**32 - 1), st.integers(1, 2**40), st.integers(1, 65535), st.sampled_from([1e6, 1e6, 2e6, 1e10]),

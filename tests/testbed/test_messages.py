@@ -17,6 +17,8 @@ from testbed.messages import (
     BurstDone,
     Bye,
     Error,
+    FountainProgress,
+    FountainStart,
     Heartbeat,
     Hello,
     HelloAck,
@@ -65,6 +67,11 @@ def samples() -> list[Message]:
         ApplyResult(session=5, installed=True, accuracy=0.81, latency_s=2.5, adapter_id="a-4",
                     probe_max_abs_err=1e-3),
         ApplyResult(session=5, installed=False, reason="probe logits differ", latency_s=0.1),
+        FountainStart(session=6, payload_bytes=174_712, symbol_bytes=1016, source_symbols=172, mcs="bpsk-1/4",
+                      payload_sha256=SHA, deadline_s=300.0, sample_rate_hz=1e6, backend="zmq", adapter_id="a-5",
+                      apply=True, evaluate=False, channel_snr_db=None, req=4),
+        FountainProgress(session=6, burst=2, symbols_received=170, symbols_needed=172, packets_crc_ok=90,
+                         packets_detected=96, mean_snr_db=1.5, done=False, elapsed_s=4.0),
         Heartbeat(seq=2**63, time_s=1.8e9, instance="0123456789abcdef"),
         Error(code="hello_required", message="say hello first", req=9),
         Bye(reason="shutting down"),
@@ -211,3 +218,19 @@ def test_packet_count_must_be_what_the_payload_implies(payload_bytes: int, packe
             with pytest.raises(ProtocolError, match=f"^invalid 'session_start' message: packet_count {n} is not the "
                                                     f"{implied} packets"):
                 decode(data)
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"source_symbols": 171}, "source_symbols 171 is not the 172 symbols"),
+    ({"symbol_bytes": 1020}, "symbol_bytes"),  # RaptorQ symbols are multiples of 8 bytes
+    ({"symbol_bytes": 32}, "symbol_bytes"),
+    ({"payload_bytes": 56403 * 64992 + 1}, "payload_bytes"),
+    ({"source_symbols": 56404}, "source_symbols"),
+])
+def test_a_fountain_start_is_bounded_and_its_symbol_count_must_cover_the_payload(change, problem) -> None:
+    fields = dict(type="fountain_start", version=PROTOCOL_VERSION, req=0, session=1, payload_bytes=174_712,
+                  symbol_bytes=1016, source_symbols=172, mcs="bpsk-1/4", payload_sha256=SHA, deadline_s=10.0,
+                  sample_rate_hz=1e6, backend="zmq", adapter_id=None, apply=True, evaluate=True, channel_snr_db=None)
+    assert decode(packed(**fields)).source_symbols == 172
+    with pytest.raises(ProtocolError, match=problem):
+        decode(packed(**{**fields, **change}))
