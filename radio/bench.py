@@ -19,6 +19,7 @@ import numpy as np
 from radio.channel import Channel
 from radio.frame import Header
 from radio.mcs import MCS_TABLE, Mcs, by_name
+from radio.modulation import constellation, demap_llr, map_bits
 from radio.receiver import Receiver
 from radio.transmitter import TX_POWER, burst, packet_symbols
 
@@ -166,3 +167,89 @@ def bench_radio(seconds: float = 1.0, commpy_bits: int = 1500, seed: int = 0) ->
         "payload_bytes": PAYLOAD_BYTES, "snr_db": SNR_DB, "feed_chunk_samples": CHUNK,
         "threads": note, "clock": "process CPU time (pinned to one core)",
     }
+
+
+# ----- v2 burst receiver (radio/burst_rx.py) -----
+
+V2_ROLLOFF = 0.15
+V2_LO_HZ = 2.4e9
+V2_BURST_S = 0.25  # airtime of the benchmark burst
+V2_CFO_HZ, V2_SCO_PPM = 120e3, 50.0  # 50 ppm crystals at 2.4 GHz (locked clocks)
+V2_SNR_DB = {  # about 2 dB above each MCS's waterfall: every codeword decodes, iterations are realistic
+    "ldpc-bpsk-1/4": 0.0, "ldpc-bpsk-1/2": 2.0, "ldpc-qpsk-1/2": 4.0, "ldpc-qpsk-2/3": 6.0,
+    "ldpc-qpsk-3/4": 7.0, "ldpc-qpsk-5/6": 8.5, "ldpc-16qam-1/2": 9.5, "ldpc-16qam-2/3": 12.0,
+    "ldpc-16qam-3/4": 13.0, "ldpc-16qam-5/6": 14.5, "ldpc-64qam-2/3": 17.0, "ldpc-64qam-3/4": 18.5,
+    "ldpc-64qam-5/6": 20.0, "ldpc-256qam-3/4": 24.0, "ldpc-256qam-5/6": 27.0,
+}
+
+
+@dataclass
+class BurstRxFigures:
+    """Throughput of the v2 receiver and of the LDPC decoder at one MCS (CPU time, one core)."""
+
+    name: str
+    snr_db: float
+    rx_msamples_per_s: float  # input samples per second through BurstReceiver.feed
+    rx_info_mbit_per_s: float  # delivered payload bits per second
+    ldpc_info_mbit_per_s: float  # ldpc decode alone on the receiver's LLRs (information bits)
+    mean_iterations: float
+    codewords_ok: int
+    codewords: int
+
+
+def bench_burst_rx_mcs(name: str, seconds: float = 1.0, seed: int = 0) -> BurstRxFigures:
+    """One burst of V2_BURST_S at the MCS's V2_SNR_DB with 120 kHz CFO and 50 ppm SCO, fed in CHUNK pieces."""
+    from radio import codeword
+    from radio.burst import codeword_bytes, codeword_symbols
+    from radio.burst_events import RxCodeword
+    from radio.burst_rx import BurstReceiver
+    from radio.burst_tx import BurstPlan, CodewordRun, burst_chunks
+    from radio.link import LinkSettings
+    from radio.mcs import ldpc_code
+
+    mcs, snr_db = by_name(name), V2_SNR_DB[name]
+    n = max(1, int(V2_BURST_S * SAMPLE_RATE_HZ / SPS * 0.98) // codeword_symbols(mcs))
+    data = np.random.default_rng(seed).integers(0, 256, n * codeword_bytes(mcs), dtype=np.uint8).tobytes()
+    plan = BurstPlan(1, 1, mcs, (CodewordRun(0, n),), len(data))
+    iq = np.concatenate([np.zeros(5000, np.complex64), *burst_chunks(plan, data, LinkSettings(
+        SAMPLE_RATE_HZ, SPS, V2_ROLLOFF)), np.zeros(5000, np.complex64)])
+    channel = Channel("awgn", snr_db, SAMPLE_RATE_HZ, SPS, TX_POWER, cfo_hz=V2_CFO_HZ, sco_ppm=V2_SCO_PPM, seed=seed)
+    stream = channel.apply(iq)
+
+    def receive() -> list:
+        rx = BurstReceiver(SAMPLE_RATE_HZ, SPS, V2_ROLLOFF, lo_hz=V2_LO_HZ, locked_clocks=True)
+        events = []
+        for i in range(0, stream.size, CHUNK):
+            events += rx.feed(stream[i:i + CHUNK])
+        return events + rx.flush()
+
+    receive()  # warm-up (numba, FFT plans)
+    rx_s, _, events = _timed(receive, seconds)
+    cws = [e for e in events if isinstance(e, RxCodeword)]
+    ok = sum(c.ok for c in cws)
+    # the decoder alone, on LLRs of the same channel at symbol level (same SNR, ideal equalization)
+    code, const = ldpc_code(mcs), constellation(mcs.modulation)
+    bits = codeword.encode(code, data, 0, min(n, 64))
+    sym = map_bits(bits.reshape(-1), const)
+    nv = 10 ** (-snr_db / 10) / mcs.repeat
+    rng = np.random.default_rng(seed + 1)
+    z = sym + np.sqrt(nv / 2) * (rng.standard_normal(sym.size) + 1j * rng.standard_normal(sym.size))
+    llr = demap_llr(z.astype(np.complex64), nv, const).reshape(bits.shape)
+    codeword.decode(code, llr[:1])
+    dec_s, _, result = _timed(lambda: codeword.decode(code, llr), seconds / 4)
+    return BurstRxFigures(name, snr_db, stream.size / rx_s / 1e6, ok * 8 * codeword_bytes(mcs) / rx_s / 1e6,
+                          bits.shape[0] * code.k / dec_s / 1e6, float(np.mean(result.iterations)), ok, n)
+
+
+def bench_burst_rx(seconds: float = 1.0, seed: int = 0) -> dict:
+    """Every LDPC MCS through the v2 burst receiver on one core; one JSON-ready dict (and a printed table)."""
+    from radio.mcs import LDPC_MCS_TABLE
+    with one_core() as note:
+        figures = [bench_burst_rx_mcs(m.name, seconds, seed) for m in LDPC_MCS_TABLE]
+    print(f"{'mcs':18s} {'snr':>5s} {'rx MS/s':>8s} {'rx Mb/s':>8s} {'ldpc Mb/s':>9s} {'iter':>5s} ok")
+    for f in figures:
+        print(f"{f.name:18s} {f.snr_db:5.1f} {f.rx_msamples_per_s:8.2f} {f.rx_info_mbit_per_s:8.2f} "
+              f"{f.ldpc_info_mbit_per_s:9.1f} {f.mean_iterations:5.2f} {f.codewords_ok}/{f.codewords}")
+    return {"mcs": [asdict(f) for f in figures], "burst_s": V2_BURST_S, "cfo_hz": V2_CFO_HZ,
+            "sco_ppm": V2_SCO_PPM, "rolloff": V2_ROLLOFF, "feed_chunk_samples": CHUNK, "threads": note,
+            "clock": "process CPU time (pinned to one core)"}

@@ -101,6 +101,9 @@ class PlutoConfig(Section):
         description="analog filter bandwidth of both paths, so at most TX's 40 MHz (null: the sample rate)"
     )
     rx_buffer_size: int = Field(32768, ge=1024, le=1 << 22, description="samples per device RX buffer")
+    tx_buffer_samples: int = Field(
+        65536, ge=4096, le=1 << 22, description="samples per device TX buffer of a v2 burst (the last zero-padded)"
+    )
     rx_backlog_s: float = Field(
         2.0, gt=0.0, le=60.0, description="real device: received samples held for a slow reader before the oldest drop"
     )
@@ -137,6 +140,13 @@ class PlutoConfig(Section):
         return self
 
 
+def _mcs_names(family: str) -> list[str]:
+    """MCS names of a family ('conv' for frame v1, 'ldpc' for v2), imported late (radio.mcs reads no config)."""
+    from radio.mcs import family_table
+
+    return [m.name for m in family_table(family)]
+
+
 class RadioConfig(Section):
     """The air interface and which backend carries the IQ samples."""
 
@@ -148,6 +158,11 @@ class RadioConfig(Section):
     target_per: float = Field(0.1, gt=0.0, lt=1.0, description="packet error rate the MCS rule aims for")
     packet_payload_bytes: int = Field(1024, ge=16, le=65000, description="payload bytes per packet")
     max_rounds: int = Field(30, ge=1, le=1000, description="retransmission rounds before giving up")
+    frame: Literal["v1", "v2"] = Field(
+        "v1", description="v1: K=7 packets; v2: LDPC bursts (radio.mcs then 'auto' or an ldpc-* name)"
+    )
+    burst_airtime_s: float = Field(1.0, ge=0.05, le=2.0, description="v2: longest burst on air, in seconds")
+    window_bursts: int = Field(2, ge=1, le=8, description="v2: bursts that may await the edge's report at once")
     zmq: ZmqConfig = Field(
         default_factory=ZmqConfig, description="the ZeroMQ IQ cable (backend zmq; backend pluto emulated: the air)"
     )
@@ -161,6 +176,11 @@ class RadioConfig(Section):
     def _replay_needs_a_file(self) -> "RadioConfig":
         if self.backend == "replay" and not self.replay_sigmf:
             raise ValueError("backend replay needs radio.replay_sigmf (base path of a SigMF recording)")
+        ldpc = self.mcs in _mcs_names("ldpc")
+        if self.mcs != "auto" and ldpc != (self.frame == "v2"):  # v1 leaves unknown names to the link, as before
+            family = "ldpc" if self.frame == "v2" else "conv"
+            raise ValueError(f"radio.mcs {self.mcs[:40]!r} is not a frame {self.frame} MCS: use 'auto' or one of "
+                             f"{', '.join(_mcs_names(family))}")
         if self.backend == "pluto" and self.sample_rate_hz < 521.0e3:
             raise ValueError(f"backend pluto needs radio.sample_rate_hz >= 521e3 (a Pluto's minimum), "
                              f"got {self.sample_rate_hz:g}")

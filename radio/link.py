@@ -42,12 +42,16 @@ class LinkSettings:
     target_per: float = 0.1
     max_rounds: int = 30
     mcs: str = "auto"  # 'auto' or an MCS name
+    frame: str = "v1"  # 'v1' K=7 packets (transfer), 'v2' LDPC bursts (radio.link_v2.transfer_v2)
+    burst_airtime_s: float = 1.0  # v2: longest burst on air
+    window_bursts: int = 2  # v2: bursts that may await a report at once
 
     @classmethod
     def from_config(cls, radio: RadioConfig) -> LinkSettings:
         """The link's numbers from testbed.yaml's radio section."""
         return cls(radio.sample_rate_hz, radio.samples_per_symbol, radio.rolloff, radio.packet_payload_bytes,
-                   radio.target_per, radio.max_rounds, radio.mcs)
+                   radio.target_per, radio.max_rounds, radio.mcs, radio.frame, radio.burst_airtime_s,
+                   radio.window_bursts)
 
     @property
     def occupied_bandwidth_hz(self) -> float:

@@ -190,9 +190,21 @@ class McsSelector:
         return self.table[best]
 
     def completion_s(self, p1: np.ndarray, tail: TailInfo) -> np.ndarray:
-        """(M,) expected seconds to deliver the tail: airtime + P(any codeword fails) (rtt + repair airtime)."""
-        out = np.empty(len(self.table))
+        """(M,) expected seconds to deliver the tail: airtime + P(any codeword fails) (rtt + repair airtime).
+
+        Only MCSs eligible for goodput (first-pass BLER <= max_first_pass_bler) compete; the others get inf (the
+        formula counts one repair, so an MCS that never decodes would look like twice its airtime plus a round
+        trip: at 0 dB every tail burst went out at 256qam-5/6 and the transfer stalled). When none is eligible
+        the most robust MCS gets 0.
+        """
+        eligible = p1 >= 1.0 - self.settings.max_first_pass_bler
+        out = np.full(len(self.table), np.inf)
+        if not eligible.any():
+            out[0] = 0.0
+            return out
         for i, mcs in enumerate(self.table):
+            if not eligible[i]:
+                continue
             k = int(-(-tail.remaining_bytes // self._codeword_bytes[i]))
             p_fail = 1.0 - float(p1[i]) ** k
             first = self._airtime_s(mcs, k)

@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sim (in-process, the default), zmq (a loopback IQ cable) or pluto (emulated without "
                              "--pluto-uri); --set radio.backend=... works too")
     parser.add_argument("--pluto-uri", default=None, help="a real Pluto with TX cabled to RX, e.g. ip:192.168.2.1")
+    parser.add_argument("--frame", choices=["v1", "v2"], default=None,
+                        help="v1: K=7 packets; v2: LDPC bursts, windowed ARQ (radio.frame)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -39,13 +41,16 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
         backend = "sim"  # the link demo runs in-process unless asked otherwise
     pairs = [("radio.backend", backend), ("channel.snr_db", args.snr_db), ("channel.model", args.channel), ("channel.cfo_hz", args.cfo_hz),
              ("channel.sco_ppm", args.sco_ppm),
-             ("radio.mcs", args.mcs), ("radio.sample_rate_hz", args.sample_rate_hz), ("channel.seed", args.seed)]
+             ("radio.mcs", args.mcs), ("radio.sample_rate_hz", args.sample_rate_hz), ("channel.seed", args.seed),
+             ("radio.frame", getattr(args, "frame", None))]
     return [f"{key}={value}" for key, value in pairs if value is not None]
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args, overrides_from_args(args))
     settings = LinkSettings.from_config(cfg.radio)
+    if settings.frame == "v2":
+        return _run_v2(args, cfg, settings)
     seed = cfg.channel.seed
     data = np.random.default_rng(seed).bytes(args.bytes)
     packets = -(-len(data) // settings.packet_payload_bytes)
@@ -114,6 +119,16 @@ class _ZmqLoop:
         self._tx, self._rx = loopback_pair(cfg.radio.sample_rate_hz, channel)
         self.sample_rate_hz = cfg.radio.sample_rate_hz
 
+    @property
+    def tx_backend(self):
+        """The cable's transmitting end."""
+        return self._tx
+
+    @property
+    def rx_backend(self):
+        """The cable's receiving end (with the channel)."""
+        return self._rx
+
     def tx(self, iq) -> None:
         self._tx.tx(iq)
 
@@ -146,3 +161,81 @@ def _print_summary(res: dict) -> None:
           f"Shannon {res['shannon_bps'] / 1e3:.1f} kbit/s over {res['occupied_bandwidth_hz'] / 1e3:.0f} kHz, "
           f"efficiency {res['efficiency']:.2f}")
     print(f"receiver wall time {res['rx_wall_s']:.2f} s ({res['rx_samples_per_s'] / 1e6:.2f} MS/s)")
+
+
+# ----- frame v2 -----
+
+def _run_v2(args: argparse.Namespace, cfg, settings: LinkSettings) -> int:
+    """`airlora link --frame v2`: LDPC bursts through radio.link_v2.transfer_v2 (both ends in one loop)."""
+    from radio.link_v2 import transfer_v2
+
+    seed = cfg.channel.seed
+    data = np.random.default_rng(seed).bytes(args.bytes)
+    with _loopback(cfg, args.pluto_uri) as backend, progress(len(data), "delivering", unit="B") as bar:
+        tx, rx = (backend.tx_backend, backend.rx_backend) if isinstance(backend, _ZmqLoop) else (backend, backend)
+
+        def on_burst(record) -> None:
+            bar.set_postfix(mcs=record.mcs, snr_db=f"{record.snr_db:.1f}")
+            if not args.json:
+                echo(f"burst {record.burst:4d}: {record.codewords:5d} codewords at {record.mcs:16s} "
+                     f"ok {record.codewords_ok:5d}  resent {record.resent_codewords:5d}  "
+                     f"SNR {record.snr_db:6.2f} dB")
+
+        report = transfer_v2(data, tx, settings, session=seed & 0xFFFF, rx_backend=rx, on_burst=on_burst,
+                             on_progress=lambda got, total: bar.update(got - bar.n))
+    result = v2_result(report, cfg)
+    if args.json:
+        emit_json(result)
+    else:
+        _print_v2(result)
+    return 0 if report.delivered else 1
+
+
+def v2_result(report, cfg) -> dict:
+    """The JSON figures of a v2 transfer (radio.link_v2.LinkV2Report) against the configured channel."""
+    snr_set = cfg.channel.snr_db
+    shannon = report.shannon_bps(snr_set)
+    return {
+        "frame": "v2",
+        "delivered": report.delivered,
+        "sha256_ok": report.received_sha256_hex == report.sha256_hex,
+        "bytes": report.payload_bytes,
+        "backend": cfg.radio.backend,
+        "channel": cfg.channel.model,
+        "snr_db_set": snr_set,
+        "cfo_hz_set": cfg.channel.cfo_hz,
+        "sco_ppm_set": cfg.channel.sco_ppm,
+        "snr_db_measured": report.snr_db_measured,
+        "snr_db_per_burst": [round(x, 3) for x in report.snr_db_per_burst],
+        "mcs_per_burst": report.mcs_per_burst,
+        "bursts": len(report.bursts),
+        "repair_bursts": report.repair_bursts,
+        "timeouts": report.timeouts,
+        "codewords_sent": report.codewords_sent,
+        "codewords_ok": report.codewords_ok,
+        "codewords_resent": report.codewords_resent,
+        "samples_sent": report.samples_sent,
+        "airtime_s": report.airtime_s,
+        "wall_s": report.wall_s,
+        "rx_wall_s": report.rx_wall_s,
+        "tx_wall_s": report.tx_wall_s,
+        "goodput_bps": report.goodput_bps,
+        "occupied_bandwidth_hz": report.occupied_bandwidth_hz,
+        "shannon_bps": shannon,
+        "efficiency": report.goodput_bps / shannon,
+        "rx_samples_per_s": report.stream_samples / report.rx_wall_s if report.rx_wall_s else float("nan"),
+    }
+
+
+def _print_v2(res: dict) -> None:
+    sha = "matches" if res["sha256_ok"] else "MISMATCH"
+    print(f"delivered: {res['delivered']} ({res['bytes']} bytes, SHA-256 {sha})")
+    print(f"SNR set {res['snr_db_set']:.2f} dB, measured {res['snr_db_measured']:.2f} dB, channel {res['channel']}, "
+          f"backend {res['backend']}")
+    print(f"bursts {res['bursts']} ({res['repair_bursts']} with repairs, {res['timeouts']} timed out); MCS per burst: "
+          f"{', '.join(res['mcs_per_burst'])}")
+    print(f"codewords: {res['codewords_sent']} sent, {res['codewords_ok']} ok, {res['codewords_resent']} resent")
+    print(f"airtime {res['airtime_s']:.3f} s, wall {res['wall_s']:.2f} s (receiver {res['rx_wall_s']:.2f} s, "
+          f"{res['rx_samples_per_s'] / 1e6:.2f} MS/s), goodput {res['goodput_bps'] / 1e3:.1f} kbit/s")
+    print(f"Shannon {res['shannon_bps'] / 1e3:.1f} kbit/s over {res['occupied_bandwidth_hz'] / 1e3:.0f} kHz at the set "
+          f"SNR: goodput/Shannon {res['efficiency']:.3f}")

@@ -87,7 +87,8 @@ def _pluto(radio_cfg: RadioConfig, channel_cfg: ChannelConfig, reference_power: 
     p, fs = radio_cfg.pluto, radio_cfg.sample_rate_hz
     settings = PlutoSettings(sample_rate_hz=fs, lo_hz=p.lo_hz, tx_attenuation_db=p.tx_attenuation_db,
                              rx_gain_mode=p.rx_gain_mode, rx_gain_db=p.rx_gain_db, rf_bandwidth_hz=p.rf_bandwidth_hz,
-                             rx_buffer_size=p.rx_buffer_size)
+                             rx_buffer_size=p.rx_buffer_size,
+                             tx_buffer_samples=p.tx_buffer_samples)
     uri = pluto_uri or p.uri
     if uri and p.one_device and role == "tx":  # the edge owns the one device: send it IQ over the cable
         return _zmq_tx(radio_cfg, curve)

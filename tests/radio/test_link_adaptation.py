@@ -137,7 +137,12 @@ def test_tail_completion_time_numbers() -> None:
     p1, _ = sel.success(np.full(4, 3.0))
     t = sel.completion_s(p1, TailInfo(remaining_bytes=100, rtt_s=0.2))
     assert t[1] == pytest.approx((1128 + 972) / 250e3, rel=1e-4)
-    assert t[2] == pytest.approx((1128 + 486) / 250e3 + 0.2 + (1128 + 486) / 250e3)  # 16qam fails once, repaired
+    assert t[2] == np.inf and t[3] == np.inf  # 16qam / 64qam never decode at 3 dB: not candidates for the tail
+    p1_half = np.array([1.0, 1.0, 0.9, 0.0])  # 16qam eligible with one codeword failing in ten
+    t = sel.completion_s(p1_half, TailInfo(remaining_bytes=100, rtt_s=0.2))
+    assert t[2] == pytest.approx((1128 + 486) / 250e3 + 0.1 * (0.2 + (1128 + 486) / 250e3))  # one repair if it fails
+    nothing = sel.completion_s(np.zeros(4), TailInfo(remaining_bytes=100, rtt_s=0.2))
+    assert nothing[0] == 0.0 and np.isinf(nothing[1:]).all()  # nothing decodes: the most robust MCS
 
 
 def test_fixed_mcs_and_make_picker() -> None:

@@ -1,0 +1,181 @@
+"""Benchmark of the v2 link (issues 12 and 16): goodput against Shannon per SNR, and memory/time per payload size.
+
+`python -m radio.bench_link` (or `airlora bench link`) prints three tables:
+- goodput / Shannon of the occupied bandwidth ((1 + rolloff) Rs log2(1 + SNR_set)) over AWGN, 200 kB, CFO
+  10 kHz (1 % of 1 MS/s), unknown start (the sim's random idle start), at -2 .. 30 dB;
+- the same over Rician K = 6 dB at 10 - 20 dB;
+- per payload size (0.1, 1, 10 MB by default) over sim and the zmq loopback at 25 dB: peak RSS, airtime,
+  wall time and goodput, each size in a subprocess of its own (resource.getrusage: ru_maxrss is per process).
+Not a test: it takes minutes (the receiver runs at a few MS/s; -2 dB needs ~50 s of air at 1 MS/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from radio.config import ChannelConfig, RadioConfig
+from radio.link import LinkSettings
+
+AWGN_SNRS_DB = (-2.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
+RICIAN_SNRS_DB = (10.0, 15.0, 20.0)
+SIZES_MB = (0.1, 1.0, 10.0)
+SIZE_SNR_DB = 25.0
+
+
+def settings_for(sample_rate_hz: float = 1e6, rolloff: float = 0.15, burst_airtime_s: float = 1.0,
+                 window_bursts: int = 2, mcs: str = "auto") -> LinkSettings:
+    """The v2 link settings the benchmark runs (4 samples per symbol)."""
+    return LinkSettings(sample_rate_hz, 4, rolloff, mcs=mcs, frame="v2", burst_airtime_s=burst_airtime_s,
+                        window_bursts=window_bursts)
+
+
+def _backends(settings: LinkSettings, channel: ChannelConfig, backend: str):
+    """(tx, rx, closer) for 'sim' or 'zmq' (the in-process loopback pair)."""
+    from radio.backends.factory import make_backend, make_channel
+    from radio.backends.zmq_iq import loopback_pair
+    from radio.transmitter import TX_POWER
+
+    if backend == "sim":
+        radio = RadioConfig(sample_rate_hz=settings.sample_rate_hz, samples_per_symbol=settings.samples_per_symbol,
+                            rolloff=settings.rolloff, frame="v2")
+        b = make_backend(radio, channel, TX_POWER)
+        return b, b, b.close
+    ch = make_channel(channel, settings.sample_rate_hz, settings.samples_per_symbol, TX_POWER)
+    tx, rx = loopback_pair(settings.sample_rate_hz, ch, send_timeout_s=30.0)
+
+    def close() -> None:
+        tx.close()
+        rx.close()
+
+    return tx, rx, close
+
+
+def run_point(settings: LinkSettings, payload_bytes: int, snr_db: float, model: str = "awgn", cfo_hz: float = 10e3,
+              seed: int = 1, backend: str = "sim") -> dict:
+    """One transfer of random bytes; its figures as a dict."""
+    from radio.link_v2 import transfer_v2
+
+    channel = ChannelConfig(model=model, snr_db=snr_db, cfo_hz=cfo_hz, seed=seed, rician_k_db=6.0)
+    data = np.random.default_rng(seed).bytes(payload_bytes)
+    tx, rx, close = _backends(settings, channel, backend)
+    try:
+        report = transfer_v2(data, tx, settings, session=seed & 0xFFFF, rx_backend=rx)
+    finally:
+        close()
+    shannon = report.shannon_bps(snr_db)
+    mcs = sorted(set(report.mcs_per_burst[1:]), key=report.mcs_per_burst.index) or report.mcs_per_burst
+    return {"snr_db": snr_db, "model": model, "backend": backend, "bytes": payload_bytes,
+            "delivered": report.delivered, "goodput_bps": report.goodput_bps, "shannon_bps": shannon,
+            "efficiency": report.goodput_bps / shannon, "airtime_s": report.airtime_s, "wall_s": report.wall_s,
+            "rx_wall_s": report.rx_wall_s, "bursts": len(report.bursts), "timeouts": report.timeouts,
+            "codewords_sent": report.codewords_sent, "codewords_resent": report.codewords_resent,
+            "snr_db_measured": report.snr_db_measured, "mcs": mcs}
+
+
+def size_point(settings: LinkSettings, size_mb: float, backend: str, snr_db: float = SIZE_SNR_DB) -> dict:
+    """One size in this process (call it in a fresh subprocess): run_point plus peak and starting RSS."""
+    from radio.link_v2 import transfer_v2  # noqa: F401  (imports count in the baseline, not the transfer)
+
+    before = _maxrss_mb()
+    t0 = time.perf_counter()
+    out = run_point(settings, int(size_mb * 1e6), snr_db, cfo_hz=0.0, backend=backend)
+    out.update(rss_before_mb=before, peak_rss_mb=_maxrss_mb(), process_wall_s=time.perf_counter() - t0,
+               size_mb=size_mb)
+    return out
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def size_point_subprocess(size_mb: float, backend: str, sample_rate_hz: float, timeout_s: float = 3600.0) -> dict:
+    """size_point in a child process (its own peak RSS)."""
+    cmd = [sys.executable, "-m", "radio.bench_link", "--one-size", str(size_mb), "--backend", backend,
+           "--sample-rate-hz", str(sample_rate_hz)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    if done.returncode != 0:
+        return {"size_mb": size_mb, "backend": backend, "error": done.stderr.strip().splitlines()[-1:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_link(snrs_db: tuple[float, ...] = AWGN_SNRS_DB, rician_db: tuple[float, ...] = RICIAN_SNRS_DB,
+               sizes_mb: tuple[float, ...] = SIZES_MB, backends: tuple[str, ...] = ("sim", "zmq"),
+               payload_bytes: int = 200_000, sample_rate_hz: float = 1e6, say=print) -> dict:
+    """All three tables; `say` gets each row as it is measured."""
+    settings = settings_for(sample_rate_hz)
+    out: dict = {"sample_rate_hz": sample_rate_hz, "rolloff": settings.rolloff, "payload_bytes": payload_bytes,
+                 "awgn": [], "rician": [], "sizes": []}
+    for model, snrs, rows in (("awgn", snrs_db, out["awgn"]), ("rician", rician_db, out["rician"])):
+        if snrs:
+            say(f"{model}, {payload_bytes} B, CFO 10 kHz" + (", K 6 dB" if model == "rician" else ""))
+            say(f"{'SNR dB':>7} {'ok':>3} {'goodput kb/s':>13} {'/Shannon':>9} {'air s':>7} {'wall s':>7} "
+                f"{'bursts':>6} {'resent':>6} {'SNR meas':>8}  MCS")
+        for snr in snrs:
+            r = run_point(settings, payload_bytes, snr, model)
+            rows.append(r)
+            say(f"{snr:7.1f} {'yes' if r['delivered'] else 'NO':>3} {r['goodput_bps'] / 1e3:13.1f} "
+                f"{r['efficiency']:9.3f} {r['airtime_s']:7.2f} {r['wall_s']:7.2f} {r['bursts']:6d} "
+                f"{r['codewords_resent']:6d} {r['snr_db_measured']:8.2f}  {','.join(r['mcs'])}")
+    if sizes_mb:
+        say(f"sizes at {SIZE_SNR_DB:g} dB AWGN, one subprocess each (peak RSS of the whole process)")
+        say(f"{'MB':>6} {'backend':>7} {'ok':>3} {'RSS0 MB':>8} {'peak MB':>8} {'air s':>8} {'wall s':>8} "
+            f"{'goodput kb/s':>13}")
+    for size in sizes_mb:
+        for backend in backends:
+            r = size_point_subprocess(size, backend, sample_rate_hz)
+            out["sizes"].append(r)
+            if "error" in r:
+                say(f"{size:6g} {backend:>7} failed: {r['error']}")
+                continue
+            say(f"{size:6g} {backend:>7} {'yes' if r['delivered'] else 'NO':>3} {r['rss_before_mb']:8.0f} "
+                f"{r['peak_rss_mb']:8.0f} {r['airtime_s']:8.2f} {r['wall_s']:8.2f} {r['goodput_bps'] / 1e3:13.1f}")
+    return out
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(",") if x.strip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m radio.bench_link", description=__doc__.splitlines()[0])
+    parser.add_argument("--snrs", type=_floats, default=AWGN_SNRS_DB, help="AWGN SNRs in dB (empty: skip)")
+    parser.add_argument("--rician", type=_floats, default=RICIAN_SNRS_DB, help="Rician K=6 SNRs (empty: skip)")
+    parser.add_argument("--sizes", type=_floats, default=SIZES_MB, help="payload sizes in MB (empty: skip)")
+    parser.add_argument("--backends", default="sim,zmq", help="backends of the size table")
+    parser.add_argument("--bytes", type=int, default=200_000, help="payload of the SNR tables")
+    parser.add_argument("--sample-rate-hz", type=float, default=1e6)
+    parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    parser.add_argument("--one-size", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--backend", default="sim", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one_size is not None:
+        print(json.dumps(_clean(size_point(settings_for(args.sample_rate_hz), args.one_size, args.backend))))
+        return 0
+    report = bench_link(args.snrs, args.rician, args.sizes, tuple(b for b in args.backends.split(",") if b),
+                        args.bytes, args.sample_rate_hz, say=(lambda _: None) if args.json else print)
+    if args.json:
+        print(json.dumps(_clean(report)))
+    return 0
+
+
+def _clean(obj):
+    """NaN and inf as null (strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""Codeword-level decoding of a v2 burst's equalized symbols: SIG, MAP runs, data codewords (HARQ, SNR).
+
+Inputs are the pilot tracker's output: content symbols with the channel gain removed (unit-energy
+constellation), and `nv`, the noise variance in that domain (1 / SNR), which scales the max-log LLRs.
+LDPC min-sum is blind to the LLR scale; `nv` matters for chase combining across bursts (HARQ) and for
+the int8 store's quantization. SNR per decoded codeword is data-aided on its re-encoded symbols (exact
+references); a codeword that failed gets its decision-directed (EVM) SNR, capped at the burst's pooled
+data-aided SNR (decisions below the waterfall read the noise low).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from radio import codeword
+from radio.burst import (MAP_CODE_N, MAP_CODE_RATE, MapScheme, SigHeader, codeword_bytes, decode_runs,
+                         decode_sig, run_offsets, sig_symbols)
+from radio.errors import FrameError
+from radio.harq import HarqKey, LlrStore
+from radio.ldpc import LdpcCode
+from radio.ldpc import code as ldpc_code
+from radio.modulation import Constellation, constellation, demap_llr, map_bits
+from radio.snr import to_db
+
+
+def fit(z: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+    """Received z against known x (same shape): (noise variance relative to |gain|^2, i.e. 1 / SNR; SNR dB)."""
+    z, x = z.ravel(), x.ravel()
+    energy = float(np.vdot(x, x).real)
+    h = np.vdot(x, z) / max(energy, 1e-30)
+    noise = float(np.sum(np.abs(z - h * x) ** 2)) / max(z.size - 1, 1)
+    nv = noise / max(abs(h) ** 2, 1e-30)
+    return nv, to_db(1.0 / max(nv, 1e-30))
+
+
+@dataclass
+class PooledNoise:
+    """Running noise variance (equalized domain) from exact references: the SIG, then decoded codewords;
+    memory about `memory_symbols` symbols."""
+
+    nv: float
+    weight: float = 0.0
+    memory_symbols: float = 16384.0
+
+    def update(self, nv: float, symbols: int) -> None:
+        w = min(self.weight, self.memory_symbols)
+        self.nv = (self.nv * w + nv * symbols) / (w + symbols)
+        self.weight = w + symbols
+
+    @property
+    def snr_db(self) -> float:
+        return to_db(1.0 / max(self.nv, 1e-30))
+
+
+def decode_sig_symbols(z: np.ndarray, nv: float) -> tuple[SigHeader, float, float]:
+    """(856,) equalized SIG symbols -> (header, nv, SNR dB fitted on its re-encoded symbols); FrameError."""
+    sig = decode_sig(demap_llr(z, nv, constellation("bpsk")))
+    nv_fit, snr_db = fit(z, sig_symbols(sig))
+    return sig, nv_fit, snr_db
+
+
+def llrs(z: np.ndarray, nv: float, c: Constellation) -> tuple[np.ndarray, np.ndarray]:
+    """(b, repeat, per) equalized symbols -> (LLRs (b, n) with the repeats summed, per-copy LLRs
+    (b, repeat, n))."""
+    b, repeat, per = z.shape
+    each = demap_llr(z.ravel(), nv, c).reshape(b, repeat, per * c.bits_per_symbol)
+    return (each.sum(axis=1) if repeat > 1 else each[:, 0]), each
+
+
+def decode_map(z: np.ndarray, nv: float, scheme: MapScheme, sig: SigHeader,
+               max_iterations: int) -> np.ndarray:
+    """(M, repeat, per) MAP symbols -> (codewords,) int64 payload offsets of the data codewords; FrameError."""
+    summed, _ = llrs(z, nv, constellation(scheme.modulation))
+    result = codeword.decode(ldpc_code(MAP_CODE_N, MAP_CODE_RATE), summed, max_iterations)
+    if not result.ok.all():
+        raise FrameError(f"MAP codeword(s) {np.flatnonzero(~result.ok).tolist()} failed their CRC")
+    size = codeword_bytes(sig.scheme)
+    return run_offsets(decode_runs(result.data.reshape(-1).tobytes(), sig.first_offset, size, sig.codewords), size)
+
+
+@dataclass(frozen=True)
+class DecodedCodeword:
+    """One data codeword's outcome (data: its L payload bytes, untrimmed; None when the CRC failed)."""
+
+    data: bytes | None
+    iterations: int
+    combined: bool
+    snr_db: float
+    nv: float  # fitted noise variance (nan when it failed)
+
+
+@dataclass(frozen=True)
+class DataBatch:
+    """Outcome of a batch: per codeword results, and decision error energy over its symbols (for EVM)."""
+
+    codewords: list[DecodedCodeword]
+    evm_energy: float
+    evm_symbols: int
+
+
+def decode_data(code: LdpcCode, c: Constellation, z: np.ndarray, nv: float, keys: list[HarqKey],
+                harq: LlrStore | None, pooled_snr_db: float, max_iterations: int) -> DataBatch:
+    """(b, repeat, per) equalized symbols of b data codewords -> their outcomes (HARQ combined by key)."""
+    summed, each = llrs(z, nv, c)
+    combined = np.zeros(len(keys), bool)
+    total = summed
+    if harq is not None:
+        combined = np.array([k in harq for k in keys], bool)
+        if combined.any():
+            total = np.stack([harq.combine(k, summed[i]) if combined[i] else summed[i] for i, k in enumerate(keys)])
+    result = codeword.decode(code, total, max_iterations)
+    nearest = map_bits((each.reshape(-1) < 0).astype(np.uint8), c).reshape(z.shape)
+    err = np.abs(z - nearest) ** 2
+    ok = np.flatnonzero(result.ok)
+    refs = np.zeros((0,) + z.shape[1:], np.complex64)
+    if ok.size:
+        bits = codeword.encode(code, result.data[ok].reshape(-1), 0, ok.size)
+        refs = map_bits(bits.reshape(-1), c).reshape(ok.size, 1, -1)
+    out: list[DecodedCodeword] = []
+    pos = {int(i): j for j, i in enumerate(ok)}
+    for i, key in enumerate(keys):
+        if i in pos:
+            nv_i, snr_i = fit(z[i], np.broadcast_to(refs[pos[i]], z[i].shape))
+            data = result.data[i].tobytes()
+            if harq is not None:
+                harq.drop(key)
+        else:
+            nv_i, data = float("nan"), None
+            snr_i = min(to_db(err[i].size / max(float(err[i].sum()), 1e-30)), pooled_snr_db)
+            if harq is not None:
+                harq.store(key, summed[i])
+        out.append(DecodedCodeword(data, int(result.iterations[i]), bool(combined[i]), snr_i, nv_i))
+    return DataBatch(out, float(err.sum()), int(err.size))

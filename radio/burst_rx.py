@@ -1,0 +1,473 @@
+"""The v2 burst receiver: a continuous sample stream in, codeword and burst events out (radio/burst_events.py).
+
+Pipeline (docs/design/link_v2.md section 5):
+
+1. *Search* (radio/acquisition.py, radio/burst_sync.py): Schmidl-Cox detection on the prior and wide
+   paths, then the CFO hypotheses tested against both LTFs: a v2 burst (LTF2) is received, a v1 packet
+   (LTF) is skipped. LTF2 timing and fine CFO start a `PilotTracker` (PLL + DLL over the pilot groups).
+2. *Segments*: the burst is tracked SEGMENT_GROUPS pilot periods at a time. Each segment's raw samples
+   (absolute indices, plus margins) are derotated by the acquired CFO, matched-filtered, and handed to
+   the tracker with the segment's pilot groups and content symbols; the equalized content symbols go to a
+   small buffer until the codewords they complete are decoded (radio/burst_decode.py).
+3. *SIG* (groups 0..4 bracket it) gives the layout; MAP codewords give the runs (offsets); data codewords
+   are decoded in batches as they complete (HARQ-combined by `(session, offset, code.name)`), each giving
+   an `RxCodeword`; the closing group ends the burst with an `RxBurst`.
+
+Streaming contract as `Receiver`: `feed` any chunking, `flush` at the end. Samples are processed in
+pieces that end at absolute multiples of STEP_SAMPLES, and every slice the receiver reads is fixed by
+absolute indices, so any chunking gives identical events. Memory: the sample buffer holds at most about
+two steps (one segment plus margins), the symbol buffer one segment plus one codeword; never a burst.
+Sign conventions: `RxBurst.sco_ppm` follows radio/channel.py (positive: the transmitter's clock is fast,
+the received symbols come closer together); with `locked_clocks` the timing loop starts at the SCO the
+CFO implies (cfo / lo_hz, the crystals drive both).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from radio.acquisition import AcquisitionSettings, CfoPrior, acquire
+from radio.burst import (PILOT_CONTENT, PILOT_GROUP, PILOT_PERIOD, PREAMBLE_SYMBOLS, SIG_SYMBOLS, BurstLayout,
+                         SigHeader, codeword_bytes, codeword_symbols, pilot_group_symbols)
+from radio.burst_decode import PooledNoise, decode_data, decode_map, decode_sig_symbols
+from radio.burst_phase import refine_bpsk
+from radio.burst_events import RxBurst, RxCodeword, RxEvent
+from radio.burst_sync import LTF_SYMBOLS, PreambleSync, rotate, search_range, synchronize
+from radio.errors import FrameError, RadioError
+from radio.harq import LlrStore
+from radio.mcs import ldpc_code
+from radio.modulation import BITS_PER_SYMBOL, constellation
+from radio.pilot_tracker import PilotTracker, TrackerConfig
+from radio.pulse import filter_delay, matched_filter
+from radio.snr import to_db
+from radio.sync import WINDOW_PERIODS, stf_samples
+from radio.transmitter import GAP_SYMBOLS
+
+STEP_SAMPLES = 1 << 14  # processing happens when the stream reaches a multiple of this (and at flush)
+SEGMENT_GROUPS = 16  # pilot periods tracked per call (4096 symbols, 16 k samples at 4 sps)
+SIG_GROUPS = 4  # pilot intervals 0..3 hold the SIG (856 content symbols < 4 x 252): groups 0..4
+TRACK_MARGIN = 16  # samples kept around a segment's predicted span ...
+SCO_MARGIN = 2.5e-3  # ... plus this fraction of its length (an SCO the loop has not learned yet)
+LTF_SYMBOL = PREAMBLE_SYMBOLS - LTF_SYMBOLS  # burst symbol of the LTF's first symbol (128)
+PRIOR_HOLD_S = 0.2  # stream time after a decoded SIG for which its CFO is trusted (then the wide path too)
+LOCKED_PRIOR_GROUPS = 100.0  # weight (pilot groups) of the CFO-implied SCO with locked clocks
+SCO_PRIOR_PPM = 50.0
+TIMING_FLOOR_SAMPLES = 0.03  # free-running clocks: the SCO is within about this (the timing loop's prior is 0)
+
+
+def sco_prior_groups(snr_db: float) -> float:
+    """Weight (pilot groups) of the SCO prior 0 +- SCO_PRIOR_PPM for free-running clocks: as many groups as
+    measure eps that well at this SNR (per-group timing noise about 0.25 / sqrt(SNR) samples, at least
+    TIMING_FLOOR_SAMPLES (self-noise, interpolation); a least-squares
+    slope over w groups has std sigma sqrt(12 / w^3) / 1024): ~7 at -2 dB, ~1 at 20 dB. Without it the first
+    noisy groups at low SNR can throw eps to hundreds of ppm and cost the SIG."""
+    sigma = np.sqrt(0.0625 / 10.0 ** (snr_db / 10.0) + TIMING_FLOOR_SAMPLES**2)
+    return float((12.0 * sigma**2 / (PILOT_PERIOD * 4 * SCO_PRIOR_PPM * 1e-6) ** 2) ** (1.0 / 3.0))
+
+
+@dataclass
+class _Burst:
+    """A burst being received."""
+
+    sync: PreambleSync
+    start_sample: int
+    tracker: PilotTracker
+    noise: PooledNoise
+    sig: SigHeader | None = None
+    layout: BurstLayout | None = None
+    offsets: np.ndarray | None = None  # payload offset per data codeword once known (MAP decoded)
+    next_group: int = 0  # pilot groups before this one are tracked
+    next_codeword: int = 0  # data codewords before this one are decoded
+    z: np.ndarray = field(default_factory=lambda: np.zeros(0, np.complex64))  # content symbols from z_base
+    z_base: int = 0
+    snrs: list[float] = field(default_factory=list)
+    failed: list[tuple[int, int]] = field(default_factory=list)
+    ok: int = 0
+    evm_energy: float = 0.0
+    evm_symbols: int = 0
+    config: TrackerConfig | None = None  # the loops' settings from pilot group 1 on
+    bpsk_phase: float = 0.0  # residual phase where the last BPSK block refined ended (radio/burst_phase.py)
+
+    def content_end(self) -> int:
+        return self.z_base + self.z.size
+
+    def symbols(self, first: int, stop: int) -> np.ndarray:
+        """Content symbols [first, stop) (must be buffered)."""
+        return self.z[first - self.z_base: stop - self.z_base]
+
+    def drop_before(self, content: int) -> None:
+        if content > self.z_base:
+            self.z = self.z[content - self.z_base:].copy()
+            self.z_base = content
+
+
+class BurstReceiver:
+    """Streaming v2 burst receiver: feed() samples in any chunking; it returns events as they complete.
+
+    lo_hz: carrier frequency (with locked_clocks the SCO prior is cfo / lo_hz). max_cfo_hz: CFO range
+    acquired without a prior (default 120 kHz, clamped to what the sample rate represents). harq: a
+    chase-combining store shared across bursts (None: no combining). max_payload_bytes: a SIG announcing
+    a larger payload is refused.
+    """
+
+    def __init__(self, sample_rate_hz: float, samples_per_symbol: int, rolloff: float, *, lo_hz: float | None = None,
+                 locked_clocks: bool = False, max_cfo_hz: float | None = None, harq: LlrStore | None = None,
+                 max_iterations: int = 20, max_payload_bytes: int = 1 << 34) -> None:
+        if locked_clocks and not lo_hz:
+            raise RadioError("locked_clocks needs lo_hz (the SCO prior is cfo / lo_hz)")
+        self.sample_rate_hz = float(sample_rate_hz)
+        self.sps = int(samples_per_symbol)
+        self.rolloff = float(rolloff)
+        self.lo_hz = lo_hz
+        self.locked_clocks = locked_clocks
+        self.harq = harq
+        self.max_iterations = int(max_iterations)
+        self.max_payload_bytes = int(max_payload_bytes)
+        self.acquisition = AcquisitionSettings.make(sample_rate_hz, samples_per_symbol, rolloff, max_cfo_hz)
+        self.prior = CfoPrior(int(round(PRIOR_HOLD_S * self.sample_rate_hz)))
+        self.tracker_config = TrackerConfig(samples_per_symbol=self.sps, rolloff=self.rolloff,
+                                            sample_rate_hz=self.sample_rate_hz,
+                                            eps0_prior_groups=LOCKED_PRIOR_GROUPS if locked_clocks else 0.0)
+        self._fd = filter_delay(self.sps, self.rolloff)
+        lag = self.acquisition.lag
+        self._window = WINDOW_PERIODS * lag
+        self._search_tail = stf_samples(self.sps) + self._window + 2 * lag + 2 * self._fd
+        self._derotate_hz = 0.0
+        self._retune_hz = self.sample_rate_hz * self.acquisition.ambiguity_cycles / 4
+        self._buf = np.zeros(0, np.complex64)
+        self._offset = 0  # absolute index of _buf[0]
+        self._consumed = {"prior": 0, "wide": 0}  # per detection path: absolute index before which all is handled
+        self._burst: _Burst | None = None
+        self._seen = 0
+        self.non_finite_samples = 0
+        self.max_buffered_samples = 0  # high-water mark of the sample buffer (memory check)
+        self.max_buffered_symbols = 0  # high-water mark of the content symbol buffer
+
+    # --- stream ------------------------------------------------------------------------------------
+    @property
+    def samples_seen(self) -> int:
+        """Samples fed so far (the absolute index of the next one)."""
+        return self._seen
+
+    @property
+    def buffered_samples(self) -> int:
+        """Raw samples held now."""
+        return self._buf.size
+
+    def feed(self, samples: np.ndarray) -> list[RxEvent]:
+        """Append samples (any length) and return the events they complete, in stream order.
+
+        Non-finite samples are zeroed and counted: they cost the codewords they fall in, nothing else.
+        """
+        x = np.asarray(samples, np.complex64).ravel()
+        bad = ~np.isfinite(x)
+        if bad.any():
+            x = np.where(bad, np.complex64(0), x)
+            self.non_finite_samples += int(bad.sum())
+        events: list[RxEvent] = []
+        pos = 0
+        while pos < x.size:
+            take = min(STEP_SAMPLES - self._seen % STEP_SAMPLES, x.size - pos)
+            self._buf = np.concatenate([self._buf, x[pos: pos + take]])
+            self._seen += take
+            pos += take
+            self.max_buffered_samples = max(self.max_buffered_samples, self._buf.size)
+            if self._seen % STEP_SAMPLES == 0:
+                events += self._process(final=False)
+        return events
+
+    def flush(self) -> list[RxEvent]:
+        """End of stream: process what is buffered; a burst still pending ends with error 'stream ended'."""
+        events = self._process(final=True)
+        if self._burst is not None:
+            events.append(self._finish(self._burst, "stream ended inside the burst"))
+            self._burst = None
+        self._offset += self._buf.size
+        self._buf = np.zeros(0, np.complex64)
+        return events
+
+    def _process(self, final: bool) -> list[RxEvent]:
+        events: list[RxEvent] = []
+        while True:
+            if self._burst is None:
+                if not self._search(final):
+                    return events
+            elif not self._advance(self._burst, events, final):
+                return events
+
+    # --- search ------------------------------------------------------------------------------------
+    def _search(self, final: bool) -> bool:
+        """Look for a v2 preamble in the buffer; True when a burst was started."""
+        buf, lag = self._buf, self.acquisition.lag
+        if buf.size < self._window + lag + 1:
+            return False
+        metric_len = buf.size - lag - self._window + 1
+        keep_from = max(buf.size - self._search_tail, 0)
+        if self.prior.hz is not None and abs(self.prior.hz - self._derotate_hz) > self._retune_hz:
+            self._derotate_hz = self.prior.hz
+        wide = not self.prior.trusted(self._offset + buf.size)
+        hold = self._window + lag + 2 * self._fd
+        for cand in acquire(buf, self._offset, self.acquisition, self._derotate_hz, wide):
+            det = cand.detection
+            if self._offset + det.run_end <= self._consumed[cand.path]:
+                continue
+            if cand.path == "wide" and self.prior.trusted(self._offset + det.run_start):
+                continue
+            lo, hi, a, b = search_range(det, self.acquisition)
+            if (det.run_end >= metric_len or b > buf.size) and not final:
+                keep_from = min(keep_from, max(det.run_start - hold, 0))
+                break
+            sync = None if b > buf.size else synchronize(buf[a:b], self._offset + a, lo - a, hi - a,
+                                                         det.cfo_cycles_per_sample, self.acquisition)
+            if sync is None:  # a false alarm on this path; the other may still try the same run
+                self._consumed[cand.path] = self._offset + det.run_end
+                continue
+            if sync.version != 2:  # a v1 packet: not ours
+                self._consumed = dict.fromkeys(self._consumed, self._offset + det.run_end)
+                continue
+            self._start(sync)
+            return True
+        if not final and keep_from > 0:
+            self._drop(self._offset + keep_from)
+        return False
+
+    def _drop(self, absolute: int) -> None:
+        """Forget raw samples before an absolute index."""
+        cut = absolute - self._offset
+        if cut > 0:
+            self._buf = self._buf[cut:].copy()
+            self._offset += cut
+
+    def _start(self, sync: PreambleSync) -> None:
+        cfo_hz = sync.cfo_cycles * self.sample_rate_hz
+        eps0 = -cfo_hz / self.lo_hz if self.locked_clocks else 0.0  # tracker eps: received samples per symbol
+        config = self.tracker_config
+        if not self.locked_clocks:
+            config = replace(config, eps0_prior_groups=sco_prior_groups(sync.ltf_snr_db))
+        # group 0 alone first, without an SCO prior: its timing error is mostly self-noise of the unknown
+        # LTF/SIG symbols around it (decisions join from group 1 on), which trust_t0 ignores only when the
+        # eps integrator's gain is zero too (no prior); the loops get their own config from group 1 on
+        tracker = PilotTracker.start(sync.ltf_time_samples, LTF_SYMBOL, eps0, 0.0,
+                                     replace(config, eps0_prior_groups=0.0))
+        start = int(round(sync.ltf_time_samples - LTF_SYMBOL * self.sps - self._fd))
+        nv = sync.ltf_noise / max(abs(sync.ltf_gain) ** 2, 1e-30)
+        self._burst = _Burst(sync, start, tracker, PooledNoise(nv), config=config)
+
+    # --- one burst ---------------------------------------------------------------------------------
+    def _span(self, bs: _Burst) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int, np.ndarray] | None:
+        """The next tracker call: (group numbers (g,), pilot indices (g, 4), pilot values (g, 4), content
+        first, stop, bits per content symbol); None when every group is tracked."""
+        if bs.next_group == 0:
+            groups = np.arange(1)
+            first = stop = 0
+            bits = np.zeros(0, np.int8)
+        elif bs.layout is None:  # groups 1..3, then (tentatively, see _advance) group 4
+            groups = np.arange(1, SIG_GROUPS) if bs.next_group == 1 else np.arange(SIG_GROUPS, SIG_GROUPS + 1)
+            first, stop = PILOT_CONTENT * (groups[0] - 1), PILOT_CONTENT * groups[-1]
+            bits = (np.arange(first, stop) < SIG_SYMBOLS).astype(np.int8)
+        else:
+            regular = bs.layout.pilot_groups - 1  # the closing group is number `regular`
+            if bs.next_group > regular:
+                return None
+            groups = np.arange(bs.next_group, min(bs.next_group + SEGMENT_GROUPS, regular + 1))
+            first = PILOT_CONTENT * (bs.next_group - 1)
+            stop = min(PILOT_CONTENT * groups[-1], bs.layout.content_symbols)
+            bits = self._content_bits(bs.layout, first, stop)
+        idx = PREAMBLE_SYMBOLS + PILOT_PERIOD * groups[:, None] + np.arange(PILOT_GROUP)
+        if bs.layout is not None and groups[-1] == bs.layout.pilot_groups - 1:
+            idx[-1] = bs.layout.pilot_indices()[-1]
+        return groups, idx, pilot_group_symbols(groups), first, stop, bits
+
+    @staticmethod
+    def _content_bits(layout: BurstLayout, first: int, stop: int) -> np.ndarray:
+        """(stop - first,) int8 bits per symbol of content symbols [first, stop): SIG, MAP, data."""
+        c = np.arange(first, stop)
+        bits = np.full(c.size, BITS_PER_SYMBOL[layout.mcs.modulation], np.int8)
+        bits[c < layout.data_content_start] = BITS_PER_SYMBOL[layout.map_scheme.modulation]
+        bits[c < SIG_SYMBOLS] = 1
+        return bits
+
+    def _margin(self, span_samples: float) -> int:
+        return TRACK_MARGIN + int(SCO_MARGIN * span_samples)
+
+    def _advance(self, bs: _Burst, events: list[RxEvent], final: bool) -> bool:
+        """Track and decode what the buffer allows; True when the burst ended (events appended)."""
+        while True:
+            span = self._span(bs)
+            if span is None:
+                events.append(self._finish(bs, None))
+                self._end(bs)
+                return True
+            groups, idx, values, first, stop, bits = span
+            st = bs.tracker.state
+            per = self.sps * (1.0 + st.eps)
+            t_end = st.time_samples + (idx[-1, -1] - st.anchor_symbol) * per
+            margin = self._margin(t_end - st.time_samples)
+            a = math.floor(st.time_samples) - margin
+            b = math.ceil(t_end) + margin
+            if b + self._fd > self._offset + self._buf.size:
+                return False  # flush() fails the burst when final
+            if a - self._fd < self._offset:
+                events.append(self._finish(bs, f"tracking lost: sample {a - self._fd} already dropped"))
+                self._end(bs)
+                return True
+            raw = self._buf[a - self._fd - self._offset: b + self._fd - self._offset]
+            y = matched_filter(rotate(raw, bs.sync.cfo_cycles, a - self._fd), self.sps, self.rolloff)
+            data = BurstLayout.content_index(np.arange(first, stop))
+            # the SIG's last interval (group 4) also holds MAP/data symbols of a modulation the SIG tells:
+            # track it on a copy for the SIG, then again with their decisions (unknown symbols next to a
+            # group bias its timing error by tenths of a sample)
+            tentative = bs.layout is None and groups[0] == SIG_GROUPS
+            tracker = PilotTracker(bs.tracker.state, bs.config) if tentative else bs.tracker
+            try:
+                res = tracker.process(y[self._fd: y.size - self._fd], a, idx, values, data, bits)
+            except ValueError as exc:
+                events.append(self._finish(bs, f"tracking lost: {exc}"))
+                self._end(bs)
+                return True
+            bs.z = np.concatenate([bs.z, res.symbols])
+            self.max_buffered_symbols = max(self.max_buffered_symbols, bs.z.size)
+            if tentative:
+                error = self._decode_sig(bs)
+                bs.z, bs.z_base = np.zeros(0, np.complex64), first  # tracked again, now with decisions
+            else:
+                bs.next_group = int(groups[-1]) + 1
+                if groups[0] == 0:
+                    bs.tracker = PilotTracker(bs.tracker.state, bs.config)
+                error = self._decode(bs, events)
+            if error is not None:
+                events.append(self._finish(bs, error))
+                self._end(bs, sig_only=bs.layout is None)
+                return True
+            st = bs.tracker.state
+            self._drop(math.floor(st.time_samples) - self._margin(SEGMENT_GROUPS * PILOT_PERIOD * per) - self._fd - 1)
+
+    def _decode_sig(self, bs: _Burst) -> str | None:
+        """Decode the SIG from the buffered content 0..855: sets sig and layout, or says what failed."""
+        try:
+            z, bs.bpsk_phase = refine_bpsk(bs.symbols(0, SIG_SYMBOLS))
+            sig, nv, _ = decode_sig_symbols(z, bs.noise.nv)
+        except FrameError as exc:
+            return f"SIG: {exc}"
+        bs.noise = PooledNoise(nv)
+        bs.noise.update(nv, SIG_SYMBOLS)
+        layout = BurstLayout.from_sig(sig)
+        if layout.pilot_groups - 1 <= SIG_GROUPS:
+            return f"SIG announces a burst too short to track ({sig.codewords} codewords)"
+        if sig.payload_bytes > self.max_payload_bytes:
+            return f"SIG payload of {sig.payload_bytes} bytes exceeds the limit {self.max_payload_bytes}"
+        bs.sig, bs.layout = sig, layout
+        self.prior.update(bs.sync.cfo_cycles * self.sample_rate_hz, int(bs.tracker.state.time_samples))
+        return None
+
+    def _decode(self, bs: _Burst, events: list[RxEvent]) -> str | None:
+        """Decode MAP and the data codewords the buffered symbols complete; an error ends the burst."""
+        if bs.layout is None:
+            return None
+        layout, sig = bs.layout, bs.sig
+        if bs.offsets is None:
+            if layout.map_codewords == 0:
+                bs.offsets = sig.first_offset + codeword_bytes(layout.mcs) * np.arange(sig.codewords, dtype=np.int64)
+            elif bs.content_end() >= layout.data_content_start:
+                scheme = layout.map_scheme
+                z = bs.symbols(SIG_SYMBOLS, layout.data_content_start)
+                if scheme.modulation == "bpsk":
+                    z, bs.bpsk_phase = refine_bpsk(z, bs.bpsk_phase)
+                z = z.reshape(layout.map_codewords, scheme.repeat, -1)
+                try:
+                    bs.offsets = decode_map(z, bs.noise.nv, scheme, sig, self.max_iterations)
+                except FrameError as exc:
+                    return f"MAP: {exc}"
+            else:
+                return None
+            bs.drop_before(layout.data_content_start)
+        self._decode_data(bs, events)
+        return None
+
+    def _decode_data(self, bs: _Burst, events: list[RxEvent]) -> None:
+        layout, sig, mcs = bs.layout, bs.sig, bs.layout.mcs
+        per = codeword_symbols(mcs)
+        start = layout.data_content_start
+        complete = min((bs.content_end() - start) // per, sig.codewords)
+        if complete <= bs.next_codeword:
+            return
+        first, count = bs.next_codeword, complete - bs.next_codeword
+        code, size = ldpc_code(mcs), codeword_bytes(mcs)
+        z = bs.symbols(start + first * per, start + complete * per).reshape(count, -1)
+        if mcs.modulation == "bpsk":  # residual phase per codeword (all its copies), continuous
+            z = z.copy()
+            for j in range(count):
+                z[j], bs.bpsk_phase = refine_bpsk(z[j], bs.bpsk_phase)
+        z = z.reshape(count, mcs.repeat, -1)
+        offsets = [int(o) for o in bs.offsets[first:complete]]
+        keys = [(sig.session, o, code.name) for o in offsets]
+        batch = decode_data(code, constellation(mcs.modulation), z, bs.noise.nv, keys, self.harq,
+                            bs.noise.snr_db, self.max_iterations)
+        bs.evm_energy += batch.evm_energy
+        bs.evm_symbols += batch.evm_symbols
+        for j, cw in enumerate(batch.codewords):
+            offset = offsets[j]
+            length = max(min(size, sig.payload_bytes - offset), 0)
+            data = None if cw.data is None else cw.data[:length]
+            if data is None:
+                bs.failed.append((offset, offset + length))
+            else:
+                bs.ok += 1
+                bs.noise.update(cw.nv, z[j].size)
+            bs.snrs.append(cw.snr_db)
+            events.append(RxCodeword(sig.session, sig.burst, first + j, offset, length, data, cw.snr_db,
+                                     cw.iterations, cw.combined))
+        bs.next_codeword = complete
+        bs.drop_before(start + complete * per)
+
+    def _time_of(self, bs: _Burst, symbol: float) -> float:
+        """Predicted absolute sample of a burst symbol from the tracker's state."""
+        st = bs.tracker.state
+        return st.time_samples + (symbol - st.anchor_symbol) * self.sps * (1.0 + st.eps)
+
+    def _end(self, bs: _Burst, sig_only: bool = False) -> None:
+        """Back to search after a burst: detections before its last pilots (or its SIG) are ignored."""
+        self._burst = None
+        if sig_only or bs.layout is None:
+            stop = bs.tracker.state.time_samples
+        else:
+            stop = self._time_of(bs, bs.layout.total_symbols - GAP_SYMBOLS)
+        self._consumed = dict.fromkeys(self._consumed, int(stop))
+        self._drop(int(stop) - self._search_tail)
+
+    def _finish(self, bs: _Burst, error: str | None) -> RxBurst:
+        """The burst's RxBurst (error set when it ended early: pending codewords count as failed)."""
+        sig, snrs = bs.sig, np.asarray(bs.snrs, np.float32)
+        failed = list(bs.failed)
+        pending = 0
+        if sig is not None:
+            pending = sig.codewords - bs.next_codeword
+            if bs.offsets is not None and pending:
+                size = codeword_bytes(sig.scheme)
+                for o in bs.offsets[bs.next_codeword:]:
+                    failed.append((int(o), int(o) + max(min(size, sig.payload_bytes - int(o)), 0)))
+        snr = float(np.mean(snrs)) if snrs.size else (bs.noise.snr_db if sig is not None else bs.sync.ltf_snr_db)
+        p25 = float(np.percentile(snrs, 25)) if snrs.size else snr
+        st = bs.tracker.state
+        cfo_hz = bs.sync.cfo_cycles * self.sample_rate_hz + st.freq_rad_per_symbol / (2 * np.pi) * \
+            self.sample_rate_hz / self.sps
+        evm = to_db(bs.evm_symbols / bs.evm_energy) if bs.evm_symbols and bs.evm_energy > 0 else float("nan")
+        end = -1
+        if bs.layout is not None and error is None:
+            end = int(math.ceil(self._time_of(bs, bs.layout.total_symbols - 1))) + self._fd + 1
+        return RxBurst(bs.start_sample, sig, bs.ok, (sig.codewords - bs.ok) if sig is not None else 0, snr, p25,
+                       float(cfo_hz), float(-st.eps * 1e6), evm, snrs, _merge(failed), error, end)
+
+
+def _merge(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Half-open ranges sorted and merged where they touch or overlap."""
+    out: list[list[int]] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return tuple((a, b) for a, b in out)
