@@ -1,6 +1,7 @@
 """The size side of a rank vector's cost: exact adapter payload bytes, and the overhead sent with every adapter.
 
-The airtime side is the radio's: radio.airtime.delivery_airtime_s (real link) and shannon_airtime_s (ideal).
+The airtime side is the radio's: radio.airtime.delivery_airtime_s (real v1 link), radio.delivery_model.delivery_airtime_s_v2
+(real v2 link, radio.frame v2) and shannon_airtime_s (ideal).
 """
 
 from __future__ import annotations

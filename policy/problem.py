@@ -17,6 +17,7 @@ import numpy as np
 from policy.cost import OVERHEAD_BYTES, lora_payload_bytes
 from policy.state import PolicyState
 from radio.airtime import burst_samples, delivery_mcs, packet_success_rate, shannon_airtime_s
+from radio.delivery_model import delivery_airtime_s_v2
 from radio.link import LinkSettings
 from radio.pulse import rrc_taps
 
@@ -93,6 +94,10 @@ class Problem:
     def _packet_samples(self) -> dict[tuple[int, int], int]:
         return {}
 
+    @cached_property
+    def _v2_airtime(self) -> dict[tuple[int, float], float]:
+        return {}
+
     def airtime_s(self, payload_bytes: int, snr_db: float) -> float:
         """Airtime of a payload in the configured cost mode: radio.airtime.delivery_airtime_s (real) or
         shannon_airtime_s.
@@ -105,6 +110,11 @@ class Problem:
         link = self.link
         if self.cost_mode == "shannon":
             return shannon_airtime_s(link, payload_bytes, snr_db)
+        if getattr(link, "frame", "v1") == "v2":  # LDPC bursts: probe, pass, tail picks and repeats from the curves
+            key = (payload_bytes, round(float(snr_db), 3))
+            if key not in self._v2_airtime:
+                self._v2_airtime[key] = delivery_airtime_s_v2(link, payload_bytes, snr_db)
+            return self._v2_airtime[key]
         mcs = delivery_mcs(link, snr_db)
         cache = self._packet_samples
 

@@ -29,6 +29,20 @@ def test_cost_matches_delivery_airtime(cfg):
     assert p.cost_weight == cfg.policy.cost_weight == 0.005 and p.deadline_s == 8.0  # the calibrated default
 
 
+def test_v2_frame_cost_is_the_v2_delivery_model(cfg):
+    from radio.delivery_model import delivery_airtime_s_v2
+
+    v1 = make_env(cfg, "surrogate").problem
+    cfg.radio.frame = "v2"
+    p = make_env(cfg, "surrogate").problem
+    size = p.payload_bytes([4] * p.n)
+    for snr in (0.0, 10.0, 20.0):
+        assert p.airtime_s(size, snr) == pytest.approx(delivery_airtime_s_v2(p.link, size, snr), rel=1e-12)
+    # LDPC bursts near Shannon cost less air than K=7 packets from 5 dB up
+    assert p.airtime_s(size, 10.0) < v1.airtime_s(size, 10.0) and p.airtime_s(size, 20.0) < v1.airtime_s(size, 20.0)
+    assert p.airtime_s(size, 20.0) < p.airtime_s(size, 10.0) < p.airtime_s(size, 0.0)
+
+
 def test_shannon_cost_option(cfg):
     cfg.policy.cost = "shannon"
     env = make_env(cfg, "surrogate")
