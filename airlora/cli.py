@@ -23,6 +23,7 @@ VERBS: dict[str, str] = {
     "keys": "Write CurveZMQ key pairs for the control plane (edge, host)",
     "train-policy": "Train the hierarchical PPO + CFG-DDIM rank policy (and vanilla PPO) on the real or surrogate env",
     "calibrate": "Check the reward's accuracy/airtime trade-off on real fine-tunes of uniform ranks; suggest weights",
+    "fed": "Federated fine-tuning over the air: edges train on their shards, adapters go up, the host aggregates",
     "sweep": "Compare rank policies across SNRs: accuracy, payload bytes, airtime, reward (table, CSV, plots)",
 }
 

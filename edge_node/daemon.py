@@ -22,10 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from edge_node.apply_report import ApplyReport
+from edge_node.fed_worker import FedWorker
 from edge_node.fountain_session import FountainSession
+from edge_node.frame_v2 import FrameV2Edge, capabilities as v2_capabilities
 from edge_node.install import check_adapter_dir, current_adapter
 from edge_node.radio_input import RadioInput
 from edge_node.session import EdgeSession
+from edge_node.session_v2 import EdgeSessionV2
 from radio.backends.base import RadioBackend
 from radio.backends.factory import make_backend
 from radio.receiver import Receiver
@@ -38,7 +41,8 @@ from testbed.control.server import ControlServer, refuse_insecure_bind
 from testbed.errors import AirLoraError
 from testbed.keys import cable_curve
 from testbed.messages import (ERR_NOT_OWNER, ERR_SESSION_BUSY, ApplyResult, BurstDone, Bye, Error, FountainStart, Hello,
-                              Message, ModelIdentity, SessionAck, SessionStart, TransferComplete)
+                              Message, ModelIdentity, SessionAck, SessionStart, TrainStart, TransferComplete,
+                              UplinkRequest)
 
 log = logging.getLogger("airlora.edge")
 
@@ -109,8 +113,9 @@ class EdgeDaemon:
         r = cfg.radio
         self.receiver = Receiver(r.sample_rate_hz, r.samples_per_symbol, r.rolloff, keep_symbols=True)
         self.radio = RadioInput(self.backend, self.receiver)
+        self.v2 = FrameV2Edge(cfg, self.backend)  # frame v2 sessions: burst receiver, byte reassembly
         self.removed_leftovers = remove_leftovers(cfg.edge.adapter_dir)
-        self.session: EdgeSession | FountainSession | None = None
+        self.session: EdgeSession | EdgeSessionV2 | FountainSession | None = None
         self._erase = cfg.edge.erase_fraction  # emulated erasures (benchmarks): drop this fraction of good packets
         self._erase_rng = np.random.default_rng()
         self.repair_round = 0
@@ -118,6 +123,7 @@ class EdgeDaemon:
         self.last_apply: ApplyReport | None = None
         self._log = LogThrottle(log)  # refusals of what hosts send: rate-limited
         self._session_log = LogThrottle(log)  # session starts, resumes, losses: rate-limited apart from refusals
+        self.fed = FedWorker(cfg, self.control, node_id)  # federated rounds: local training and the uplink
 
     def _identity(self, node_id: str) -> Hello:
         from edge_node.payload_reader import edge_identity
@@ -126,7 +132,7 @@ class EdgeDaemon:
         current = current_adapter(self.cfg.edge.adapter_dir)
         return Hello(role="edge", node_id=node_id, software_version=__version__,
                      base_model=ModelIdentity(name=ident["name"], sha256=ident["sha256"]),
-                     capabilities=["apply", f"radio:{self.cfg.radio.backend}"],
+                     capabilities=["apply", "fed", f"radio:{self.cfg.radio.backend}", *v2_capabilities(self.cfg)],
                      adapter_id=current.name if current else None)
 
     def _log_trust(self) -> None:
@@ -159,7 +165,8 @@ class EdgeDaemon:
 
     def step(self) -> None:
         """Handle pending control messages, then read the radio once."""
-        busy = self.radio.expecting
+        v2 = isinstance(self.session, EdgeSessionV2)
+        busy = self.v2.expecting() if v2 else self.radio.expecting
         item = self.control.poll(0.0 if busy else 0.02)
         while item is not None:
             try:
@@ -167,6 +174,9 @@ class EdgeDaemon:
             except Exception:  # one bad message (or a bug handling it) must not stop the daemon
                 log.exception("error while handling %s; the daemon goes on", getattr(item[1], "type", "a message"))
             item = self.control.poll(0.0)
+        self.fed.step()
+        if isinstance(self.session, EdgeSessionV2):  # frame v2: reports and completion in edge_node/frame_v2.py
+            return self.v2.step(self.session, self.control, self._apply, wait_s=0.0 if busy else 0.01)
         packets, burst_done = self.radio.step(self.session is not None, wait_s=0.0 if busy else 0.01)
         if self.session is not None:
             for packet in packets:
@@ -178,6 +188,7 @@ class EdgeDaemon:
 
     def close(self) -> None:
         """Close the control port and the radio."""
+        self.fed.close()
         self.control.close()
         self.backend.close()
 
@@ -192,6 +203,10 @@ class EdgeDaemon:
             self._on_session_start(peer, msg)
         elif isinstance(msg, BurstDone):
             self._on_burst_done(peer, msg)
+        elif isinstance(msg, TrainStart):
+            self.fed.on_train_start(peer, msg)
+        elif isinstance(msg, UplinkRequest):
+            self.fed.on_uplink_request(peer, msg)
         elif isinstance(msg, Bye):
             self._session_log.log(logging.INFO, "host %s said bye: %s", peer_name(peer), msg.reason)
         elif msg.type not in ("hello", "heartbeat"):
@@ -221,7 +236,10 @@ class EdgeDaemon:
         if msg.payload_bytes > edge.max_payload_bytes:
             return self._refuse_start(peer, msg, f"payload of {msg.payload_bytes} bytes exceeds the edge's limit of "
                                                  f"{edge.max_payload_bytes} (edge.max_payload_bytes)")
-        if not fountain and msg.packet_count > edge.max_packets:
+        v2 = not fountain and msg.frame_version == 2
+        if v2 and (why := self.v2.refusal(msg)) is not None:
+            return self._refuse_start(peer, msg, why)
+        if not fountain and not v2 and msg.packet_count > edge.max_packets:
             return self._refuse_start(peer, msg, f"{msg.packet_count} packets exceed the edge's limit of "
                                                  f"{edge.max_packets} (edge.max_packets; send larger packets)")
         user = self.control.peer_user(peer)
@@ -230,13 +248,26 @@ class EdgeDaemon:
             self._log.log(logging.WARNING, "refused session %d from host %s: %s", msg.session, peer_name(peer), busy)
             self.control.reply(peer, msg, Error(code=ERR_SESSION_BUSY, message=busy))
             return
-        same_kind = isinstance(self.session, FountainSession) == fountain
-        if self.session is not None and same_kind and self.session.matches(msg) and not self.session.finished:
+        same_kind = (isinstance(self.session, FountainSession) == fountain
+                     and isinstance(self.session, EdgeSessionV2) == v2)
+        resume = self.session is not None and same_kind and self.session.matches(msg) and not self.session.finished
+        if resume:
             self.session.peer, self.session.user = peer, user
+        if resume and isinstance(self.session, EdgeSessionV2):
+            self.v2.resume(self.session)
+            self._session_log.log(logging.INFO, "session %d (frame v2) resumed: %d of %d bytes held", msg.session,
+                                  self.session.reassembly.received_bytes, msg.payload_bytes)
+        elif resume:
             held = self.session.decoder.received if fountain else self.session.reassembly.received
             self._session_log.log(logging.INFO, "session %d resumed: %d of %d %s held", msg.session, held,
                                   msg.source_symbols if fountain else msg.packet_count,
                                   "symbols" if fountain else "packets")
+        elif v2:
+            if isinstance(self.session, EdgeSessionV2):
+                self.session.close()  # a replaced v2 session's reassembly (and spill file) goes
+            self.session = self.v2.new_session(msg, peer, user)
+            self._session_log.log(logging.INFO, "session %d (frame v2): %d bytes, bursts of up to %g s", msg.session,
+                                  msg.payload_bytes, msg.burst_airtime_s)
         elif fountain:
             self.session = FountainSession(msg, peer, user)
             self._session_log.log(logging.INFO, "fountain session %d: %d bytes in %d source symbols of %d bytes",
@@ -268,6 +299,8 @@ class EdgeDaemon:
                                                                       "host"))
             return
         self.session.peer = peer  # (with CurveZMQ, the owner's key may come back on a new routing id)
+        if isinstance(self.session, EdgeSessionV2):
+            return self.v2.on_burst_done(self.session, msg)
         self.session.bursts_done = msg.burst
         self.radio.expect(msg.first_sample, msg.samples_sent)
 
@@ -317,7 +350,8 @@ class EdgeDaemon:
         if s.start.apply:
             self._apply(s, s.payload, evaluate=s.start.evaluate)
 
-    def _apply(self, s: EdgeSession | FountainSession, payload: bytes, evaluate: bool = True) -> None:
+    def _apply(self, s: EdgeSession | EdgeSessionV2 | FountainSession, payload: bytes | Path,
+               evaluate: bool = True) -> None:
         from edge_node.pipeline import apply_payload
 
         t0 = time.monotonic()

@@ -11,6 +11,7 @@ num_labels and max_length within their bounds.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -31,9 +32,32 @@ def _refusal(stage: str, reason: str, cfg: TestbedConfig, started: float, *, sha
                        apply_s=time.perf_counter() - started, sha256=sha256, payload_bytes=payload_bytes)
 
 
-def apply_payload(cfg: TestbedConfig, payload: bytes, evaluate: bool = True) -> ApplyReport:
-    """Check, rebuild, verify, install and evaluate one payload; a report either way."""
+def read_payload_file(path: Path, max_bytes: int) -> bytes:
+    """A payload spilled to a file (a large v2 reassembly): its size checked against max_bytes before anything is
+    allocated, then read whole (the signature check needs every byte). PayloadError when over the limit or
+    unreadable."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > max_bytes:
+                raise PayloadError(f"payload file of {size} bytes exceeds edge.max_payload_bytes {max_bytes}")
+            data = f.read(size)
+    except OSError as exc:
+        raise PayloadError(f"cannot read the received payload file: {exc.strerror or exc}") from None
+    if len(data) != size:
+        raise PayloadError(f"payload file shrank while read: {len(data)} of {size} bytes")
+    return data
+
+
+def apply_payload(cfg: TestbedConfig, payload: bytes | Path, evaluate: bool = True) -> ApplyReport:
+    """Check, rebuild, verify, install and evaluate one payload (bytes, or a file a v2 reassembly spilled it
+    to); a report either way."""
     started = time.perf_counter()
+    if isinstance(payload, Path):
+        try:
+            payload = read_payload_file(payload, cfg.edge.max_payload_bytes)
+        except PayloadError as exc:
+            return _refusal("check", str(exc), cfg, started)
     try:
         decoded = check_payload(payload, edge_identity(cfg), cfg.data.task, trust=edge_trust(cfg),
                                 allow_unsigned=cfg.edge.allow_unsigned, max_elements=cfg.edge.max_adapter_elements,

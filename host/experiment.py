@@ -172,7 +172,11 @@ def _delivery_row(d: Delivery, settings: LinkSettings) -> dict[str, Any]:
         "delivered": d.delivered,
         "edge_restarts": d.edge_restarts,
         "delivery_wall_s": round(d.wall_s, 2),
+        "frame": d.frame,
     }
+    if d.frame == "v2":  # LDPC bursts: codewords instead of packets
+        row.update({"codewords_sent": d.codewords_sent, "codewords_resent": d.codewords_resent,
+                    "report_timeouts": d.timeouts})
     if d.apply is not None:
         row.update({"installed": d.apply.installed, "edge_accuracy": d.apply.accuracy,
                     "apply_reason": d.apply.reason, "apply_latency_s": d.apply.latency_s,

@@ -71,12 +71,16 @@ def edge_config(cfg: TestbedConfig, edge: FleetEdge, local: bool) -> dict[str, A
     return raw
 
 
-def write_edge_configs(cfg: TestbedConfig, edges: list[FleetEdge], folder: Path, local: bool) -> dict[str, Path]:
-    """Each edge's config as edges/<name>.yaml in the run folder (validated first); name -> path."""
+def write_edge_configs(cfg: TestbedConfig, edges: list[FleetEdge], folder: Path, local: bool,
+                       sections: dict[str, dict[str, dict]] | None = None) -> dict[str, Path]:
+    """Each edge's config as edges/<name>.yaml in the run folder (validated first); name -> path. sections gives
+    per-edge keys that replace the config's ({name: {section: {key: value}}}, e.g. an edge's fed.shard_index)."""
     (folder / "edges").mkdir(exist_ok=True)
     paths = {}
     for edge in edges:
         raw = edge_config(cfg, edge, local)
+        for section, keys in (sections or {}).get(edge.name, {}).items():
+            raw[section].update(keys)
         validate(raw, source=f"fleet edge {edge.name}")
         paths[edge.name] = folder / "edges" / f"{edge.name}.yaml"
         paths[edge.name].write_text(yaml.safe_dump(raw, sort_keys=False))

@@ -38,9 +38,10 @@ SOUNDING_BYTES = 4096
 class Fleet:
     """The edges' control clients (and, for a local fleet, their processes); close() stops what it started."""
 
-    def __init__(self, cfg: TestbedConfig, edges: list[FleetEdge], folder: RunFolder, hello: Hello, local: bool) -> None:
+    def __init__(self, cfg: TestbedConfig, edges: list[FleetEdge], folder: RunFolder, hello: Hello, local: bool,
+                 sections: dict[str, dict[str, dict]] | None = None) -> None:
         self.edges, self.local = edges, local
-        paths = write_edge_configs(cfg, edges, folder.path, local)
+        paths = write_edge_configs(cfg, edges, folder.path, local, sections)
         self.processes: dict[str, EdgeProcess] = {}
         self.clients: dict[str, ControlClient] = {}
         try:

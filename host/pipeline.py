@@ -8,41 +8,17 @@ signing key the payload goes out signed (adapters.signing), as an edge that chec
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from adapters import ranks as rk
-from adapters import signing
 from ml.data import Splits, load_task
 from ml.features import batch_features, vocabulary
+from ml.pack import pack_adapter, probe_texts
 from adapters.identity import model_identity
-from adapters.payload import HEADER, HEADER_BYTES, decode, encode
 from testbed.config import TestbedConfig
 
 FP32_BYTES = 4
-PROBE_CHARS = 300  # probe texts are cut (host and edge both use the cut text) to keep the manifest small
-
-
-def _schemes(adapter, quant: str) -> dict[str, str]:
-    """The adapter's LoRA factors use `quant`; the small head travels fp32 (none) or fp16 (anything else)."""
-    head = "none" if quant == "none" else "fp16"
-    return {k: (head if ".lora_" not in k else quant) for k in adapter.tensors()}
-
-
-def _manifest(cfg: TestbedConfig, identity: dict, splits: Splits, adapter, quant: str, probe_texts: list[str],
-              logits_target, logits_fp32, method: str) -> dict[str, Any]:
-    return {
-        "model": {**identity, "num_labels": splits.num_labels, "max_length": cfg.model.max_length,
-                  "task": cfg.data.task, "head_seed": cfg.model.head_seed},
-        "peft": {"task_type": "SEQ_CLS", "dropout": adapter.dropout, "modules_to_save": adapter.modules_to_save,
-                 "modules": {m: {"r": r, "alpha": adapter.alphas[m]} for m, r in adapter.ranks.items()}},
-        "quant": {"scheme": quant, "block_size": cfg.finetune.block_size},
-        "probe": {"texts": probe_texts, "logits": [[float(v) for v in row] for row in logits_target],
-                  "logits_fp32": [[float(v) for v in row] for row in logits_fp32]},
-        "method": method,
-    }
 
 
 def finetune_and_pack(cfg: TestbedConfig, ranks: str | dict[str, int] | None = None, quant: str | None = None,
@@ -55,9 +31,8 @@ def finetune_and_pack(cfg: TestbedConfig, ranks: str | dict[str, int] | None = N
     finetune.double_quant) False packs payload format 1 (fp32 block scales, plain manifest), as earlier figures.
     signing_key (a raw Ed25519 secret key, testbed.keys.host_signing_secret) signs the payload; None leaves it
     unsigned (what only an edge with edge.allow_unsigned installs)."""
-    from adapters.rebuild import rebuild
     from ml import finetune as ft
-    from ml.evaluate import accuracy, load_adapted, logits
+    from ml.evaluate import accuracy, logits
     from ml.models import head_module_names, load_classifier
 
     quant = quant or cfg.finetune.quant
@@ -82,25 +57,13 @@ def finetune_and_pack(cfg: TestbedConfig, ranks: str | dict[str, int] | None = N
         result = ft.train_lora(model, tokenizer, splits.train, rk.parse_ranks(spec, modules), cfg.finetune, heads,
                                max_len, steps)
     acc_after = accuracy(result.model, tokenizer, splits.test, max_len)
-    probe_texts = [t[:PROBE_CHARS] for t, _ in splits.test[: cfg.data.probe_count]]
-    logits_fp32 = logits(result.model, tokenizer, probe_texts, max_len)
+    texts = probe_texts(cfg, splits)
+    logits_fp32 = logits(result.model, tokenizer, texts, max_len)
     adapter, tensors = result.adapter, result.adapter.tensors()
-    schemes = _schemes(adapter, quant)
-    # Pass 1: the payload without trustworthy probe logits, to rebuild what the edge will get.
-    draft = encode(_manifest(cfg, identity, splits, adapter, quant, probe_texts, logits_fp32, logits_fp32, method),
-                   tensors, schemes, cfg.finetune.block_size, double_quant)
-    with tempfile.TemporaryDirectory(prefix="airlora-host-") as tmp:
-        folder = rebuild(decode(draft), Path(tmp) / "adapter")
-        edge_model, _ = load_adapted(cfg.model, folder, splits.num_labels)
-        target = logits(edge_model, tokenizer, probe_texts, max_len)
-        acc_quant = accuracy(edge_model, tokenizer, splits.test, max_len)
-    payload = encode(_manifest(cfg, identity, splits, adapter, quant, probe_texts, target, logits_fp32, method),
-                     tensors, schemes, cfg.finetune.block_size, double_quant)
-    payload_sha256 = payload[HEADER.size:HEADER_BYTES].hex()
-    signed_by = None
-    if signing_key is not None:
-        payload = signing.sign(payload, signing_key)
-        signed_by = signing.key_id(signing.public_key(signing_key))
+    packed = pack_adapter(cfg, identity, splits, adapter, quant, method, tokenizer, logits_fp32, double_quant,
+                          signing_key, measure_accuracy=True)
+    payload, payload_sha256, signed_by = packed.payload, packed.payload_sha256, packed.signed_by
+    acc_quant = packed.accuracy_after_quant
     fp32_bytes = FP32_BYTES * sum(int(v.size) for v in tensors.values())
     report = {
         "method": method, "model": identity["name"], "model_sha256": identity["sha256"], "task": cfg.data.task,
@@ -109,7 +72,7 @@ def finetune_and_pack(cfg: TestbedConfig, ranks: str | dict[str, int] | None = N
         "ranks": {m: adapter.ranks.get(m, 0) for m in modules}, "quant": quant, "block_size": cfg.finetune.block_size,
         "double_quant": double_quant,
         "payload_bytes": len(payload), "fp32_bytes": fp32_bytes, "compression": fp32_bytes / len(payload),
-        "probe_quant_err": float(abs(target - logits_fp32).max()), "train_s": result.train_s, "eval_s": eval_s,
+        "probe_quant_err": packed.probe_quant_err, "train_s": result.train_s, "eval_s": eval_s,
         "steps": len(result.losses), "final_loss": result.losses[-1] if result.losses else None,
         "features": batch_features([t for t, _ in splits.test], vocabulary(t for t, _ in splits.train)),
         "payload_sha256": payload_sha256, "signed_by": signed_by,

@@ -3,14 +3,17 @@
 The MCS of every burst comes from the SNR the edge measured on the previous one (the host never uses a
 configured SNR). Packets the edge reports missing are sent again until it confirms the SHA-256, or the
 delivery deadline passes (DeliveryError). A vanished edge is waited for and the session resumed.
+
+With radio.frame v2 and an edge whose hello lists frame:v2, the transfer is the windowed, pipelined v2 one
+(host/sender_v2.py); with an edge that does not list it, v1 packets exactly as before.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from radio.backends.base import RadioBackend
 from radio.errors import BackendError
@@ -19,18 +22,13 @@ from radio.mcs import MCS_TABLE
 from radio.reassembly import split
 from testbed.control.client import ControlClient
 from testbed.control.endpoint import PeerLost, PeerTimeout, RemoteError
-from testbed.errors import AirLoraError
-from testbed.messages import (ERR_HELLO_REQUIRED, ERR_SESSION_BUSY, MAX_RANGES, ApplyResult, BurstDone, MissingRequest, SessionAck,
-                              SessionStart, SnrReport, TransferComplete, ranges_to_seqs, seqs_to_ranges)
+from testbed.messages import (CAPABILITY_FRAME_V2, ERR_HELLO_REQUIRED, ERR_SESSION_BUSY, MAX_RANGES, ApplyResult,
+                              BurstDone, MissingRequest, SessionAck, SessionStart, SnrReport,
+                              TransferComplete, ranges_to_seqs, seqs_to_ranges)
 from testbed.progress import progress
+from host.delivery import Delivery, DeliveryError, _EdgeLost
 
-
-class DeliveryError(AirLoraError):
-    """A payload could not be delivered (deadline, refusal); the edge keeps its previous adapter."""
-
-
-class _EdgeLost(Exception):
-    """The edge vanished while it applied the payload (internal: deliver() sends the payload again)."""
+__all__ = ["Delivery", "DeliveryError", "Sender"]
 
 
 _RESTARTED = object()  # _await_burst_outcome: the edge came back as a new instance
@@ -41,38 +39,6 @@ def _ranges_text(seqs: list[int], limit: int = 8) -> str:
     ranges = seqs_to_ranges(seqs)
     text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges[:limit])
     return text + (f" and {len(ranges) - limit} more runs" if len(ranges) > limit else "")
-
-
-@dataclass
-class Delivery:
-    """What one delivery did, measured."""
-
-    session: int
-    payload_bytes: int
-    packets_total: int
-    delivered: bool = False
-    bursts: int = 0
-    packets_sent: int = 0
-    samples_sent: int = 0
-    mcs_per_burst: list[str] = field(default_factory=list)
-    snr_reports: list[SnrReport] = field(default_factory=list)
-    apply: ApplyResult | None = None
-    edge_restarts: int = 0
-    wall_s: float = 0.0
-
-    @property
-    def packets_retransmitted(self) -> int:
-        return self.packets_sent - self.packets_total
-
-    def airtime_s(self, sample_rate_hz: float) -> float:
-        return self.samples_sent / sample_rate_hz
-
-    @property
-    def snr_db_measured(self) -> float | None:
-        """Mean of the edge's per-burst means, weighted by packets detected."""
-        pairs = [(r.mean_snr_db, r.packets_detected) for r in self.snr_reports if r.mean_snr_db is not None]
-        total = sum(n for _, n in pairs)
-        return sum(s * n for s, n in pairs) / total if total else None
 
 
 class Sender:
@@ -93,6 +59,17 @@ class Sender:
                 apply: bool = True, apply_timeout_s: float = 600.0, channel_snr_db: float | None = None,
                 adapter_id: str | None = None) -> Delivery:
         """Send payload until the edge confirms it (and, with apply, report its apply result)."""
+        if self.settings.frame == "v2":
+            if self._edge_speaks_v2(deadline_s):
+                return self._deliver_v2(payload, session, deadline_s, report_timeout_s, apply, apply_timeout_s,
+                                        channel_snr_db, adapter_id)
+            self.on_event("frame_fallback", session=session, frame="v1", reason="the edge does not list frame:v2")
+            fallback = self._v1()
+            try:
+                return fallback.deliver(payload, session, deadline_s, report_timeout_s, apply, apply_timeout_s,
+                                        channel_snr_db, adapter_id)
+            finally:
+                self.snr_db, self._edge_instance = fallback.snr_db, fallback._edge_instance
         t0 = time.monotonic()
         chunks = split(payload, self.settings.packet_payload_bytes)
         d = Delivery(session, len(payload), len(chunks))
@@ -122,6 +99,51 @@ class Sender:
                 d.delivered = False
                 self._wait_edge(start, deadline, d)
                 missing = list(range(len(chunks)))
+        d.wall_s = time.monotonic() - t0
+        return d
+
+    def _edge_speaks_v2(self, deadline_s: float) -> bool:
+        """Whether the edge's hello lists frame:v2 (waiting for its hello, within the deadline, when none came)."""
+        hello = self.client.peer_hello
+        if hello is None:
+            try:
+                hello = self.client.wait_ready(timeout_s=max(min(10.0, deadline_s), 0.1))
+            except PeerTimeout:
+                return False
+        return CAPABILITY_FRAME_V2 in hello.capabilities
+
+    def _v1(self) -> "Sender":
+        """This sender with radio.frame v1 settings (a v2 MCS name becomes 'auto'), sharing its SNR estimate."""
+        mcs = self.settings.mcs if not self.settings.mcs.startswith("ldpc-") else "auto"
+        fallback = Sender(self.client, self.tx, dataclasses.replace(self.settings, frame="v1", mcs=mcs),
+                          self.backend_name, self.on_event, self.edge_check)
+        fallback.snr_db, fallback._edge_instance = self.snr_db, self._edge_instance
+        return fallback
+
+    def _deliver_v2(self, payload: bytes, session: int, deadline_s: float, report_timeout_s: float, apply: bool,
+                    apply_timeout_s: float, channel_snr_db: float | None, adapter_id: str | None) -> Delivery:
+        """The frame v2 delivery (host/sender_v2.py); session start, edge waits and apply as in v1."""
+        from host.sender_v2 import SenderV2
+
+        t0 = time.monotonic()
+        v2 = SenderV2(self)
+        start = v2.session_start(payload, session, deadline_s, apply, channel_snr_db, adapter_id)
+        d = Delivery(session, len(payload), 0, frame="v2")
+        deadline = t0 + deadline_s
+        self._start_session(start, deadline)
+        self.on_event("session", session=session, snr_db_set=channel_snr_db, apply=apply, payload_bytes=len(payload),
+                      frame="v2")
+        while True:
+            v2.transfer(payload, start, d, t0, report_timeout_s)
+            d.delivered = True
+            if not apply:
+                break
+            try:
+                d.apply = self._await_apply(session, apply_timeout_s)
+                break
+            except _EdgeLost:  # as in v1: a restarted edge holds nothing of the session, send it again
+                d.delivered = False
+                self._wait_edge(start, deadline, d)
         d.wall_s = time.monotonic() - t0
         return d
 

@@ -9,41 +9,18 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from peft import AdaLoraConfig, get_peft_model
 
 from adapters import ranks as rk
+from ml.adapter import Adapter
 from ml.data import Example
 from ml.evaluate import encode
 from ml.models import autocast_dtype
 from testbed.sections.adapter import FinetuneConfig
-
-
-@dataclass
-class Adapter:
-    """A trained adapter as plain arrays: per-module LoRA factors and alphas, and the head's parameters."""
-
-    ranks: dict[str, int]
-    alphas: dict[str, float]
-    lora_a: dict[str, np.ndarray]
-    lora_b: dict[str, np.ndarray]
-    head: dict[str, np.ndarray]  # "<head module>.<param>" -> array
-    modules_to_save: list[str]
-    dropout: float = 0.0
-    info: dict = field(default_factory=dict)
-
-    def tensors(self) -> dict[str, np.ndarray]:
-        """The tensors under the names a peft adapter_model.safetensors uses."""
-        out = {}
-        for m, r in self.ranks.items():
-            if r > 0:
-                out[f"base_model.model.{m}.lora_A.weight"] = self.lora_a[m]
-                out[f"base_model.model.{m}.lora_B.weight"] = self.lora_b[m]
-        out.update({f"base_model.model.{k}": v for k, v in self.head.items()})
-        return out
 
 
 @dataclass
@@ -119,12 +96,36 @@ def _trainable(model) -> int:
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
+def _start_from(peft_model, init: Adapter, ranks: dict[str, int], alpha: dict[str, float]) -> None:
+    """Set the LoRA factors and the head's trained copy to `init`'s (which has these ranks and alphas)."""
+    base = peft_model.base_model.model
+    for m, r in ranks.items():
+        if r > 0:
+            if init.ranks.get(m) != r or abs(init.alphas[m] - alpha[m]) > 1e-6 * alpha[m]:
+                raise ValueError(f"the initial adapter of {m} has rank {init.ranks.get(m)}, alpha "
+                                 f"{init.alphas.get(m)}; training needs rank {r}, alpha {alpha[m]}")
+            layer = base.get_submodule(m)
+            with torch.no_grad():
+                layer.lora_A["default"].weight.copy_(torch.from_numpy(init.lora_a[m]))
+                layer.lora_B["default"].weight.copy_(torch.from_numpy(init.lora_b[m]))
+    for name, value in init.head.items():
+        module, _, pname = name.rpartition(".")
+        wrapper = base.get_submodule(module)
+        trained = wrapper.modules_to_save["default"] if hasattr(wrapper, "modules_to_save") else wrapper
+        with torch.no_grad():
+            getattr(trained, pname).copy_(torch.from_numpy(value))
+
+
 def train_lora(model, tokenizer, train: list[Example], ranks: dict[str, int], cfg: FinetuneConfig,
-               head_names: list[str], max_length: int, steps: int | None = None) -> TrainResult:
-    """LoRA with one rank per module (r = 0 modules are not adapted) and the head trained alongside."""
+               head_names: list[str], max_length: int, steps: int | None = None,
+               init: Adapter | None = None) -> TrainResult:
+    """LoRA with one rank per module (r = 0 modules are not adapted) and the head trained alongside; `init`
+    (with these ranks and the alphas alpha_mode gives them) sets the starting factors and head instead of LoRA's."""
     alpha = rk.alphas(ranks, cfg.alpha_mode, cfg.alpha)
     torch.manual_seed(cfg.seed)
     peft_model = get_peft_model(model, rk.lora_config(ranks, alpha, head_names, cfg.dropout))
+    if init is not None:
+        _start_from(peft_model, init, ranks, alpha)
     trainable = _trainable(peft_model)
     losses, seconds = _train_loop(peft_model, tokenizer, train, cfg, max_length, steps or cfg.steps)
     base = peft_model.base_model.model

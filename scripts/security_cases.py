@@ -598,6 +598,49 @@ def _(lab: Lab) -> None:
     assert lab.thread.is_alive() and lab.server.stats.get("internal_errors", 0) == 0
 
 
+def v2_start(session: int, payload_bytes: int = 4096):
+    return session_start(session).model_copy(update={
+        "payload_bytes": payload_bytes, "packet_count": -(-payload_bytes // 1024), "mcs": "ldpc-qpsk-1/2",
+        "frame_version": 2, "mcs_family": "ldpc"})
+
+
+@case("control", "a frame v2 burst_done listing 5000 codeword runs")
+def _(lab: Lab) -> None:
+    from testbed.messages import Hello, decode, encode
+
+    d = lab.dealer()
+    d.send(encode(Hello(role="host", node_id="rogue", software_version="0")))
+    assert _reply(d).accepted
+    fields = {"type": "burst_done", "version": 1, "req": 0, "session": 1, "burst": 1, "first_sample": 0,
+              "samples_sent": 1, "ranges": [], "airtime_s": 0.1, "codewords": 5000,
+              "runs": [[i, 1] for i in range(5000)]}
+    d.send(msgpack.packb(fields, use_bin_type=True))
+    r = decode(d.recv())
+    assert r.code == "bad_message" and "runs" in r.message
+
+
+@case("control", "a frame v2 payload over edge.max_payload_bytes")
+def _(lab: Lab) -> None:
+    from testbed.messages import SessionAck
+
+    lab.daemon  # noqa: B018 - started
+    ack = lab.host().request(v2_start(907, payload_bytes=lab.cfg.edge.max_payload_bytes + 1), SessionAck)
+    assert not ack.ready and "edge.max_payload_bytes" in ack.reason
+
+
+@case("control", "a frame v2 session's owner announces 500 bursts that never come")
+def _(lab: Lab) -> None:
+    from testbed.messages import BurstDone, SessionAck
+
+    host = lab.owner  # (the owner of the live session the cases before left: it may replace its own session)
+    assert host.request(v2_start(908), SessionAck).ready
+    for burst in range(500):
+        host.send(BurstDone(session=908, burst=burst, first_sample=2**40, samples_sent=2**40, ranges=[],
+                            airtime_s=1.0, mcs="ldpc-qpsk-1/2"))
+    wait_for(lambda: lab.daemon.session.bursts_done == 499)
+    assert len(lab.daemon.v2.radio.announced) <= 64 and lab.thread.is_alive()
+
+
 # --- iq: a peer without keys on the IQ port ----------------------------------------------------------------------
 FS = 1.0e6
 

@@ -12,6 +12,7 @@ from testbed.errors import ConfigError
 from testbed.sections.base import Section
 from testbed.sections.adapter import DataConfig, EdgeConfig, FinetuneConfig, ModelConfig
 from testbed.sections.control import ControlConfig
+from testbed.sections.fed import FedConfig
 from testbed.sections.fleet import FleetConfig
 from testbed.sections.policy import PolicyConfig
 from testbed.sections.run import RunConfig
@@ -35,6 +36,7 @@ class TestbedConfig(Section):
     run: RunConfig = RunConfig()
     fleet: FleetConfig = FleetConfig()
     policy: PolicyConfig = PolicyConfig()
+    fed: FedConfig = FedConfig()
 
 
 def _shown(value: Any) -> str:

@@ -347,3 +347,30 @@ def host_signing_secret(cfg: TestbedConfig) -> tuple[bytes, Path]:
             log.warning("generated the payload signing key %s and trusted it for this machine's edge (%s)",
                         paths.secret, trusted)
     return load_signing_secret(path, "finetune.signing_key" if configured else "signing secret key file"), path
+
+
+def host_trusted_edges_dir(cfg: TestbedConfig) -> Path:
+    """The host's trusted edge signing keys (uplink adapters): fed.trusted_edges_dir, or
+    <control.curve.keys_dir>/trusted-edges."""
+    configured = cfg.fed.trusted_edges_dir
+    return Path(configured if configured else Path(cfg.control.curve.keys_dir) / "trusted-edges").expanduser()
+
+
+def edge_signing_secret(cfg: TestbedConfig, node_id: str) -> tuple[bytes, Path]:
+    """(raw secret key, its file) that signs this edge's uplink adapters: fed.edge_signing_key, or by default
+    <control.curve.keys_dir>/<node_id>.sign_secret, generated on first use and trusted by this machine's host
+    (host_trusted_edges_dir), as host_signing_secret does the other way round. A configured file must exist."""
+    configured = cfg.fed.edge_signing_key
+    keys_dir = Path(cfg.control.curve.keys_dir).expanduser()
+    path = Path(configured).expanduser() if configured else keys_dir / f"{node_id}{SIGN_SECRET_SUFFIX}"
+    if configured is None and not path.exists():
+        try:
+            paths = write_signing_keypair(keys_dir, node_id)
+        except SigningKeyError:
+            if not path.exists():
+                raise
+        else:
+            trusted = trust_signing_key(paths.public, host_trusted_edges_dir(cfg))
+            log.warning("generated the uplink signing key %s and trusted it for this machine's host (%s)",
+                        paths.secret, trusted)
+    return load_signing_secret(path, "fed.edge_signing_key" if configured else "signing secret key file"), path

@@ -6,9 +6,10 @@ ProtocolError that names the problem: bytes that are not msgpack, a payload over
 unknown type or version, a missing, extra or wrongly typed field, or a value out of range.
 
 Direction (host = the DEALER that connects, edge = the ROUTER that binds):
-  host -> edge: hello, session_start, fountain_start, burst_done, heartbeat, bye
-  edge -> host: hello_ack, session_ack, snr_report, missing_request, fountain_progress, transfer_complete,
-                apply_result, heartbeat (the answer to the host's), error, bye
+  host -> edge: hello, session_start, fountain_start, burst_done, train_start, uplink_request, heartbeat, bye
+  edge -> host: hello_ack, session_ack, snr_report, burst_report, missing_request, fountain_progress,
+                transfer_complete, apply_result, train_done, uplink_sent, heartbeat (the answer to the host's),
+                error, bye
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 MAX_RANGES = 4096  # run-length ranges in one missing_request / burst_done
 MAX_PACKETS_PER_REPORT = 4096  # per-packet entries in one snr_report
 MAX_CAPABILITIES = 64
+MAX_RUNS = 4096  # codeword runs in one burst_done, failed byte ranges in one burst_report
+MAX_BURST_CODEWORDS = 65535  # a v2 burst's SIG counts codewords in a u16
+CAPABILITY_FRAME_V2 = "frame:v2"
+"""Hello capability of an edge that receives v2 bursts; a host uses frame v2 only with an edge that lists it."""
 
 
 class ProtocolError(AirLoraError):
@@ -63,6 +68,9 @@ class Message(Record):
     req: U32 = Field(0, description="request id; a reply echoes it, 0 = unsolicited")
 
     TYPE: ClassVar[str] = ""
+    WIRE_OPTIONAL: ClassVar[frozenset[str]] = frozenset()
+    """Fields added after a message first shipped: left off the wire while they hold their default, so a peer
+    that predates them still parses the message (their defaults are the old behaviour)."""
 
 
 def _check_ranges(ranges: list[list[int]]) -> list[list[int]]:
@@ -79,6 +87,11 @@ def _check_ranges(ranges: list[list[int]]) -> list[list[int]]:
 
 SeqRanges = Annotated[list[SeqRange], Field(max_length=MAX_RANGES), AfterValidator(_check_ranges)]
 """Ascending, non-overlapping [first, last] runs, at most MAX_RANGES of them."""
+ByteRanges = Annotated[list[Annotated[list[U64], Field(min_length=2, max_length=2)]], Field(max_length=MAX_RANGES),
+                       AfterValidator(_check_ranges)]
+"""Ascending, non-overlapping [first, last] payload byte offsets (both inclusive), at most MAX_RANGES of them."""
+CodewordRunField = Annotated[list[Annotated[int, Field(ge=0, le=2**64 - 1)]], Field(min_length=2, max_length=2)]
+"""[offset, count]: `count` codewords at payload byte `offset` (frame v2)."""
 
 
 def seqs_to_ranges(seqs: Iterable[int]) -> list[list[int]]:
@@ -158,6 +171,23 @@ class SessionStart(Message):
     apply: bool = Field(True, description="install and evaluate the payload (False: a channel-sounding session)")
     channel_snr_db: SnrDb | None = Field(
         None, description="emulated channels only: the SNR the edge's channel model applies from now on")
+    frame_version: Literal[1, 2] = Field(1, description="1: K=7 packets; 2: LDPC bursts (edges listing frame:v2)")
+    rolloff: Annotated[float, Field(ge=0.05, le=1.0, allow_inf_nan=False)] = Field(
+        0.25, description="RRC roll-off of the bursts (frame 2; frame 1 uses the edge's radio.rolloff)")
+    samples_per_symbol: Annotated[int, Field(ge=2, le=16)] = Field(4, description="oversampling (frame 2)")
+    mcs_family: Literal["conv", "ldpc"] = Field("conv", description="conv with frame 1, ldpc with frame 2")
+    burst_airtime_s: Annotated[float, Field(ge=0.05, le=2.0, allow_inf_nan=False)] = Field(
+        1.0, description="frame 2: longest burst on air")
+
+    WIRE_OPTIONAL: ClassVar[frozenset[str]] = frozenset(
+        {"frame_version", "rolloff", "samples_per_symbol", "mcs_family", "burst_airtime_s"})
+
+    @model_validator(mode="after")
+    def _family_of_the_frame(self) -> "SessionStart":
+        if (self.frame_version == 2) != (self.mcs_family == "ldpc"):
+            raise ValueError(f"frame_version {self.frame_version} goes with mcs_family "
+                             f"{'ldpc' if self.frame_version == 2 else 'conv'}, got {self.mcs_family}")
+        return self
 
     @model_validator(mode="after")
     def _packets_cover_the_payload(self) -> "SessionStart":
@@ -207,15 +237,26 @@ class SnrReport(Message):
 
 
 class MissingRequest(Message):
-    """edge -> host: selective repeat, the sequence numbers still missing as [first, last] runs."""
+    """edge -> host: selective repeat, what is still missing as [first, last] runs: packet sequence numbers (frame
+    1), or payload byte offsets (frame 2, unit byte, sent after the burst flagged last of a pass)."""
 
     TYPE: ClassVar[str] = "missing_request"
     type: Literal["missing_request"] = "missing_request"
     session: U32
     round: U32 = Field(description="repair round, 0 after the first pass")
-    ranges: SeqRanges
-    missing_count: U32 = Field(description="packets missing in total (may exceed what ranges lists)")
+    ranges: ByteRanges = Field(description="packet runs (each number a u32) or byte ranges, both inclusive")
+    missing_count: U64 = Field(description="packets (bytes) missing in total (may exceed what ranges lists)")
     truncated: bool = Field(False, description="ranges lists only the first MAX_RANGES runs")
+    unit: Literal["packet", "byte"] = "packet"
+    through_burst: U32 | None = Field(None, description="unit byte: the highest burst the edge had processed")
+
+    WIRE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"unit", "through_burst"})
+
+    @model_validator(mode="after")
+    def _packets_are_u32(self) -> "MissingRequest":
+        if self.unit == "packet" and (self.missing_count > 2**32 - 1 or any(r[1] > 2**32 - 1 for r in self.ranges)):
+            raise ValueError("packet numbers and counts are u32")
+        return self
 
 
 class BurstDone(Message):
@@ -227,8 +268,64 @@ class BurstDone(Message):
     burst: U32
     first_sample: U64 = Field(description="transmit-stream sample index where the burst starts")
     samples_sent: U64
-    ranges: SeqRanges = Field(description="packets sent, as [first, last] runs")
+    ranges: SeqRanges = Field(description="packets sent, as [first, last] runs (frame 1; empty in frame 2)")
     airtime_s: Seconds
+    mcs: Name | None = Field(None, description="frame 2: the burst's MCS")
+    codewords: Annotated[int, Field(ge=0, le=MAX_BURST_CODEWORDS)] = Field(0, description="frame 2: data codewords")
+    runs: list[CodewordRunField] = Field(default_factory=list, max_length=MAX_RUNS,
+                                         description="frame 2: the codewords as [offset, count] runs")
+    last: bool = Field(False, description="frame 2: nothing is left to send after it (the end of a pass)")
+
+    WIRE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"mcs", "codewords", "runs", "last"})
+
+    @model_validator(mode="after")
+    def _runs_hold_the_codewords(self) -> "BurstDone":
+        if self.runs and sum(min(count, MAX_BURST_CODEWORDS + 1) for _, count in self.runs) != self.codewords:
+            raise ValueError(f"runs do not hold the burst's {self.codewords} codewords")
+        return self
+
+
+class BurstReport(Message):
+    """edge -> host (frame 2): what the edge received of one burst, once per burst, in burst order."""
+
+    TYPE: ClassVar[str] = "burst_report"
+    type: Literal["burst_report"] = "burst_report"
+    session: U32
+    burst: U32
+    mcs: Name | None = Field(None, description="the MCS its SIG announced; None when it was not detected")
+    detected: bool
+    snr_db: SnrDb | None = Field(None, description="mean over the codewords (None: not measured)")
+    snr_db_p25: SnrDb | None = None
+    codeword_snr_db: bytes = Field(b"", max_length=MAX_BURST_CODEWORDS,
+                                   description="per data codeword, int8 in quarter dB (-32..31.75 dB)")
+    cfo_hz: Annotated[float, Field(ge=-1.0e8, le=1.0e8, allow_inf_nan=False)] | None = None
+    sco_ppm: Annotated[float, Field(ge=-1.0e6, le=1.0e6, allow_inf_nan=False)] | None = None
+    evm_snr_db: SnrDb | None = None
+    codewords_ok: Annotated[int, Field(ge=0, le=MAX_BURST_CODEWORDS)] = 0
+    codewords_failed: Annotated[int, Field(ge=0, le=MAX_BURST_CODEWORDS)] = 0
+    failed: ByteRanges = Field(default_factory=list, description="payload bytes of the failed codewords")
+    harq_stored: U32 = Field(0, description="codewords whose LLRs the edge holds for combining")
+    received_bytes: U64 = Field(0, description="payload bytes the edge holds after this burst")
+    decode_lag_s: Seconds = Field(0.0, description="stream time the edge had read past the burst's end")
+    error: Text | None = None
+
+
+MAX_QUARTER_DB = 127
+
+
+def quarter_db(values) -> bytes:
+    """SNRs in dB -> int8 quarter-dB bytes (saturating; nan as the lowest value)."""
+    import numpy as np
+
+    x = np.nan_to_num(np.asarray(values, np.float64) * 4.0, nan=-128.0, posinf=MAX_QUARTER_DB, neginf=-128.0)
+    return np.clip(np.round(x), -128, MAX_QUARTER_DB).astype(np.int8).tobytes()
+
+
+def from_quarter_db(data: bytes):
+    """int8 quarter-dB bytes -> float64 dB."""
+    import numpy as np
+
+    return np.frombuffer(data, np.int8).astype(np.float64) / 4.0
 
 
 class TransferComplete(Message):
@@ -313,6 +410,78 @@ class FountainProgress(Message):
     elapsed_s: Seconds = Field(description="since the edge took the session")
 
 
+# --- federated fine-tuning: local training and the uplink (edge -> host over the radio) -------------------
+
+MAX_RANK_ENTRIES = 1024
+MAX_UPLINK_BYTES = 128 << 20
+Rank = Annotated[int, Field(ge=0, le=1024)]
+Accuracy = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+def _endpoint(value: str) -> str:
+    from radio.config import check_zmq_endpoint
+
+    return check_zmq_endpoint(value)
+
+
+class TrainStart(Message):
+    """host -> edge: fine-tune on your own shard with these ranks, from the global adapter with this SHA-256 (None:
+    from the base model), then hold the signed adapter for the uplink `session`."""
+
+    TYPE: ClassVar[str] = "train_start"
+    type: Literal["train_start"] = "train_start"
+    round: U32
+    session: U32 = Field(description="the uplink session the adapter will travel in")
+    ranks: dict[Name, Rank] = Field(max_length=MAX_RANK_ENTRIES, description="rank per adapted module (0: none)")
+    steps: Annotated[int, Field(ge=1, le=10**6)]
+    seed: U32
+    start_sha256: Sha256 | None = Field(None, description="the installed global adapter to start from")
+    uplink_endpoint: Annotated[str, Field(max_length=256), AfterValidator(_endpoint)] = Field(
+        description="where the host's uplink receiver listens (the edge connects its transmitter)")
+    sample_rate_hz: Annotated[float, Field(gt=0.0, le=1.0e10, allow_inf_nan=False)]
+
+
+class TrainDone(Message):
+    """edge -> host: local training ended; the signed adapter is held for the uplink (or why not)."""
+
+    TYPE: ClassVar[str] = "train_done"
+    type: Literal["train_done"] = "train_done"
+    round: U32
+    session: U32
+    ok: bool
+    reason: Text | None = None
+    payload_bytes: Annotated[int, Field(ge=0, le=MAX_UPLINK_BYTES)] = 0
+    packet_count: U32 = 0
+    payload_sha256: Sha256 | None = None
+    samples: U32 = Field(0, description="training examples in the edge's shard")
+    local_accuracy: Accuracy | None = None
+    train_s: Seconds = 0.0
+    final_loss: Annotated[float, Field(ge=0.0, le=1.0e6, allow_inf_nan=False)] | None = None
+
+
+class UplinkRequest(Message):
+    """host -> edge: transmit these packets of the held adapter at this MCS (the host measured the last burst)."""
+
+    TYPE: ClassVar[str] = "uplink_request"
+    type: Literal["uplink_request"] = "uplink_request"
+    session: U32
+    burst: U32
+    mcs: Name
+    ranges: SeqRanges
+
+
+class UplinkSent(Message):
+    """edge -> host: the burst is on the air: where it starts on the edge's transmit clock and how long it is."""
+
+    TYPE: ClassVar[str] = "uplink_sent"
+    type: Literal["uplink_sent"] = "uplink_sent"
+    session: U32
+    burst: U32
+    first_sample: U64
+    samples_sent: U64
+    packets: U32
+
+
 # --- liveness and errors --------------------------------------------------------------------------
 
 
@@ -350,11 +519,14 @@ ERR_SESSION_BUSY = "session_busy"
 """The edge serves another host's live session: a SessionStart may be tried again once that host is gone."""
 ERR_NOT_OWNER = "not_session_owner"
 """A message about a session from a host that did not start it."""
+ERR_REASSEMBLY_FAILED = "reassembly_failed"
+"""Frame v2: the edge could not keep the payload (its spill file's disk); the session is over."""
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls
-    for cls in (Hello, HelloAck, SessionStart, SessionAck, SnrReport, MissingRequest, BurstDone,
-                TransferComplete, ApplyResult, FountainStart, FountainProgress, Heartbeat, Error, Bye)
+    for cls in (Hello, HelloAck, SessionStart, SessionAck, SnrReport, MissingRequest, BurstDone, BurstReport,
+                TransferComplete, ApplyResult, FountainStart, FountainProgress, TrainStart, TrainDone, UplinkRequest,
+                UplinkSent, Heartbeat, Error, Bye)
 }
 
 
@@ -385,7 +557,11 @@ def encode(msg: Message, max_bytes: int | None = None) -> bytes:
     """A message -> msgpack bytes; ProtocolError if it exceeds max_bytes."""
     if not isinstance(msg, Message) or msg.type not in MESSAGE_TYPES:
         raise ProtocolError(f"cannot encode {type(msg).__name__}: not a control message")
-    data = msgpack.packb(msg.model_dump(mode="python"), use_bin_type=True)
+    fields = msg.model_dump(mode="python")
+    for name in msg.WIRE_OPTIONAL:  # newer fields at their defaults stay off the wire (older peers parse it)
+        if fields.get(name) == type(msg).model_fields[name].get_default(call_default_factory=True):
+            del fields[name]
+    data = msgpack.packb(fields, use_bin_type=True)
     if max_bytes is not None and len(data) > max_bytes:
         raise ProtocolError(f"'{msg.type}' message is {len(data)} bytes, over max_message_bytes {max_bytes}")
     return data

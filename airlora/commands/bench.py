@@ -1,4 +1,5 @@
-"""`airlora bench radio`: TX/RX throughput per MCS against scikit-commpy; `airlora bench finetune`: accuracy per
+"""`airlora bench radio`: TX/RX throughput per K=7 MCS against scikit-commpy, then per LDPC MCS the v2 burst receiver's
+MS/s, the LDPC decoder's Mbit/s near its waterfall and its speed-up over commpy's LDPC decoder; `airlora bench finetune`: accuracy per
 LoRA rank and scaling mode over seeds (real fine-tunes), with AdaLoRA beside it; `airlora bench cluster`: the
 speed-up of sweeps with 1 vs 2 workers, local processes and a local Ray (policy/cluster_bench.py); `airlora bench
 fleet`: the airtime of one fountain-coded broadcast to N local edges against unicast delivery (host/fleet_bench.py)."""
@@ -20,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--commpy-bits", type=int, default=1500,
                         help="info bits through the commpy reference (it decodes about 700 bit/s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of payloads and noise")
+    parser.add_argument("--radio-family", choices=("conv", "ldpc", "both"), default="both",
+                        help="radio: the K=7 MCSs (v1 receiver), the LDPC MCSs (v2 burst receiver) or both")
+    parser.add_argument("--commpy-codewords", type=int, default=4,
+                        help="radio ldpc: codewords per MCS through commpy's LDPC decoder (~0.1 Mbit/s; 0 skips)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     finetune = parser.add_argument_group("finetune (real fine-tunes of the configured model and data)")
     finetune.add_argument("--ranks", default="1,2,4,8,16", help="uniform ranks to measure")
@@ -60,15 +65,29 @@ def run(args: argparse.Namespace) -> int:
         from radio.bench_link import main as bench_link_main
 
         return bench_link_main(["--sizes", args.link_sizes] + (["--json"] if args.json else []))
-    from radio.bench import REFERENCE_MCS, bench_radio
+    from radio.bench import bench_radio
     from radio.errors import RadioError
 
     if args.seconds <= 0 or args.commpy_bits < 16:
         raise RadioError("--seconds must be > 0 and --commpy-bits >= 16")
-    report = bench_radio(args.seconds, args.commpy_bits, args.seed)
+    if args.commpy_codewords < 0:
+        raise RadioError("--commpy-codewords must be >= 0")
+    report = bench_radio(args.seconds, args.commpy_bits, args.seed) if args.radio_family != "ldpc" else {}
+    if report and not args.json:
+        _print_conv(report)
+    if args.radio_family != "conv":
+        from radio.bench import bench_burst_rx
+
+        say = (lambda _line: None) if args.json else print
+        report["ldpc"] = bench_burst_rx(args.seconds, args.seed, args.commpy_codewords, say=say)
     if args.json:
         emit_json(report)
-        return 0
+    return 0
+
+
+def _print_conv(report: dict) -> None:
+    from radio.bench import REFERENCE_MCS
+
     print(f"radio throughput on one core ({report['threads']}); fs {report['sample_rate_hz']:g} Hz, "
           f"sps {report['samples_per_symbol']}, {report['payload_bytes']}-byte payloads, "
           f"AWGN {report['snr_db']:g} dB, feed chunks of {report['feed_chunk_samples']}")
@@ -83,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
           f"on {ref['info_bits']} bits ({ref['bit_errors']} errors)")
     print(f"speedup vs commpy ({REFERENCE_MCS}, ours = full receiver incl. sync): "
           f"{report['speedup_vs_commpy']:.0f}x")
-    return 0
+    print()
 
 
 def _finetune(args: argparse.Namespace) -> int:

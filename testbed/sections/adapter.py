@@ -86,6 +86,13 @@ class EdgeConfig(Section):
                                                "manifest before anything is dequantized (4 bytes each)")
     max_num_labels: int = Field(1024, ge=2, le=1 << 20,
                                 description="largest classifier head (num_labels) a payload may ask the edge to build")
+    reassembly_memory_bytes: int = Field(
+        64 << 20, ge=0, le=4 << 30, description="frame v2: payload bytes held in memory while they arrive; a larger "
+                                                "payload is spilled to a file under <adapter_dir>/.reassembly")
+    frames: list[Literal["v1", "v2"]] = Field(
+        default_factory=lambda: ["v1", "v2"], min_length=1, max_length=2,
+        description="frames this edge receives; it lists frame:v2 in its hello when v2 is here (['v1']: as an "
+                    "edge that predates v2)")
     erase_fraction: float = Field(0.0, ge=0.0, le=0.9,
                                   description="emulation: drop this fraction of the packets that passed their CRC, "
                                               "at random (benchmarks of erasures); 0 on a real edge")

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from adapters import payload as pl
-from host.pipeline import FP32_BYTES, PROBE_CHARS, _manifest
+from host.pipeline import FP32_BYTES
+from ml.pack import PROBE_CHARS
+from ml.pack import manifest as _manifest
 from policy.cost import lora_payload_bytes
 from testbed.config import load
 

@@ -1,0 +1,74 @@
+"""`airlora fed`: federated fine-tuning over the air: local edges train on their own shards, send their adapters up
+the radio, the host aggregates and broadcasts the global adapter (docs/federated.md)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from airlora.commands.common import (add_config_arguments, add_verbose_argument, emit_json, load_config,
+                                     quiet_third_party)
+from airlora.commands.run import _interrupt_on_termination, table
+from testbed.progress import echo
+
+ROUND_COLUMNS = [("round", "rnd", "{}"), ("edges_included", "included", "{}"), ("edges", "edges", "{}"),
+                 ("global_rank_sum", "rank sum", "{}"), ("global_payload_bytes", "global B", "{}"),
+                 ("uplink_airtime_s", "uplink s", "{:.2f}"), ("downlink_airtime_s", "downlink s", "{:.2f}"),
+                 ("mean_local_accuracy", "local acc", "{:.3f}"), ("global_accuracy", "global acc", "{:.3f}"),
+                 ("epsilon", "epsilon", "{:.2f}"), ("wall_s", "wall s", "{:.0f}")]
+EDGE_COLUMNS = [("round", "rnd", "{}"), ("edge", "edge", "{}"), ("snr_db_uplink", "uplink SNR", "{:.2f}"),
+                ("rank_sum", "rank sum", "{}"), ("payload_bytes", "bytes", "{}"), ("uplink_mcs", "MCS", "{}"),
+                ("uplink_airtime_s", "airtime s", "{:.2f}"), ("samples", "samples", "{}"),
+                ("local_accuracy", "local acc", "{:.3f}"), ("included", "included", "{}"), ("reason", "left out", "{}")]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
+    parser.add_argument("--rounds", type=int, default=None, help="federated rounds (fed.rounds)")
+    parser.add_argument("--edges", type=int, default=None, metavar="N", help="local edges (fed.edges)")
+    add_verbose_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s host %(levelname)s %(message)s")
+    if not args.verbose:
+        quiet_third_party()
+    extra = [f"fed.rounds={args.rounds}"] * (args.rounds is not None) + [f"fed.edges={args.edges}"] * (
+        args.edges is not None)
+    cfg = load_config(args, extra)
+    with _interrupt_on_termination():
+        return _run(args, cfg)
+
+
+def _run(args: argparse.Namespace, cfg) -> int:
+    from host.fed_experiment import run_fed_rounds
+    from testbed.fed_results import fed_plots
+    from testbed.results import RunFolder
+
+    folder = RunFolder(cfg.run.out_dir)
+    folder.write_config(cfg.model_dump(mode="json"))
+    out = sys.stderr if args.json else sys.stdout
+
+    def say(text: str) -> None:
+        echo(text, file=out)
+
+    say(f"run folder: {folder.path}")
+    try:
+        summary = run_fed_rounds(cfg, folder, say)
+    finally:
+        folder.close()
+    rows, edge_rows = summary["rounds"], summary["edges"]
+    folder.write_rows("rounds.csv", rows)
+    folder.write_rows("edges.csv", edge_rows)
+    summary["run_dir"] = str(folder.path)
+    summary["plots"] = fed_plots(folder.path, rows)
+    folder.write_json("summary.json", summary)
+    if args.json:
+        emit_json(summary)
+    else:
+        print(table(rows, ROUND_COLUMNS))
+        print(table(edge_rows, EDGE_COLUMNS))
+        print(f"results: {folder.path} (config.yaml, edges/, events.jsonl, rounds.csv, edges.csv, plots)")
+    return 0 if rows and len(rows) == cfg.fed.rounds else 1

@@ -1,0 +1,170 @@
+"""The host's end of an edge's uplink: receive the edge's adapter over the radio, measure the SNR, repeat what failed.
+
+The downlink's selective repeat reversed, with the receiver in charge: the host binds the receiving end of the
+edge's uplink cable (the edge's channel model applies here, at the receiver, as on the downlink), asks the edge
+for the packets still missing at the MCS the SNR it measured on the last burst supports (the fastest MCS for the
+first burst: SNR is measured on the preamble whether or not packets decode), reads the burst the edge announces
+through the same receiver (sync, CFO, SNR per packet, demodulation, Viterbi, CRC), and repeats until the payload
+is whole and matches the SHA-256 the edge announced, or the deadline passes. The measured uplink SNR is what the
+rank policy uses for this edge's next ranks. Verification (signature, manifest) happens in host.fed_experiment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from radio import mcs as mcs_module
+from radio.backends.zmq_iq import ZmqRxBackend
+from radio.link import LinkSettings, pick_mcs
+from radio.mcs import MCS_TABLE
+from radio.reassembly import Reassembly
+from radio.receiver import Receiver
+from testbed.control.client import ControlClient
+from testbed.control.endpoint import PeerLost
+from testbed.messages import MAX_RANGES, Error, UplinkRequest, UplinkSent, seqs_to_ranges
+
+CHUNK_SAMPLES = 1 << 17
+TAIL_SAMPLES = 16384  # silence read after a burst so the receiver completes its last packet
+STALL_S = 3.0  # an announced burst whose samples stop arriving for this long is closed with what came
+ANSWER_S = 10.0  # how long the edge may take to answer an uplink_request (it transmits first)
+
+
+@dataclass
+class Uplink:
+    """What one uplink did, measured at the host."""
+
+    edge: str
+    delivered: bool = False
+    payload: bytes | None = None
+    reason: str | None = None
+    bursts: int = 0
+    packets_sent: int = 0
+    packets_ok: int = 0
+    samples: int = 0
+    snr_db_packets: list[float] = field(default_factory=list)
+    mcs_per_burst: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def airtime_s(self, sample_rate_hz: float) -> float:
+        return self.samples / sample_rate_hz
+
+    @property
+    def snr_db(self) -> float | None:
+        """Mean SNR over the packets the host detected (None when none was)."""
+        return float(np.mean(self.snr_db_packets)) if self.snr_db_packets else None
+
+
+class UplinkReceiver:
+    """One edge's uplink cable (bound here) and the receiver that turns its stream into packets."""
+
+    def __init__(self, endpoint: str, settings: LinkSettings, channel, *, hwm_messages: int = 16,
+                 window_samples: int | None = None) -> None:
+        self.settings = settings
+        fs = settings.sample_rate_hz
+        self.rx = ZmqRxBackend(endpoint, fs, channel, bind=True, hwm_messages=hwm_messages,
+                               window_samples=window_samples or max(1, int(2.0 * fs)), realtime_idle=False)
+        self.endpoint = self.rx.endpoint
+        self.receiver = Receiver(fs, settings.samples_per_symbol, settings.rolloff)
+        self.snr_db: float | None = None  # the last burst's selection SNR (what the next MCS is picked from)
+
+    def receive(self, client: ControlClient, edge: str, session: int, payload_bytes: int, packet_count: int,
+                payload_sha256: str, deadline_s: float, max_rounds: int,
+                gone: Callable[[], bool] = lambda: False) -> Uplink:
+        """Pull the edge's held payload up the radio; an Uplink either way (delivered or why not)."""
+        up = Uplink(edge)
+        t0 = time.monotonic()
+        reassembly = Reassembly(session, packet_count)
+        snr_db: float | None = None
+        try:
+            for burst in range(1, max_rounds + 1):
+                missing = reassembly.missing()
+                if not missing:
+                    break
+                if gone():
+                    up.reason = "the edge process exited"
+                    return up
+                mcs = MCS_TABLE[-1] if snr_db is None and self.settings.mcs == "auto" else pick_mcs(self.settings,
+                                                                                                    snr_db)
+                left = t0 + deadline_s - time.monotonic()
+                if left <= 0:
+                    up.reason = f"uplink deadline of {deadline_s:g} s passed with {len(missing)} of {packet_count} " \
+                                "packets missing (fed.uplink_deadline_s)"
+                    return up
+                got = self._burst(client, session, burst, mcs.name, missing, reassembly, up, min(left, ANSWER_S +
+                                  deadline_s))
+                if isinstance(got, str):
+                    up.reason = got
+                    return up
+                up.bursts += 1
+                up.mcs_per_burst.append(mcs.name)
+                if got:
+                    snr_db = mcs_module.selection_snr_db(got)
+                    self.snr_db = snr_db
+            if not reassembly.complete:
+                up.reason = f"{len(reassembly.missing())} of {packet_count} packets missing after {max_rounds} " \
+                            "rounds (fed.uplink_max_rounds)"
+                return up
+            data = reassembly.data()
+            if len(data) != payload_bytes or hashlib.sha256(data).hexdigest() != payload_sha256:
+                up.reason = "the reassembled uplink payload does not match the SHA-256 the edge announced"
+                return up
+            up.delivered, up.payload = True, data
+            return up
+        finally:
+            up.wall_s = time.monotonic() - t0
+
+    def _burst(self, client: ControlClient, session: int, burst: int, mcs: str, missing: list[int],
+               reassembly: Reassembly, up: Uplink, wait_s: float) -> list[float] | str:
+        """Ask for one burst and read it; the SNRs measured on it, or why the uplink stops."""
+        client.send(UplinkRequest(session=session, burst=burst, mcs=mcs, ranges=seqs_to_ranges(missing)[:MAX_RANGES]))
+        end: int | None = None
+        snrs: list[float] = []
+        asked = time.monotonic()
+        progress = asked
+        while True:
+            msg = client.recv(0.0)
+            while msg is not None:
+                if isinstance(msg, PeerLost):
+                    return f"the edge's control connection was lost: {msg.reason}"
+                if isinstance(msg, UplinkSent) and msg.session == session and msg.burst == burst:
+                    end = msg.first_sample + msg.samples_sent
+                    up.packets_sent += msg.packets
+                    up.samples += msg.samples_sent
+                elif isinstance(msg, Error):
+                    return f"the edge refused the uplink: {msg.code}: {msg.message}"
+                msg = client.recv(0.0)
+            self.rx.poll_cable()
+            pending = self.rx.pending
+            if pending > 0:
+                progress = time.monotonic()
+                snrs += self._feed(self.rx.rx(min(pending, CHUNK_SAMPLES)), session, reassembly, up)
+                continue
+            if end is not None and self.rx.tx_clock_received >= end:
+                snrs += self._feed(self.rx.rx(TAIL_SAMPLES), session, reassembly, up)
+                return snrs
+            now = time.monotonic()
+            if end is None and now - asked > wait_s:
+                return f"the edge did not answer uplink burst {burst} within {wait_s:.0f} s"
+            if end is not None and now - progress > STALL_S:
+                snrs += self._feed(self.rx.rx(TAIL_SAMPLES), session, reassembly, up)
+                return snrs  # the rest of the burst never came: what is missing is asked again
+            self.rx.wait_cable(0.005)
+
+    def _feed(self, samples, session: int, reassembly: Reassembly, up: Uplink) -> list[float]:
+        snrs = []
+        for p in self.receiver.feed(np.asarray(samples, np.complex64)):
+            if np.isfinite(p.snr_db) and (p.header is None or p.header.session == session):
+                snrs.append(float(p.snr_db))
+                up.snr_db_packets.append(float(p.snr_db))
+            if p.payload is not None and p.header is not None and reassembly.add(p.header.session, p.header.seq,
+                                                                                 p.header.total, p.payload):
+                up.packets_ok += 1
+        return snrs
+
+    def close(self) -> None:
+        self.rx.close()

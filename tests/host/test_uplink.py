@@ -1,0 +1,91 @@
+"""The uplink over the ZeroMQ IQ cable and the control plane, both real (pyzmq, loopback): the edge's FedWorker
+transmits the packets the host's UplinkReceiver asks for; the host measures the SNR of the channel it applies,
+repeats what failed, and gives up at its deadline or when the edge refuses. (The local training is not run here:
+the worker holds a payload as it would after training.)"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+import numpy as np
+import pytest
+
+from edge_node.fed_worker import FedWorker
+from host.uplink_receiver import UplinkReceiver
+from radio.backends.factory import make_channel
+from radio.link import LinkSettings
+from radio.reassembly import split
+from radio.transmitter import TX_POWER
+from testbed.config import validate
+from testbed.control.client import ControlClient
+from testbed.control.server import ControlServer
+
+
+class Edge:
+    """A FedWorker behind a real control server, served by a thread (as the daemon's loop would)."""
+
+    def __init__(self, cfg, payload: bytes, session: int, endpoint: str) -> None:
+        self.server = ControlServer("tcp://127.0.0.1:*")
+        self.worker = FedWorker(cfg, self.server, "edge-1")
+        self.worker._chunks = split(payload, cfg.radio.packet_payload_bytes)  # what step() holds after training
+        self.worker._session = session
+        self.worker._connect(endpoint)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            item = self.server.poll(0.02)
+            if item is not None and getattr(item[1], "type", "") == "uplink_request":
+                self.worker.on_uplink_request(*item)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.worker.close()
+        self.server.close()
+
+
+@pytest.fixture
+def link(request):
+    snr_db = request.param
+    cfg = validate({"radio": {"backend": "zmq"}})
+    settings = LinkSettings.from_config(cfg.radio)
+    channel = make_channel(cfg.channel.model_copy(update={"snr_db": snr_db, "seed": 3}), settings.sample_rate_hz,
+                           settings.samples_per_symbol, TX_POWER)
+    rx = UplinkReceiver("tcp://127.0.0.1:*", settings, channel)
+    payload = np.random.default_rng(1).integers(0, 256, 30_000, dtype=np.uint8).tobytes()
+    edge = Edge(cfg, payload, 77, rx.endpoint)
+    client = ControlClient(edge.server.endpoint)
+    client.wait_ready(5)
+    yield rx, client, payload
+    client.close()
+    edge.close()
+    rx.close()
+
+
+@pytest.mark.parametrize("link", [12.0], indirect=True)
+def test_uplink_delivers_and_measures_the_snr(link) -> None:
+    rx, client, payload = link
+    packets = len(split(payload, 1024))
+    up = rx.receive(client, "edge-1", 77, len(payload), packets, hashlib.sha256(payload).hexdigest(), 60, 30)
+    assert up.delivered and up.payload == payload, up.reason
+    assert abs(up.snr_db - 12.0) < 1.0
+    assert up.mcs_per_burst[0] == "64qam-3/4"  # the first burst probes at the fastest MCS
+    assert up.bursts >= 2 and up.mcs_per_burst[-1] != "64qam-3/4"  # then the MCS the measured 12 dB supports
+    assert up.packets_ok == packets and up.samples > 0
+
+
+@pytest.mark.parametrize("link", [12.0], indirect=True)
+def test_deadline_and_refusals_leave_the_edge_out(link) -> None:
+    rx, client, payload = link
+    packets = len(split(payload, 1024))
+    sha = hashlib.sha256(payload).hexdigest()
+    late = rx.receive(client, "edge-1", 77, len(payload), packets, sha, 1e-6, 30)
+    assert not late.delivered and "fed.uplink_deadline_s" in late.reason
+    wrong = rx.receive(client, "edge-1", 78, len(payload), packets, sha, 30, 30)
+    assert not wrong.delivered and "uplink session 78 is not held" in wrong.reason
+    bad_sha = rx.receive(client, "edge-1", 77, len(payload), packets, "0" * 64, 60, 30)
+    assert not bad_sha.delivered and "does not match the SHA-256" in bad_sha.reason
