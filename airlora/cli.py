@@ -25,6 +25,7 @@ VERBS: dict[str, str] = {
     "calibrate": "Check the reward's accuracy/airtime trade-off on real fine-tunes of uniform ranks; suggest weights",
     "fed": "Federated fine-tuning over the air: edges train on their shards, adapters go up, the host aggregates",
     "sweep": "Compare rank policies across SNRs: accuracy, payload bytes, airtime, reward (table, CSV, plots)",
+    "xo-cal": "Measure the host's and the edge's Pluto oscillator offset over the air and trim the host's xo_correction",
 }
 
 

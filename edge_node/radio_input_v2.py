@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from radio.backends.base import CableStream, RadioBackend
+from radio.backends.sigmf_io import RecordedFrame, SigmfRecorder
 from radio.burst_events import RxEvent
 from radio.burst_rx import BurstReceiver
 from radio.errors import BackendError
@@ -65,6 +66,8 @@ class BurstInput:
                                       lo_hz=params.lo_hz, locked_clocks=params.locked_clocks, harq=self.harq,
                                       max_payload_bytes=params.max_payload_bytes)
         self._cable: CableStream | None = backend.cable_stream
+        if isinstance(backend, SigmfRecorder):  # the recording holds v2 bursts now (a BurstReceiver decodes v1 too)
+            backend.set_frame(RecordedFrame(2, params.rolloff, params.samples_per_symbol))
         self.fed = 0  # samples fed to this receiver (its stream index)
         self.announced: dict[int, Announced] = {}
         self.backend_errors = 0

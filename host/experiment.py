@@ -15,6 +15,7 @@ from typing import Any
 from adapters.signing import key_id, public_key
 from host.edge_process import EdgeProcess
 from host.sender import Delivery, DeliveryError, Sender
+from host.xo_calibration import local_edge_config
 from policy.cost import OVERHEAD_BYTES, lora_payload_bytes
 from policy.registry import make_policy
 from policy.state import PolicyState
@@ -62,7 +63,9 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
     # before the local edge starts: on first use the default key is generated and trusted by this machine's edge
     signing_key, key_path = host_signing_secret(cfg)
     say(f"payloads signed with key {key_id(public_key(signing_key))} ({key_path})")
-    edge = EdgeProcess(config_path, folder.path / "edge.log") if cfg.run.edge == "local" else None
+    edge = None  # a local edge opens its own device: the host's radio.pluto.xo_correction_hz is not its trim
+    if cfg.run.edge == "local":
+        edge = EdgeProcess(local_edge_config(cfg.model_dump(mode="json"), config_path), folder.path / "edge.log")
     identity = model_identity(cfg.model.name, cfg.model.cache_dir)
     hello = Hello(role="host", node_id="host", software_version=__version__,
                   base_model=ModelIdentity(name=identity["name"], sha256=identity["sha256"]), capabilities=["send"])

@@ -8,6 +8,8 @@ from radio.ad9361 import (LO_RANGE_HZ, TX_ATTENUATION_RANGE_DB, TX_RF_BANDWIDTH_
                           rx_gain_range_db)
 
 ZMQ_SCHEMES = ("tcp://", "ipc://", "inproc://")
+XO_CORRECTION_RANGE_HZ = (39_960_000, 40_040_000)
+"""radio.pluto.xo_correction_hz: within 1000 ppm of the 40 MHz reference (a Pluto's crystal is within about 25 ppm)."""
 MAX_ENDPOINT_CHARS = 256
 MAX_IPC_PATH_BYTES = 107
 """Linux sun_path holds 108 bytes with the terminating NUL; ZeroMQ refuses a longer ipc:// path."""
@@ -115,6 +117,11 @@ class PlutoConfig(Section):
         description="emulated pair (uri null): crystal error of the host's device against the edge's, in ppm, "
                     "applied as CFO (ppm x lo_hz) and sample clock offset; null draws each device U(-25, 25) "
                     "from channel.seed",
+    )
+    xo_correction_hz: float | None = Field(
+        None, ge=XO_CORRECTION_RANGE_HZ[0], le=XO_CORRECTION_RANGE_HZ[1],
+        description="the AD9361 xo_correction set when this node's device opens: the frequency (Hz) of the "
+                    "40 MHz reference the driver assumes, as `airlora xo-cal` measures it (null: leave the device's)",
     )
 
     @field_validator("uri")

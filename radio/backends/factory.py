@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from radio.backends.base import RadioBackend
 from radio.backends.pluto import CabledPlutoRelay, PlutoBackend, PlutoSettings
 from radio.backends.pluto_emulator import emulated_pluto_backend
-from radio.backends.sigmf_io import SigmfRecorder, SigmfReplayBackend
+from radio.backends.sigmf_io import RecordedFrame, SigmfRecorder, SigmfReplayBackend
 from radio.backends.sim import SimBackend
 from radio.backends.zmq_iq import MAX_IDLE_SAMPLES, CableCurve, ZmqRxBackend, ZmqTxBackend
 from radio.channel import Channel, ScheduledChannel
@@ -57,7 +57,9 @@ def make_backend(
         raise BackendError(f"make_backend role must be 'tx', 'rx' or 'loopback', got {role!r}")
     backend = _build(radio_cfg, channel_cfg, reference_power, pluto_uri, role, curve)
     if radio_cfg.record_sigmf and not (radio_cfg.backend in ("zmq", "pluto") and role == "tx"):
-        backend = SigmfRecorder(backend, radio_cfg.record_sigmf,
+        frame = RecordedFrame.from_settings(radio_cfg.frame, radio_cfg.rolloff, radio_cfg.samples_per_symbol,
+                                            radio_cfg.burst_airtime_s)
+        backend = SigmfRecorder(backend, radio_cfg.record_sigmf, frame=frame,
                                 description=f"{radio_cfg.backend} backend, channel {channel_cfg.model}")
     return backend
 
@@ -88,7 +90,7 @@ def _pluto(radio_cfg: RadioConfig, channel_cfg: ChannelConfig, reference_power: 
     settings = PlutoSettings(sample_rate_hz=fs, lo_hz=p.lo_hz, tx_attenuation_db=p.tx_attenuation_db,
                              rx_gain_mode=p.rx_gain_mode, rx_gain_db=p.rx_gain_db, rf_bandwidth_hz=p.rf_bandwidth_hz,
                              rx_buffer_size=p.rx_buffer_size,
-                             tx_buffer_samples=p.tx_buffer_samples)
+                             tx_buffer_samples=p.tx_buffer_samples, xo_correction_hz=p.xo_correction_hz)
     uri = pluto_uri or p.uri
     if uri and p.one_device and role == "tx":  # the edge owns the one device: send it IQ over the cable
         return _zmq_tx(radio_cfg, curve)

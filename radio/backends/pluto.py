@@ -111,6 +111,8 @@ class PlutoSettings:
     """Samples per device RX buffer."""
     tx_buffer_samples: int = DEFAULT_TX_BUFFER_SAMPLES
     """Samples per device TX buffer of a tx_burst (every buffer of a burst this long, the last zero-padded)."""
+    xo_correction_hz: float | None = None
+    """The AD9361's xo_correction: the 40 MHz reference frequency the driver assumes; None leaves the device's."""
 
 
 class PlutoBackend(RadioBackend):
@@ -179,6 +181,8 @@ class PlutoBackend(RadioBackend):
         if settings.rx_gain_mode == "manual":
             self.rx_gain_db = settings.rx_gain_db
         self.rx_buffer_size = settings.rx_buffer_size
+        if settings.xo_correction_hz is not None:
+            self.xo_correction_hz = settings.xo_correction_hz
         self._streaming = (not self._emulated) if stream_rx is None else bool(stream_rx)
         self._start_stream()
 
@@ -318,6 +322,25 @@ class PlutoBackend(RadioBackend):
         if self.rx_gain_mode != "manual":
             raise BackendError(f"rx_gain_db is only settable in manual mode, not {self.rx_gain_mode!r}")
         self._set(float(value), "rx_hardwaregain_chan0")
+
+    @property
+    def xo_correction_hz(self) -> float:
+        """The AD9361's xo_correction in Hz: the 40 MHz reference frequency the driver derives LO and sample clock from.
+
+        pyadi-iio has no property for it: it is the ad9361-phy device attribute (`_get_iio_dev_attr`). Telling the
+        driver a higher frequency than the nominal lowers the carrier and the sample clock by the same ppm.
+        """
+        try:
+            return float(self._device._get_iio_dev_attr("xo_correction"))
+        except Exception as exc:  # libiio: OSError, a device without the attribute: KeyError
+            raise BackendError(f"Pluto at {self._uri}: reading xo_correction failed: {exc!r}") from exc
+
+    @xo_correction_hz.setter
+    def xo_correction_hz(self, value: float) -> None:
+        try:
+            self._device._set_iio_dev_attr("xo_correction", int(round(value)))
+        except Exception as exc:
+            raise BackendError(f"Pluto at {self._uri} refused xo_correction={int(round(value))}: {exc!r}") from exc
 
     @property
     def tx_buffer_samples(self) -> int:

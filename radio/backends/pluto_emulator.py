@@ -26,6 +26,7 @@ from radio.backends.sim import SampleQueue, idle_start
 from radio.channel import StreamChannel
 from radio.errors import BackendError
 from radio.oscillator import XO_NOMINAL_HZ, xo_ppm_shift
+from radio.resample import StreamResampler
 
 TX_HARDWAREGAIN_RANGE_DB = (-TX_ATTENUATION_RANGE_DB[1], -TX_ATTENUATION_RANGE_DB[0])
 GAIN_CONTROL_MODES = ("manual", "slow_attack", "fast_attack", "hybrid")
@@ -74,7 +75,8 @@ class EmulatedPluto:
     air_tx: a RadioBackend (ZmqTxBackend) that carries this device's TX to another process.
     air_rx: a RadioBackend (channel-less ZmqRxBackend) whose stream this device's RX receives.
     crystal_ppm: this device's crystal error in ppm (the pair's relative error is already in the channel);
-        `xo_correction` corrects it: a receiving device's channel, or a transmitting device's carrier on the air.
+        `xo_correction` corrects it: a receiving device's channel, or a transmitting device's carrier and DAC clock
+        on the air.
     """
 
     _device_name = "PlutoSDR"
@@ -126,6 +128,8 @@ class EmulatedPluto:
         self.crystal_ppm = float(crystal_ppm)
         self._xo_correction = XO_NOMINAL_HZ
         self._tx_carrier_phase = 0.0  # radians: the corrected carrier of a device transmitting over the air
+        self._tx_clock: StreamResampler | None = None  # the corrected DAC clock of a burst on the air
+        self._tx_clock_in = 0  # samples of that burst fed to it
 
     def __repr__(self) -> str:
         return f'EmulatedPluto(uri="{self.uri}") rx_lo={self.rx_lo} sample_rate={self.sample_rate}'
@@ -403,7 +407,8 @@ class EmulatedPluto:
             if self._tx_cyclic_buffer:
                 raise Exception("emulation: cyclic TX does not cross processes; push bursts non-cyclic")
             gain = 10.0 ** (self._tx_hardwaregain / 20.0) * CHANNEL_UNIT / AIR_UNIT
-            self.air_tx.tx_chunk((self._corrected_carrier(samples) * gain).astype(np.complex64), first, last)
+            air = self._corrected_carrier(self._corrected_clock(samples, first, last))
+            self.air_tx.tx_chunk((air * gain).astype(np.complex64), first, last)
         elif self._tx_cyclic_buffer:
             self._cyclic, self._cyclic_pos = samples, 0
         else:
@@ -415,11 +420,30 @@ class EmulatedPluto:
                         self._queue.push(np.zeros(late, np.complex64))
                 self._queue.push(samples)
 
-    def _corrected_carrier(self, samples: np.ndarray) -> np.ndarray:
-        """Transmitting over the air: the carrier moves by -xo shift x tx_lo (phase continuous over pushed samples).
+    def _corrected_clock(self, samples: np.ndarray, first: bool, last: bool) -> np.ndarray:
+        """Transmitting over the air: the DAC clock moves by -xo shift too (one crystal drives both).
 
-        Emulation choice: only the carrier; the sample clock's share of the correction is not applied on TX.
+        Each burst is resampled on its own (silence between bursts) and keeps its length: the output of a burst
+        is as long as its input, its tail ending a few samples early or late (a burst ends in zeros: its gap and
+        the last buffer's padding), so the cable's clock stays the host's.
         """
+        shift_ppm = xo_ppm_shift(self._xo_correction)
+        if first:
+            self._tx_clock = StreamResampler(-shift_ppm, 0.0, float(self._sample_rate)) if shift_ppm else None
+            self._tx_clock_in = 0
+        clock = self._tx_clock
+        if clock is None:
+            return samples
+        self._tx_clock_in += len(samples)
+        y = clock.process(samples, self._tx_clock_in - clock.samples_out)
+        if last:
+            owed = self._tx_clock_in - clock.samples_out
+            y = np.concatenate([y, clock.process(np.zeros(clock.input_samples_for(owed), np.complex64), owed)])
+            self._tx_clock = None
+        return y.astype(np.complex64)
+
+    def _corrected_carrier(self, samples: np.ndarray) -> np.ndarray:
+        """Transmitting over the air: the carrier moves by -xo shift x tx_lo (phase continuous over pushed samples)."""
         shift_ppm = xo_ppm_shift(self._xo_correction)
         if shift_ppm == 0.0:
             return samples

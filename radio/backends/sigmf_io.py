@@ -4,15 +4,22 @@ A recording is `<base>.sigmf-data` (cf32_le samples, interleaved I/Q float32 lit
 `<base>.sigmf-meta` (JSON: global core:datatype, core:version, core:sample_rate, core:hw,
 core:description, core:recorder; one capture at sample 0; optional annotations). The meta file is
 written by hand following the SigMF 1.2 specification, so the edge needs no extra package; the
-`sigmf` package validates it in the tests.
+`sigmf` package validates it in the tests. The samples stream to the data file as rx() returns them.
+
+A recording states its waveform in the `airlora` extension (`RecordedFrame`): `airlora:frame_version`
+(1: K=7 packets, 2: LDPC bursts), `airlora:mcs_family`, `airlora:rolloff`, `airlora:samples_per_symbol` and,
+for v2, `airlora:burst_airtime_s`; a replay takes its receiver from them (`RecordedFrame.receiver`). A
+recording without them (made before they existed) is v1 at roll-off 0.25 and 4 samples per symbol.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,12 +27,88 @@ from radio.backends.base import CableStream, RadioBackend
 from radio.channel import StreamChannel
 from radio.errors import BackendError
 
+if TYPE_CHECKING:
+    from radio.burst_rx import BurstReceiver
+    from radio.receiver import Receiver
+
 log = logging.getLogger(__name__)
 
 SIGMF_VERSION = "1.2.0"
 DATATYPE = "cf32_le"
 RECORDER = "airlora-testbed"
 _SUFFIXES = (".sigmf-meta", ".sigmf-data", ".sigmf")
+EXTENSION = {"name": "airlora", "version": "1.0.0", "optional": True}
+"""The SigMF extension the airlora:* global fields belong to (declared in core:extensions)."""
+_FAMILY_OF_FRAME = {1: "conv", 2: "ldpc"}
+
+
+@dataclass(frozen=True)
+class RecordedFrame:
+    """The waveform a recording carries: which receiver decodes it, and with what pulse."""
+
+    frame_version: int = 1
+    """1: K=7 packets (radio.receiver.Receiver); 2: LDPC bursts (radio.burst_rx.BurstReceiver)"""
+    rolloff: float = 0.25
+    """root-raised-cosine roll-off"""
+    samples_per_symbol: int = 4
+    """samples per symbol of the RRC pulse"""
+    burst_airtime_s: float | None = None
+    """v2: the longest burst on air (radio.burst_airtime_s); None for v1"""
+
+    def __post_init__(self) -> None:
+        if self.frame_version not in _FAMILY_OF_FRAME:
+            raise BackendError(f"airlora:frame_version {self.frame_version!r} is not 1 or 2")
+        if not 0.0 < self.rolloff <= 1.0 or not 2 <= self.samples_per_symbol <= 64:
+            raise BackendError(f"airlora:rolloff {self.rolloff!r} or airlora:samples_per_symbol "
+                               f"{self.samples_per_symbol!r} out of range")
+
+    @property
+    def mcs_family(self) -> str:
+        """'conv' (frame v1) or 'ldpc' (frame v2)."""
+        return _FAMILY_OF_FRAME[self.frame_version]
+
+    @classmethod
+    def from_settings(cls, frame: str, rolloff: float, samples_per_symbol: int,
+                      burst_airtime_s: float) -> RecordedFrame:
+        """From radio.frame ('v1' or 'v2') and the waveform's numbers."""
+        v2 = frame == "v2"
+        return cls(2 if v2 else 1, float(rolloff), int(samples_per_symbol), float(burst_airtime_s) if v2 else None)
+
+    def to_meta(self) -> dict[str, Any]:
+        """The airlora:* global fields."""
+        meta: dict[str, Any] = {"airlora:frame_version": self.frame_version, "airlora:mcs_family": self.mcs_family,
+                                "airlora:rolloff": self.rolloff, "airlora:samples_per_symbol": self.samples_per_symbol}
+        if self.burst_airtime_s is not None:
+            meta["airlora:burst_airtime_s"] = self.burst_airtime_s
+        return meta
+
+    @classmethod
+    def from_meta(cls, glob: dict[str, Any], where: str = "recording") -> RecordedFrame:
+        """From a meta file's global object; without airlora:frame_version a v1 recording (the old format)."""
+        if "airlora:frame_version" not in glob:
+            return cls()
+        try:
+            frame = cls(int(glob["airlora:frame_version"]), float(glob.get("airlora:rolloff", 0.25)),
+                        int(glob.get("airlora:samples_per_symbol", 4)),
+                        None if glob.get("airlora:burst_airtime_s") is None else float(glob["airlora:burst_airtime_s"]))
+        except (TypeError, ValueError) as exc:
+            raise BackendError(f"{where}: an airlora:* field is not a number ({exc})") from None
+        except BackendError as exc:
+            raise BackendError(f"{where}: {exc}") from None
+        family = glob.get("airlora:mcs_family", frame.mcs_family)
+        if family != frame.mcs_family:
+            raise BackendError(f"{where}: airlora:mcs_family {family!r} does not go with frame v{frame.frame_version}")
+        return frame
+
+    def receiver(self, sample_rate_hz: float, lo_hz: float | None = None) -> Receiver | BurstReceiver:
+        """A new receiver for this waveform: v1 Receiver or v2 BurstReceiver (free-running clocks)."""
+        if self.frame_version == 2:
+            from radio.burst_rx import BurstReceiver
+
+            return BurstReceiver(sample_rate_hz, self.samples_per_symbol, self.rolloff, lo_hz=lo_hz)
+        from radio.receiver import Receiver
+
+        return Receiver(sample_rate_hz, self.samples_per_symbol, self.rolloff)
 
 
 class EndOfRecording(BackendError, EOFError):
@@ -52,9 +135,11 @@ class SigmfRecorder(RadioBackend):
     path: base path of the recording (`.sigmf-meta` / `.sigmf-data` are appended); parent folders are made.
     description: core:description of the recording.
     hw: core:hw; the wrapped backend's class name by default.
+    frame: the waveform received (the airlora:* fields a replay picks its receiver from); v1 defaults when None.
     """
 
-    def __init__(self, backend: RadioBackend, path: str | Path, description: str = "", hw: str | None = None) -> None:
+    def __init__(self, backend: RadioBackend, path: str | Path, description: str = "", hw: str | None = None,
+                 frame: RecordedFrame | None = None) -> None:
         self._backend = backend
         self.meta_path, self.data_path = sigmf_paths(path)
         self.meta_path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,6 +152,8 @@ class SigmfRecorder(RadioBackend):
             "core:recorder": RECORDER,
             "core:hw": hw or type(backend).__name__,
             "core:description": description or "received IQ stream of an AirLoRA testbed backend",
+            "core:extensions": [dict(EXTENSION)],
+            **(frame or RecordedFrame()).to_meta(),
         }
         self._capture = {
             "core:sample_start": 0,
@@ -104,6 +191,18 @@ class SigmfRecorder(RadioBackend):
     def cable_stream(self) -> CableStream | None:
         """The wrapped backend's cable, when it is cable-fed: recording changes nothing about how it is read."""
         return self._backend.cable_stream
+
+    @property
+    def frame(self) -> RecordedFrame:
+        """The waveform the meta file states."""
+        return RecordedFrame.from_meta(self._global)
+
+    def set_frame(self, frame: RecordedFrame) -> None:
+        """State another waveform (an edge learns it from a session's start); the meta file is rewritten now."""
+        for key in [k for k in self._global if k.startswith("airlora:")]:
+            del self._global[key]
+        self._global.update(frame.to_meta())
+        self._write_meta()
 
     def annotate(self, sample_start: int, sample_count: int, label: str, comment: str | None = None) -> None:
         """Mark samples of the recording (e.g. a detected packet); written to the meta file on close()."""
@@ -196,6 +295,8 @@ class SigmfReplayBackend(RadioBackend):
         self._samples = np.memmap(self.data_path, dtype="<c8", mode="r", shape=(n,)) if n else np.zeros(0, "<c8")
         self._loop = bool(loop)
         self._pos = 0
+        self.frame = RecordedFrame.from_meta(self.meta["global"], str(self.meta_path))
+        """The recorded waveform (v1 for a recording without airlora:* fields)."""
 
     @property
     def sample_rate_hz(self) -> float:
@@ -211,6 +312,10 @@ class SigmfReplayBackend(RadioBackend):
     def remaining(self) -> int:
         """Samples left before the end (the recording's length when looping)."""
         return len(self._samples) - self._pos
+
+    def receiver(self, lo_hz: float | None = None) -> Receiver | BurstReceiver:
+        """A new receiver for the recorded waveform (v1 Receiver or v2 BurstReceiver, from the meta file)."""
+        return self.frame.receiver(self._sample_rate_hz, lo_hz)
 
     @property
     def annotations(self) -> list[dict]:
