@@ -4,6 +4,10 @@
 - goodput / Shannon of the occupied bandwidth ((1 + rolloff) Rs log2(1 + SNR_set)) over AWGN, 200 kB, CFO
   10 kHz (1 % of 1 MS/s), unknown start (the sim's random idle start), at -2 .. 30 dB;
 - the same over Rician K = 6 dB at 10 - 20 dB;
+- with `--grid` (issue 17): AWGN 200 kB at 10 and 20 dB over CFO 0 / 46 / 120 kHz x SCO 0 / 20 / 50 ppm,
+  free-running clocks (the receiver `airlora link` runs: timing loop started at 0 ppm), delivery, goodput and
+  its loss against (0, 0), measured SNR; then locked clocks (one crystal per Pluto: CFO = ppm x LO, the
+  receiver's timing loop started at cfo / lo_hz) at 915 MHz and 2.4 GHz for 0 / 20 / 50 ppm;
 - per payload size (0.1, 1, 10 MB by default) over sim and the zmq loopback at 25 dB: peak RSS, airtime,
   wall time and goodput, each size in a subprocess of its own (resource.getrusage: ru_maxrss is per process).
 Not a test: it takes minutes (the receiver runs at a few MS/s; -2 dB needs ~50 s of air at 1 MS/s).
@@ -26,6 +30,10 @@ from radio.link import LinkSettings
 
 AWGN_SNRS_DB = (-2.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
 RICIAN_SNRS_DB = (10.0, 15.0, 20.0)
+GRID_SNRS_DB = (10.0, 20.0)
+GRID_CFOS_HZ = (0.0, 46e3, 120e3)
+GRID_SCOS_PPM = (0.0, 20.0, 50.0)
+GRID_LOS_HZ = (915e6, 2.4e9)
 SIZES_MB = (0.1, 1.0, 10.0)
 SIZE_SNR_DB = 25.0
 
@@ -59,15 +67,23 @@ def _backends(settings: LinkSettings, channel: ChannelConfig, backend: str):
 
 
 def run_point(settings: LinkSettings, payload_bytes: int, snr_db: float, model: str = "awgn", cfo_hz: float = 10e3,
-              seed: int = 1, backend: str = "sim") -> dict:
-    """One transfer of random bytes; its figures as a dict."""
+              seed: int = 1, backend: str = "sim", sco_ppm: float = 0.0, locked_lo_hz: float | None = None) -> dict:
+    """One transfer of random bytes; its figures as a dict. locked_lo_hz: the receiver assumes locked clocks
+    at that LO (its timing loop starts at cfo / lo); None: free-running, as `airlora link`."""
     from radio.link_v2 import transfer_v2
 
-    channel = ChannelConfig(model=model, snr_db=snr_db, cfo_hz=cfo_hz, seed=seed, rician_k_db=6.0)
+    channel = ChannelConfig(model=model, snr_db=snr_db, cfo_hz=cfo_hz, seed=seed, rician_k_db=6.0, sco_ppm=sco_ppm)
     data = np.random.default_rng(seed).bytes(payload_bytes)
+    receiver = None
+    if locked_lo_hz is not None:
+        from radio.burst_rx import BurstReceiver
+        from radio.harq import LlrStore
+
+        receiver = BurstReceiver(settings.sample_rate_hz, settings.samples_per_symbol, settings.rolloff,
+                                 lo_hz=locked_lo_hz, locked_clocks=True, harq=LlrStore())
     tx, rx, close = _backends(settings, channel, backend)
     try:
-        report = transfer_v2(data, tx, settings, session=seed & 0xFFFF, rx_backend=rx)
+        report = transfer_v2(data, tx, settings, session=seed & 0xFFFF, rx_backend=rx, receiver=receiver)
     finally:
         close()
     shannon = report.shannon_bps(snr_db)
@@ -78,6 +94,43 @@ def run_point(settings: LinkSettings, payload_bytes: int, snr_db: float, model: 
             "rx_wall_s": report.rx_wall_s, "bursts": len(report.bursts), "timeouts": report.timeouts,
             "codewords_sent": report.codewords_sent, "codewords_resent": report.codewords_resent,
             "snr_db_measured": report.snr_db_measured, "mcs": mcs}
+
+
+def grid_points(snrs_db: tuple[float, ...] = GRID_SNRS_DB, cfos_hz: tuple[float, ...] = GRID_CFOS_HZ,
+                scos_ppm: tuple[float, ...] = GRID_SCOS_PPM,
+                los_hz: tuple[float, ...] = GRID_LOS_HZ) -> list[tuple[str, float, float, float, float | None]]:
+    """(clocks, SNR dB, CFO Hz, SCO ppm, locked LO Hz) of the offsets grid: every CFO x SCO free-running, then
+    per LO the locked pairs CFO = ppm 1e-6 LO (the (0, 0) reference once per SNR and clock kind)."""
+    points: list[tuple[str, float, float, float, float | None]] = []
+    for snr in snrs_db:
+        points += [("free", snr, cfo, sco, None) for cfo in cfos_hz for sco in scos_ppm]
+        points.append(("locked", snr, 0.0, 0.0, los_hz[0]))
+        points += [("locked", snr, sco * 1e-6 * lo, sco, lo) for lo in los_hz for sco in scos_ppm if sco]
+    return points
+
+
+def bench_grid(settings: LinkSettings, payload_bytes: int = 200_000, seed: int = 1, say=print,
+               points: list[tuple[str, float, float, float, float | None]] | None = None) -> list[dict]:
+    """The offsets grid (issue 17): one AWGN transfer per point; loss against the (0, 0) point of its SNR."""
+    rows: list[dict] = []
+    say(f"offsets grid, AWGN, {payload_bytes} B, seed {seed} (loss: goodput against CFO 0 / SCO 0 of the same "
+        "SNR and clocks)")
+    say(f"{'clocks':>6} {'LO GHz':>6} {'SNR dB':>6} {'CFO kHz':>8} {'SCO ppm':>7} {'ok':>3} {'goodput kb/s':>13} "
+        f"{'/Shannon':>9} {'loss %':>7} {'SNR meas':>8} {'resent':>6}  MCS")
+    reference: dict[tuple[str, float], float] = {}
+    for clocks, snr, cfo, sco, lo in points if points is not None else grid_points():
+        r = run_point(settings, payload_bytes, snr, "awgn", cfo_hz=cfo, seed=seed, sco_ppm=sco, locked_lo_hz=lo)
+        key = (clocks, snr)
+        if cfo == 0.0 and sco == 0.0:
+            reference[key] = r["goodput_bps"]
+        ref = reference.get(key)
+        r.update(clocks=clocks, cfo_hz=cfo, sco_ppm=sco, lo_hz=lo,
+                 loss=(1.0 - r["goodput_bps"] / ref) if ref else float("nan"))
+        rows.append(r)
+        say(f"{clocks:>6} {(lo or 0) / 1e9:6.3f} {snr:6.1f} {cfo / 1e3:8.2f} {sco:7.1f} "
+            f"{'yes' if r['delivered'] else 'NO':>3} {r['goodput_bps'] / 1e3:13.1f} {r['efficiency']:9.3f} "
+            f"{100 * r['loss']:7.1f} {r['snr_db_measured']:8.2f} {r['codewords_resent']:6d}  {','.join(r['mcs'])}")
+    return rows
 
 
 def size_point(settings: LinkSettings, size_mb: float, backend: str, snr_db: float = SIZE_SNR_DB) -> dict:
@@ -152,12 +205,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="sim,zmq", help="backends of the size table")
     parser.add_argument("--bytes", type=int, default=200_000, help="payload of the SNR tables")
     parser.add_argument("--sample-rate-hz", type=float, default=1e6)
+    parser.add_argument("--grid", action="store_true",
+                        help="the CFO x SCO grid of issue 17 at 10 and 20 dB (free-running and locked clocks) only")
+    parser.add_argument("--seed", type=int, default=1, help="payload and channel seed of the grid")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
     parser.add_argument("--one-size", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--backend", default="sim", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one_size is not None:
         print(json.dumps(_clean(size_point(settings_for(args.sample_rate_hz), args.one_size, args.backend))))
+        return 0
+    if args.grid:
+        rows = bench_grid(settings_for(args.sample_rate_hz), args.bytes, args.seed,
+                          say=(lambda _: None) if args.json else print)
+        if args.json:
+            print(json.dumps(_clean({"grid": rows})))
         return 0
     report = bench_link(args.snrs, args.rician, args.sizes, tuple(b for b in args.backends.split(",") if b),
                         args.bytes, args.sample_rate_hz, say=(lambda _: None) if args.json else print)

@@ -37,8 +37,9 @@ def fit(z: np.ndarray, x: np.ndarray) -> tuple[float, float]:
 
 @dataclass
 class PooledNoise:
-    """Running noise variance (equalized domain) from exact references: the SIG, then decoded codewords;
-    memory about `memory_symbols` symbols."""
+    """Running noise variance from exact references (the SIG, then decoded codewords), memory about
+    `memory_symbols` symbols. The burst receiver keeps it per matched-filter sample (absolute), so that
+    each symbol's variance after equalization is nv / |gain|^2 under fading."""
 
     nv: float
     weight: float = 0.0
@@ -54,22 +55,25 @@ class PooledNoise:
         return to_db(1.0 / max(self.nv, 1e-30))
 
 
-def decode_sig_symbols(z: np.ndarray, nv: float) -> tuple[SigHeader, float, float]:
-    """(856,) equalized SIG symbols -> (header, nv, SNR dB fitted on its re-encoded symbols); FrameError."""
+def decode_sig_symbols(z: np.ndarray, nv: np.ndarray | float) -> tuple[SigHeader, float, float]:
+    """(856,) equalized SIG symbols and their noise variance (scalar or per symbol) -> (header, nv relative to
+    the fitted gain, SNR dB fitted on its re-encoded symbols); FrameError."""
     sig = decode_sig(demap_llr(z, nv, constellation("bpsk")))
     nv_fit, snr_db = fit(z, sig_symbols(sig))
     return sig, nv_fit, snr_db
 
 
-def llrs(z: np.ndarray, nv: float, c: Constellation) -> tuple[np.ndarray, np.ndarray]:
-    """(b, repeat, per) equalized symbols -> (LLRs (b, n) with the repeats summed, per-copy LLRs
+def llrs(z: np.ndarray, nv: np.ndarray | float, c: Constellation) -> tuple[np.ndarray, np.ndarray]:
+    """(b, repeat, per) equalized symbols and their noise variance (scalar or the same shape) -> (LLRs (b, n)
+    with the repeats summed (maximum-ratio: each symbol weighted by its own variance), per-copy LLRs
     (b, repeat, n))."""
     b, repeat, per = z.shape
+    nv = np.broadcast_to(np.asarray(nv, np.float32), z.shape).ravel()
     each = demap_llr(z.ravel(), nv, c).reshape(b, repeat, per * c.bits_per_symbol)
     return (each.sum(axis=1) if repeat > 1 else each[:, 0]), each
 
 
-def decode_map(z: np.ndarray, nv: float, scheme: MapScheme, sig: SigHeader,
+def decode_map(z: np.ndarray, nv: np.ndarray | float, scheme: MapScheme, sig: SigHeader,
                max_iterations: int) -> np.ndarray:
     """(M, repeat, per) MAP symbols -> (codewords,) int64 payload offsets of the data codewords; FrameError."""
     summed, _ = llrs(z, nv, constellation(scheme.modulation))
@@ -100,9 +104,12 @@ class DataBatch:
     evm_symbols: int
 
 
-def decode_data(code: LdpcCode, c: Constellation, z: np.ndarray, nv: float, keys: list[HarqKey],
-                harq: LlrStore | None, pooled_snr_db: float, max_iterations: int) -> DataBatch:
-    """(b, repeat, per) equalized symbols of b data codewords -> their outcomes (HARQ combined by key)."""
+def decode_data(code: LdpcCode, c: Constellation, z: np.ndarray, nv: np.ndarray | float, keys: list[HarqKey],
+                harq: LlrStore | None, pooled_snr_db: np.ndarray | float, max_iterations: int) -> DataBatch:
+    """(b, repeat, per) equalized symbols of b data codewords and their noise variance (scalar or per symbol)
+    -> their outcomes (HARQ combined by key). pooled_snr_db (scalar or (b,)): the SNR the pilots and the
+    pooled noise give each codeword, which caps the decision-directed SNR of a failed one."""
+    pooled = np.broadcast_to(np.asarray(pooled_snr_db, float), (len(keys),))
     summed, each = llrs(z, nv, c)
     combined = np.zeros(len(keys), bool)
     total = summed
@@ -128,7 +135,7 @@ def decode_data(code: LdpcCode, c: Constellation, z: np.ndarray, nv: float, keys
                 harq.drop(key)
         else:
             nv_i, data = float("nan"), None
-            snr_i = min(to_db(err[i].size / max(float(err[i].sum()), 1e-30)), pooled_snr_db)
+            snr_i = min(to_db(err[i].size / max(float(err[i].sum()), 1e-30)), float(pooled[i]))
             if harq is not None:
                 harq.store(key, summed[i])
         out.append(DecodedCodeword(data, int(result.iterations[i]), bool(combined[i]), snr_i, nv_i))

@@ -229,6 +229,19 @@ class Channel:
             return max(int(num_samples), 0)
         return self._resampler.input_samples_for(int(num_samples))
 
+    def output_samples_for(self, input_samples: int) -> int:
+        """Received samples that `input_samples` more transmitted ones complete (inverse of `input_samples_for`):
+        the input itself without a clock offset; with one about input_samples / (1 + eps), plus what is held."""
+        n = max(int(input_samples), 0)
+        if self._resampler is None:
+            return n
+        m = max(int(n / (1.0 + 1e-6 * self.sco_ppm_now)) - 2, 0)
+        while m > 0 and self.input_samples_for(m) > n:
+            m -= 1
+        while self.input_samples_for(m + 1) <= n:
+            m += 1
+        return m
+
     def _delay(self, x: np.ndarray) -> np.ndarray:
         ext = np.concatenate([self._history, x])
         keep = len(self._history)
@@ -332,6 +345,9 @@ class StreamChannel(Protocol):
     def input_samples_for(self, num_samples: int) -> int:
         """Transmitted samples to feed for exactly the next num_samples received ones (num_samples without SCO)."""
 
+    def output_samples_for(self, input_samples: int) -> int:
+        """Received samples that input_samples more transmitted ones complete (input_samples without SCO)."""
+
     def shift_clock(self, ppm: float, lo_hz: float) -> None:
         """Add ppm to the relative crystal error (transmitter minus receiver) from the next sample on."""
 
@@ -393,6 +409,10 @@ class ScheduledChannel:
     def input_samples_for(self, num_samples: int) -> int:
         """Transmitted samples to feed for exactly the next num_samples received ones."""
         return self.channel.input_samples_for(num_samples)
+
+    def output_samples_for(self, input_samples: int) -> int:
+        """Received samples that input_samples more transmitted ones complete."""
+        return self.channel.output_samples_for(input_samples)
 
     def shift_clock(self, ppm: float, lo_hz: float) -> None:
         """Add ppm to the wrapped channel's relative crystal error (see Channel.shift_clock)."""

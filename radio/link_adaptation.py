@@ -22,6 +22,7 @@ Near the end of a transfer (`TailInfo`) the pick minimizes the expected completi
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -46,6 +47,19 @@ class SelectorSettings:
     """floor of the predicted BLER in the outer-loop step"""
     delta_limit_db: float = 3.0
     """the outer-loop offset stays within +-this"""
+    full_sample_codewords: int = 64
+    """an outer-loop step counts fully when its prediction came from at least this many codeword SNRs, else in
+    proportion: a 50 ms probe's 11 codewords see one or two fading blocks, so a burst picked from them may
+    miss its prediction by far without the curves being wrong (block fading, Rician K = 6 dB)"""
+    prior_below_codewords: int = 16
+    """a sample of fewer codeword SNRs than this (a 50 ms probe: 11) whose range exceeds fading_spread_db ..."""
+    fading_spread_db: float = 2.0
+    """... (codeword SNRs measure to a few tenths of a dB: a spread says the channel fades) is judged as Rician
+    fading with fading_prior_k_db around its mean power instead of as it is: a probe sees two or three fading
+    blocks, not their distribution, and picking from them cost the first bursts of a transfer half their
+    codewords (Rician K = 6 dB, 20 ms blocks)"""
+    fading_prior_k_db: float = 6.0
+    """K factor of that prior"""
     max_first_pass_bler: float = 0.5
     """an MCS whose predicted first-pass BLER exceeds this is not picked for goodput"""
     combine_gain_db: float = 3.0
@@ -124,6 +138,7 @@ class McsSelector:
         self.delta_db = 0.0
         self.last_predicted_bler: float | None = None
         self._previous_db: float | None = None
+        self._sample_size: dict[float, int] = {}  # codeword SNRs behind each recent prediction, by its value
 
     @classmethod
     def from_shipped(cls, family: str = "ldpc", **kwargs) -> McsSelector:
@@ -179,18 +194,29 @@ class McsSelector:
         if s.size == 0:
             self.last_predicted_bler = None
             return self.table[0]
+        n = int(np.isfinite(np.asarray(codeword_snr_db, float)).sum())  # before the window: a cut means a step
+        if s.size == n < self.settings.prior_below_codewords and np.ptp(s) > self.settings.fading_spread_db:
+            s = fading_prior(s, self.settings.fading_prior_k_db)
         p1, p2 = self.success(s)
         goodput = np.where(p1 >= 1.0 - self.settings.max_first_pass_bler, self._goodput(p1, p2), 0.0)
         best = int(np.argmax(goodput >= goodput.max() * (1.0 - TIE_TOLERANCE)))  # ties: the more robust one
         if tail is not None and tail.remaining_bytes > 0:
             codewords = -(-tail.remaining_bytes // self._codeword_bytes[best])
             if -(-codewords // self._codewords_per_burst(best)) <= self.settings.tail_bursts:
-                best = int(np.argmin(self.completion_s(p1, tail)))
+                best = int(np.argmin(self.completion_s(p1, tail, p2)))
         self.last_predicted_bler = float(1.0 - p1[best])
+        self._sample_size.pop(self.last_predicted_bler, None)
+        self._sample_size[self.last_predicted_bler] = n
+        while len(self._sample_size) > 32:
+            self._sample_size.pop(next(iter(self._sample_size)))
         return self.table[best]
 
-    def completion_s(self, p1: np.ndarray, tail: TailInfo) -> np.ndarray:
+    def completion_s(self, p1: np.ndarray, tail: TailInfo, p2: np.ndarray | None = None) -> np.ndarray:
         """(M,) expected seconds to deliver the tail: airtime + P(any codeword fails) (rtt + repair airtime).
+
+        The repair airtime counts every repeat of a failed codeword, (1 - p1) / p2 transmissions per codeword
+        as in the goodput formula (p2 None: 1, a single repair that always succeeds; under block fading a
+        repair fails about as often as the first pass, and ignoring that made the tail prefer fast MCSs).
 
         Only MCSs eligible for goodput (first-pass BLER <= max_first_pass_bler) compete; the others get inf (the
         formula counts one repair, so an MCS that never decodes would look like twice its airtime plus a round
@@ -211,7 +237,8 @@ class McsSelector:
             if p_fail <= 0.0:
                 out[i] = first
                 continue
-            failed = max(1, math.ceil(k * (1.0 - float(p1[i])) / p_fail))  # codewords to repair, given a failure
+            repeats = 1.0 if p2 is None else 1.0 / max(float(p2[i]), 1e-12)
+            failed = max(1, math.ceil(k * (1.0 - float(p1[i])) * repeats / p_fail))  # to repair, given a failure
             out[i] = first + p_fail * (tail.rtt_s + self._airtime_s(mcs, failed))
         return out
 
@@ -234,9 +261,25 @@ class McsSelector:
         if predicted is None or not (math.isfinite(observed_bler) and math.isfinite(predicted)):
             return self.delta_db
         st = self.settings
-        step = st.outer_gain * (observed_bler - predicted) / max(predicted, st.min_predicted_bler)
+        weight = min(1.0, self._sample_size.get(predicted, st.full_sample_codewords) / st.full_sample_codewords)
+        step = weight * st.outer_gain * (observed_bler - predicted) / max(predicted, st.min_predicted_bler)
         self.delta_db = float(np.clip(self.delta_db - step, -st.delta_limit_db, st.delta_limit_db))
         return self.delta_db
+
+
+@lru_cache(maxsize=8)
+def _rician_quantiles_db(k_db: float, points: int) -> np.ndarray:
+    """(points,) quantiles of 10 log10 |h|^2 (E|h|^2 = 1, Rician K = k_db) at (i + 0.5) / points (seeded sample)."""
+    k = 10.0 ** (k_db / 10.0)
+    w = np.random.default_rng(0).standard_normal((4096, 2))
+    h2 = np.abs(np.sqrt(k / (k + 1.0)) + np.sqrt(0.5 / (k + 1.0)) * (w[:, 0] + 1j * w[:, 1])) ** 2
+    return 10.0 * np.log10(np.quantile(h2, (np.arange(points) + 0.5) / points))
+
+
+def fading_prior(snr_db: np.ndarray, k_db: float, points: int = 64) -> np.ndarray:
+    """(points,) SNRs (dB) of Rician block fading with factor k_db at the mean power of the given SNRs."""
+    mean_db = 10.0 * np.log10(np.mean(10.0 ** (np.asarray(snr_db, float) / 10.0)))
+    return mean_db + _rician_quantiles_db(float(k_db), int(points))
 
 
 def make_picker(mcs_setting: str, family: str = "ldpc", curves: dict | None = None, **kwargs) -> McsPicker:

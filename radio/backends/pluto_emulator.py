@@ -368,9 +368,18 @@ class EmulatedPluto:
 
     @property
     def pending(self) -> int:
-        """Emulation only: stream samples queued ahead of RX (idle start, bursts; the air's queue included)."""
+        """Emulation only: stream samples queued ahead of RX (idle start, bursts; the air's queue included).
+
+        With a sample clock offset, counted as received samples (n queued ones give about n / (1 + eps)) and
+        rounded down to whole RX buffers: rx() returns whole buffers and fills what the queue lacks with
+        silence, so reading more than the queue completes would put silence inside a burst."""
         air = self.air_rx.pending if self.air_rx is not None else 0
-        return self._queue.pending + int(air)
+        queued = self._queue.pending + int(air)
+        out = queued if self.channel is None else self.channel.output_samples_for(queued)
+        if out == queued:  # no clock offset: as before
+            return queued
+        size = self._rxbuf_size or self._rx_buffer_size
+        return out - out % size if isinstance(size, (int, np.integer)) and size > 0 else out
 
     def rx_destroy_buffer(self) -> None:
         """rx_destroy_buffer: Clears RX buffer"""

@@ -114,8 +114,10 @@ class SimBackend(RadioBackend):
 
     @property
     def pending(self) -> int:
-        """Stream samples queued ahead of the receiver (the idle start and transmitted bursts not yet received)."""
-        return self._queue.pending
+        """Received-stream samples the queue completes (the idle start and transmitted bursts not yet received):
+        with a sample clock offset n queued samples give about n / (1 + eps) received ones, and reading more
+        than that would pad silence into the middle of a burst."""
+        return self._channel.output_samples_for(self._queue.pending)
 
     def _tx(self, iq: np.ndarray) -> None:
         self._queue.push(iq)

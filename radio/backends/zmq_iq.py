@@ -351,8 +351,9 @@ class ZmqRxBackend(RadioBackend, CableStream):
 
     @property
     def pending(self) -> int:
-        """Samples (and declared silence) received from the cable but not yet returned by rx()."""
-        return self._queued
+        """Samples (and declared silence) received from the cable but not yet returned by rx(), as received samples:
+        with a sample clock offset n cable samples give about n / (1 + eps) (asking for more waits on the cable)."""
+        return self._queued if self._channel is None else self._channel.output_samples_for(self._queued)
 
     @property
     def tx_clock_received(self) -> int:

@@ -59,10 +59,11 @@ def pilot_grid(n_groups: int, s0: int = 0) -> np.ndarray:
 
 def make_burst(n_symbols: int, modulation: str = "64qam", snr_db: float | None = 30.0, ppm: float = 0.0,
                ppm_end: float | None = None, cfo_hz: float = 0.0, rolloff: float = 0.25, t0: float = 100.3,
-               seed: int = 0, silent_data: bool = False) -> Burst:
+               seed: int = 0, silent_data: bool = False, gain_step: tuple[int, complex] | None = None) -> Burst:
     """A burst of about n_symbols (whole pilot periods plus a closing group), symbol 0 at sample t0.
 
-    The SCO goes linearly from ppm to ppm_end (default: constant) over the burst.
+    The SCO goes linearly from ppm to ppm_end (default: constant) over the burst. gain_step (sample, gain):
+    the channel's gain jumps from 1 to `gain` at that received sample (block fading).
     """
     rng = np.random.default_rng(seed)
     groups = n_symbols // PERIOD + 1
@@ -85,6 +86,8 @@ def make_burst(n_symbols: int, modulation: str = "64qam", snr_db: float | None =
     tx = np.zeros(int(times[-1] + t0 + 2 * half), np.complex128)
     _stretched_kernel(sym, times, table, float(OVERSAMPLE), half, tx)
     tx *= np.exp(2j * np.pi * cfo_hz / FS_HZ * np.arange(tx.size) + 0.7j)
+    if gain_step is not None:
+        tx[gain_step[0]:] *= gain_step[1]
     if snr_db is not None:
         sigma = np.sqrt(10 ** (-snr_db / 10) / 2)
         tx += sigma * (rng.standard_normal(tx.size) + 1j * rng.standard_normal(tx.size))
@@ -283,3 +286,43 @@ def test_bad_calls_raise_and_leave_the_state() -> None:
     assert again.group_symbol.size == 0 and tracker.state == res.state
     with pytest.raises(ValueError, match="must lie in"):
         tracker.process(b.y, 0, b.pilot_idx, b.pilot_val, b.data_idx[-5:], 2)
+
+
+# --- gain jumps (block fading) ----------------------------------------------------------------------
+
+STEP_SYMBOL = 20 * PERIOD + 101  # inside the interval before group 21
+STEP_GAIN = 0.6 * np.exp(0.9j)  # -4.4 dB and 52 degrees: a Rician K = 6 dB block boundary, typical
+
+
+def test_gain_jump_is_followed_at_once_and_split_where_it_falls() -> None:
+    """A gain step inside a pilot interval: one jump is declared at the group after it, the symbols before
+    the step keep the old gain and those after get the new one (split by decisions), and the EVM after the
+    step is within 0.5 dB of the EVM before it less the step's SNR drop; with jumps off, the loops take tens of
+    groups to follow."""
+    step = (int(100.3 + SPS * STEP_SYMBOL), STEP_GAIN)
+    b = make_burst(20_000, "64qam", 30.0, ppm=20.0, cfo_hz=40.0, seed=11, gain_step=step)
+    tx = b.symbols[b.data_idx]
+    res = run(b, 6)
+    assert res.state.jumps == 1 and res.group_jump[21] and res.group_jump.sum() == 1
+    before, after = b.data_idx < STEP_SYMBOL - 2, b.data_idx > STEP_SYMBOL + 2
+    assert symbol_errors(res.symbols[before], tx[before], "64qam") == 0
+    soon = after & (b.data_idx < STEP_SYMBOL + 2 * PERIOD)  # the gain of one group at 25.6 dB, then two
+    assert symbol_errors(res.symbols[soon], tx[soon], "64qam") == 0
+    drop_db = -20 * np.log10(abs(STEP_GAIN))  # the SNR after the step is this much lower
+    assert evm_snr_db(res.symbols[after], tx[after]) > evm_snr_db(res.symbols[before], tx[before]) - drop_db - 0.5
+    split = np.flatnonzero(np.abs(np.diff(res.symbol_amplitude)) > 0.2)  # old gain -> new gain
+    assert split.size == 1 and abs(b.data_idx[split[0] + 1] - STEP_SYMBOL) <= 3
+    amp_after = res.symbol_amplitude[after]
+    assert np.all(np.abs(amp_after / np.median(amp_after) - 1.0) < 0.1)
+    off = run(b, 6, jump_threshold=0.0)
+    first = after & (b.data_idx < STEP_SYMBOL + 10 * PERIOD)
+    assert evm_snr_db(off.symbols[first], tx[first]) < evm_snr_db(res.symbols[first], tx[first]) - 10.0
+
+
+@pytest.mark.parametrize("modulation,snr_db,bits", [("bpsk", -2.0, 1), ("qpsk", 3.0, 2), ("64qam", 30.0, 6)])
+def test_no_jump_is_declared_on_a_steady_channel(modulation: str, snr_db: float, bits: int) -> None:
+    """Noise alone never passes the jump test (threshold 12 noise variances of a group plus the prediction's)."""
+    b = make_burst(120_000, modulation, snr_db, ppm=30.0, cfo_hz=60.0, seed=12)
+    res = run(b, bits)
+    assert res.state.jumps == 0 and res.state.groups == b.pilot_idx.shape[0]
+    assert res.state.noise_var == pytest.approx(10 ** (-snr_db / 10), rel=0.15)  # the pilots' residual noise
