@@ -1,12 +1,19 @@
 """Measure codeword BLER curves of the LDPC MCS family over AWGN (`airlora mcs-table --family ldpc`).
 
-What carries the codewords is pluggable (`CodewordLink`): `symbol_link` goes payload -> codeword.encode ->
-map_bits -> AWGN at Es/N0 = SNR -> demap_llr -> codeword.decode (filler forced, CRC checked); a link
-through the full v2 burst receiver can replace it and write `"level": "receiver"`. The grid is measured in
-two passes per MCS: a coarse one (about 1 dB apart, few codewords) finds the waterfall, a fine one (every
-grid point there) counts codewords until `target_errors` errors or `max_codewords`, and keeps going up
-until a point sees no error at all. Points not measured are filled by linear interpolation of the measured
-ones (1 below the waterfall, 0 above); `codewords_measured` says which are which (0: filled).
+What carries the codewords is pluggable (`CodewordLink`). Two links ship:
+
+- `symbol_link` (level "symbols", cheap, the CI smoke): payload -> codeword.encode -> map_bits -> AWGN at
+  Es/N0 = SNR -> demap_llr -> codeword.decode (filler forced, CRC checked).
+- `ReceiverLink` (level "receiver", what radio/mcs_bler_curves.json holds): random-payload codewords in v2
+  bursts (radio/burst_tx.py) after random leading noise, through radio/channel.py's Channel (AWGN, CFO)
+  into a BurstReceiver (radio/burst_rx.py): acquisition, SIG, pilot tracking, demapping and decoding all
+  count. A burst that is not detected, or whose SIG fails, loses all its codewords (`BURST_LOST`).
+
+The grid is measured in two passes per MCS: a coarse one (about 1 dB apart, few codewords) finds the
+waterfall, a fine one (every grid point there) counts codewords until `target_errors` errors or the point's
+budget (`max_codewords`, `symbol_budget`), and keeps going up until a point sees no error at all. Points not
+measured are filled by linear interpolation of the measured ones (1 below the waterfall, 0 above);
+`codewords_measured` says which are which (0: filled).
 """
 
 from __future__ import annotations
@@ -25,8 +32,10 @@ from radio.mcs import BLER_CURVES_FILE, Mcs, family_table, ldpc_code
 from radio.modulation import constellation, demap_llr, map_bits
 
 CodewordLink = Callable[[Mcs, float, int, np.random.Generator], np.ndarray]
-"""(mcs, snr_db, count, rng) -> (count,) bool: which of `count` random codewords sent at SNR were lost."""
+"""(mcs, snr_db, count, rng) -> (count,) flags of `count` random codewords sent at SNR: 0 received, nonzero
+lost (`LOST`; `BURST_LOST` when the codeword went down with its whole burst: not detected or SIG failed)."""
 
+LOST, BURST_LOST = 1, 2
 TARGET_BLER = 1e-2  # the gap to the Shannon limit is reported at this BLER
 
 
@@ -47,6 +56,83 @@ def symbol_link(mcs: Mcs, snr_db: float, count: int, rng: np.random.Generator) -
 
 
 @dataclass(frozen=True)
+class ReceiverLink:
+    """Codewords through the v2 transmitter, the channel and the burst receiver (level "receiver").
+
+    A call sends `count` codewords in as few bursts as `burst_s` and `max_burst_codewords` allow (sizes as
+    equal as possible), each burst with its own random payload (one run from offset 0) after 1 ..
+    `max_lead_samples` samples of noise (unknown start), through a fresh AWGN `Channel` at Es/N0 = snr_db
+    with `cfo_hz`, into a fresh `BurstReceiver` fed `chunk_samples` at a time. Fresh means no CFO prior:
+    every burst is acquired on the wide path over +-120 kHz, as a link's first burst (a receiver primed with
+    the right prior detected about as many bursts, 30 per point at -6..-2 dB). After the burst
+    `tail_samples` of noise, then `flush`. No SCO, free-running clocks, no HARQ: first transmissions. A
+    codeword is received when an RxCodeword at its offset carries its bytes.
+    """
+
+    sample_rate_hz: float = 1.0e6
+    samples_per_symbol: int = 4
+    rolloff: float = 0.15
+    """the v2 default (radio.rolloff)"""
+    cfo_hz: float = 10.0e3
+    """1 % of the sample rate"""
+    burst_s: float = 0.2
+    """longest burst body on air (data symbols only)"""
+    max_burst_codewords: int = 200
+    max_lead_samples: int = 8192
+    tail_samples: int = 16384
+    chunk_samples: int = 65536
+
+    def burst_sizes(self, mcs: Mcs, count: int) -> list[int]:
+        """Codewords per burst for `count` codewords: as few bursts as the limits allow, near-equal sizes."""
+        from radio.burst import codeword_symbols
+
+        symbol_rate = self.sample_rate_hz / self.samples_per_symbol
+        cap = max(1, min(self.max_burst_codewords, int(self.burst_s * symbol_rate) // codeword_symbols(mcs)))
+        bursts = -(-count // cap)
+        return [count // bursts + (i < count % bursts) for i in range(bursts)]
+
+    def __call__(self, mcs: Mcs, snr_db: float, count: int, rng: np.random.Generator) -> np.ndarray:
+        from radio.burst import codeword_bytes
+        from radio.burst_events import RxBurst, RxCodeword
+        from radio.burst_rx import BurstReceiver
+        from radio.burst_tx import BurstPlan, CodewordRun, burst_chunks
+        from radio.channel import Channel
+        from radio.link import LinkSettings
+        from radio.transmitter import TX_POWER
+
+        settings = LinkSettings(self.sample_rate_hz, self.samples_per_symbol, self.rolloff)
+        size = codeword_bytes(mcs)
+        flags = np.full(count, LOST, np.int8)
+        done = 0
+        for number, n in enumerate(self.burst_sizes(mcs, count)):
+            data = rng.integers(0, 256, n * size, dtype=np.uint8).tobytes()
+            plan = BurstPlan(1, number, mcs, (CodewordRun(0, n),), len(data))
+            lead = np.zeros(int(rng.integers(1, self.max_lead_samples + 1)), np.complex64)
+            channel = Channel("awgn", snr_db, self.sample_rate_hz, self.samples_per_symbol, TX_POWER,
+                              cfo_hz=self.cfo_hz, seed=int(rng.integers(1 << 62)))
+            rx = BurstReceiver(self.sample_rate_hz, self.samples_per_symbol, self.rolloff)
+            events = []
+            for chunk in (lead, *burst_chunks(plan, data, settings, self.chunk_samples)):
+                events += rx.feed(channel.apply(chunk))
+            events += rx.feed(channel.apply(np.zeros(self.tail_samples, np.complex64))) + rx.flush()
+            ours = [e for e in events if isinstance(e, RxBurst) and e.sig == plan.sig]
+            got = flags[done: done + n]
+            if not ours:
+                got[:] = BURST_LOST
+            for e in events:
+                if isinstance(e, RxCodeword) and e.burst == number and e.data is not None and \
+                        e.data == data[e.offset: e.offset + e.length]:
+                    got[e.offset // size] = 0
+            done += n
+        return flags
+
+    def info(self) -> dict:
+        """The link's settings, for the curves file."""
+        from dataclasses import asdict
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class MeasurePlan:
     """How many codewords go where."""
 
@@ -62,6 +148,26 @@ class MeasurePlan:
     """codewords per call of the link"""
     fill_bler: float = 0.95
     """the fine pass starts at the last coarse point at or above this BLER"""
+    symbol_budget: int | None = None
+    """at most this many channel symbols per fine point (codewords x codeword symbols; None: no limit):
+    keeps the low-rate MCSs' points as cheap in time as the others'"""
+
+    def fine_codewords(self, mcs: Mcs) -> int:
+        """Most codewords a fine point of `mcs` sends."""
+        if self.symbol_budget is None:
+            return self.max_codewords
+        symbols = mcs.code_n // mcs.bits_per_symbol * mcs.repeat
+        return max(self.coarse_codewords, min(self.max_codewords, self.symbol_budget // symbols))
+
+
+@dataclass(frozen=True)
+class McsCurve:
+    """One MCS on the grid: BLER, codewords measured (0: interpolated) and the fraction of codewords lost
+    with their whole burst (0 at symbol level)."""
+
+    bler: list[float]
+    codewords: list[int]
+    burst_lost: list[float]
 
 
 def _rng(seed: int, mcs: Mcs, snr_db: float, phase: int) -> np.random.Generator:
@@ -70,15 +176,17 @@ def _rng(seed: int, mcs: Mcs, snr_db: float, phase: int) -> np.random.Generator:
 
 
 def count_errors(link: CodewordLink, mcs: Mcs, snr_db: float, plan: MeasurePlan, rng: np.random.Generator,
-                 max_codewords: int | None = None) -> tuple[int, int]:
-    """(errors, codewords) at one point: batches until target_errors or max_codewords."""
+                 max_codewords: int | None = None) -> tuple[int, int, int]:
+    """(errors, codewords, lost with their burst) at one point: batches until target_errors or max_codewords."""
     limit = plan.max_codewords if max_codewords is None else max_codewords
-    errors = sent = 0
+    errors = sent = burst_lost = 0
     while sent < limit and errors < plan.target_errors:
         count = min(plan.batch, limit - sent)
-        errors += int(np.count_nonzero(link(mcs, snr_db, count, rng)))
+        flags = np.asarray(link(mcs, snr_db, count, rng))
+        errors += int(np.count_nonzero(flags))
+        burst_lost += int(np.count_nonzero(flags == BURST_LOST))
         sent += count
-    return errors, sent
+    return errors, sent, burst_lost
 
 
 def coarse_points(grid_db: np.ndarray, step_db: float) -> list[int]:
@@ -93,31 +201,31 @@ def coarse_points(grid_db: np.ndarray, step_db: float) -> list[int]:
 
 
 def measure_mcs(mcs: Mcs, grid_db: np.ndarray, plan: MeasurePlan, seed: int,
-                link: CodewordLink = symbol_link) -> tuple[list[float], list[int]]:
-    """BLER of one MCS on the grid and the codewords measured per point (0 where interpolated)."""
+                link: CodewordLink = symbol_link) -> McsCurve:
+    """BLER of one MCS on the grid, the codewords measured per point (0 where interpolated), burst losses."""
     grid_db = np.asarray(grid_db, float)
-    measured: dict[int, tuple[int, int]] = {}
+    measured: dict[int, tuple[int, int, int]] = {}
     zeros = 0
     for i in coarse_points(grid_db, plan.coarse_step_db):
         if zeros >= 2:  # two clean coarse points: the rest of the grid is above the waterfall
             break
-        errors, sent = count_errors(link, mcs, grid_db[i], plan, _rng(seed, mcs, grid_db[i], 0),
-                                    plan.coarse_codewords)
-        measured[i] = (errors, sent)
-        zeros = zeros + 1 if errors == 0 else 0
+        measured[i] = count_errors(link, mcs, grid_db[i], plan, _rng(seed, mcs, grid_db[i], 0),
+                                   plan.coarse_codewords)
+        zeros = zeros + 1 if measured[i][0] == 0 else 0
     coarse = sorted(measured)
     high = [i for i in coarse if measured[i][0] >= plan.fill_bler * measured[i][1]]
     start = high[-1] if high else 0
     for i in range(start, len(grid_db)):
-        errors, sent = count_errors(link, mcs, grid_db[i], plan, _rng(seed, mcs, grid_db[i], 1))
-        measured[i] = (errors, sent)
-        if errors == 0:
+        measured[i] = count_errors(link, mcs, grid_db[i], plan, _rng(seed, mcs, grid_db[i], 1),
+                                   plan.fine_codewords(mcs))
+        if measured[i][0] == 0:
             break
     index = np.array(sorted(measured))
-    bler = np.array([measured[i][0] / measured[i][1] for i in index])
-    values = np.interp(np.arange(len(grid_db)), index, bler)
+    everywhere = np.arange(len(grid_db))
+    bler = np.interp(everywhere, index, [measured[i][0] / measured[i][1] for i in index])
+    lost = np.interp(everywhere, index, [measured[i][2] / measured[i][1] for i in index])
     codewords = [measured[i][1] if i in measured else 0 for i in range(len(grid_db))]
-    return [float(v) for v in values], codewords
+    return McsCurve([float(v) for v in bler], codewords, [float(v) for v in lost])
 
 
 def shannon_limit_db(mcs: Mcs) -> float:
@@ -140,6 +248,14 @@ def crossing_db(snr_db: list[float] | np.ndarray, bler: list[float] | np.ndarray
     return float(s[i - 1] + (s[i] - s[i - 1]) * (y0 - yt) / (y0 - y1))
 
 
+def scheme_limit_db(mcs: Mcs) -> float:
+    """The limit of the scheme as sent: each copy of a rate-r codeword sent `repeat` times with summed LLRs
+    (chase combining) needs the BICM limit at rate r, less 10 log10(repeat) dB per copy. Equal to
+    `shannon_limit_db` without repetition; for ldpc-bpsk-1/4 it is 0.98 dB above it (repetition's own cost)."""
+    return bicm_limit_esn0_db(mcs.modulation, mcs.bits_per_symbol * mcs.code_rate * mcs.repeat) \
+        - 10.0 * np.log10(mcs.repeat)
+
+
 def gap_table(curves: dict, target: float = TARGET_BLER) -> dict[str, tuple[float, float, float]]:
     """name -> (Es/N0 at BLER target, Shannon limit, gap) in dB for every LDPC MCS in the curves."""
     out = {}
@@ -151,51 +267,104 @@ def gap_table(curves: dict, target: float = TARGET_BLER) -> dict[str, tuple[floa
     return out
 
 
-def _measure_one(args: tuple[Mcs, np.ndarray, MeasurePlan, int, CodewordLink]) -> tuple[list[float], list[int]]:
+@dataclass(frozen=True)
+class GapRow:
+    """One MCS's line of the gap table (dB; inf where the curve never reaches the target)."""
+
+    name: str
+    esn0_db: float
+    """Es/N0 at the target BLER, every loss counted"""
+    limit_db: float
+    """BICM limit of the MCS's constellation at its information bits per symbol"""
+    scheme_limit_db: float
+    """the limit of the scheme as sent (differs for repeated codewords)"""
+    received_esn0_db: float
+    """Es/N0 at the target BLER among codewords whose burst was received (SIG decoded); = esn0_db at
+    symbol level"""
+
+    @property
+    def gap_db(self) -> float:
+        return self.esn0_db - self.limit_db
+
+    @property
+    def scheme_gap_db(self) -> float:
+        return self.esn0_db - self.scheme_limit_db
+
+    @property
+    def received_gap_db(self) -> float:
+        return self.received_esn0_db - self.limit_db
+
+
+def gap_rows(curves: dict, target: float = TARGET_BLER) -> list[GapRow]:
+    """The gap table of every LDPC MCS in the curves, most robust first."""
+    rows = []
+    lost = curves.get("burst_lost", {})
+    for mcs in family_table("ldpc"):
+        if mcs.name not in curves["bler"]:
+            continue
+        bler = np.asarray(curves["bler"][mcs.name], float)
+        burst = np.asarray(lost.get(mcs.name, np.zeros_like(bler)), float)
+        received = np.where(burst < 1.0, (bler - burst) / np.maximum(1.0 - burst, 1e-12), 1.0)
+        rows.append(GapRow(mcs.name, crossing_db(curves["snr_db"], bler, target), shannon_limit_db(mcs),
+                           scheme_limit_db(mcs), crossing_db(curves["snr_db"], np.clip(received, 0.0, 1.0), target)))
+    return rows
+
+
+def _measure_one(args: tuple[Mcs, np.ndarray, MeasurePlan, int, CodewordLink]) -> McsCurve:
     return measure_mcs(*args)
 
 
 def measure(grid_db: np.ndarray, plan: MeasurePlan = MeasurePlan(), seed: int = 1, link: CodewordLink = symbol_link,
-            level: str = "symbols", workers: int = 1, progress: Callable[[Mcs, list[float]], None] | None = None,
-            mcs_list: tuple[Mcs, ...] | None = None) -> dict:
-    """BLER curves of every LDPC MCS (or `mcs_list`) on the grid, as written to radio/mcs_bler_curves.json."""
+            level: str = "symbols", workers: int = 1, progress: Callable[[Mcs, McsCurve], None] | None = None,
+            mcs_list: tuple[Mcs, ...] | None = None, link_info: dict | None = None,
+            command: str = "airlora mcs-table --family ldpc") -> dict:
+    """BLER curves of every LDPC MCS (or `mcs_list`) on the grid, as written to radio/mcs_bler_curves.json.
+
+    link_info: the link's settings (ReceiverLink.info()), written as top-level keys; "burst_lost" (per MCS
+    and point, the fraction of codewords lost with their burst) is written at receiver level."""
     grid = np.round(np.asarray(grid_db, float), 6)
     table = mcs_list or family_table("ldpc")
     t0 = time.perf_counter()
     jobs = [(m, grid, plan, seed, link) for m in table]
-    results: list[tuple[list[float], list[int]]] = []
+    results: list[McsCurve] = []
     if workers > 1:
         from concurrent.futures import ProcessPoolExecutor
         with ProcessPoolExecutor(workers) as pool:
             for job, result in zip(jobs, pool.map(_measure_one, jobs)):
                 results.append(result)
                 if progress:
-                    progress(job[0], result[0])
+                    progress(job[0], result)
     else:
         for job in jobs:
             results.append(_measure_one(job))
             if progress:
-                progress(job[0], results[-1][0])
-    return {
+                progress(job[0], results[-1])
+    curves = {
         "level": level,
         "channel": "awgn",
         "code_n": table[0].code_n,
+        **(link_info or {}),
         "snr_db": [float(s) for s in grid],
-        "bler": {m.name: r[0] for m, r in zip(table, results)},
-        "codewords_measured": {m.name: r[1] for m, r in zip(table, results)},
         "codewords": plan.max_codewords,
+        "coarse_codewords": plan.coarse_codewords,
+        "symbol_budget": plan.symbol_budget,
         "target_errors": plan.target_errors,
         "seed": seed,
-        "limits_db": {m.name: round(shannon_limit_db(m), 3) for m in table},
         "measured_s": round(time.perf_counter() - t0, 1),
-        "command": "airlora mcs-table --family ldpc",
+        "command": command,
+        "bler": {m.name: r.bler for m, r in zip(table, results)},
+        "codewords_measured": {m.name: r.codewords for m, r in zip(table, results)},
+        "limits_db": {m.name: round(shannon_limit_db(m), 3) for m in table},
     }
+    if level != "symbols":
+        curves["burst_lost"] = {m.name: [round(v, 6) for v in r.burst_lost] for m, r in zip(table, results)}
+    return curves
 
 
 def write(curves: dict, path: Path = BLER_CURVES_FILE) -> None:
     """The curves as JSON (one MCS per line for readable diffs)."""
     lines = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in curves.items() if not isinstance(v, dict)]
-    for key in ("bler", "codewords_measured", "limits_db"):
+    for key in ("bler", "codewords_measured", "burst_lost", "limits_db"):
         if key in curves:
             inner = ",\n".join(f"    {json.dumps(n)}: {json.dumps(v)}" for n, v in curves[key].items())
             lines.append(f"  {json.dumps(key)}: {{\n{inner}\n  }}")

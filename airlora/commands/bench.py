@@ -1,6 +1,6 @@
-"""`airlora bench radio`: TX/RX throughput per K=7 MCS against scikit-commpy, then per LDPC MCS the v2 burst receiver's
-MS/s, the LDPC decoder's Mbit/s near its waterfall and its speed-up over commpy's LDPC decoder; `airlora bench finetune`: accuracy per
-LoRA rank and scaling mode over seeds (real fine-tunes), with AdaLoRA beside it; `airlora bench cluster`: the
+"""`airlora bench radio`: TX/RX throughput per K=7 MCS against scikit-commpy, then per LDPC MCS the v2 burst
+receiver's MS/s, the LDPC decoder's Mbit/s near its waterfall and its speed-up over commpy's LDPC decoder;
+`airlora bench finetune`: accuracy per LoRA rank and scaling mode over seeds (real fine-tunes), with AdaLoRA beside it; `airlora bench cluster`: the
 speed-up of sweeps with 1 vs 2 workers, local processes and a local Ray (policy/cluster_bench.py); `airlora bench
 fleet`: the airtime of one fountain-coded broadcast to N local edges against unicast delivery (host/fleet_bench.py)."""
 

@@ -1,5 +1,6 @@
-"""LDPC BLER table: the symbol-level link, the two-pass measurement with a pluggable link, the gap to the
-Shannon limit, the shipped radio/mcs_bler_curves.json and `airlora mcs-table --family ldpc` (smoke)."""
+"""LDPC BLER table: the symbol-level and receiver-level links, the two-pass measurement with a pluggable link,
+the gap to the Shannon limit, the shipped radio/mcs_bler_curves.json and `airlora mcs-table --family ldpc`
+(smoke)."""
 
 import json
 
@@ -8,7 +9,8 @@ import pytest
 
 from airlora.cli import main
 from radio import bler_table
-from radio.bler_table import MeasurePlan, crossing_db, gap_table, measure_mcs, shannon_limit_db, symbol_link
+from radio.bler_table import (BURST_LOST, MeasurePlan, ReceiverLink, crossing_db, gap_rows, gap_table, measure_mcs,
+                              scheme_limit_db, shannon_limit_db, symbol_link)
 from radio.mcs import BLER_CURVES_FILE, LDPC_MCS_TABLE, by_name
 
 
@@ -44,8 +46,9 @@ def fake_link(centre_db: float, width_db: float = 0.4):
 def test_two_pass_measurement_finds_and_resolves_the_waterfall() -> None:
     grid = np.arange(-6.0, 30.01, 0.25)
     plan = MeasurePlan(max_codewords=4000, target_errors=100)
-    bler, counts = measure_mcs(by_name("ldpc-qpsk-1/2"), grid, plan, seed=3, link=fake_link(10.0, 0.4))
-    bler, counts = np.array(bler), np.array(counts)
+    curve = measure_mcs(by_name("ldpc-qpsk-1/2"), grid, plan, seed=3, link=fake_link(10.0, 0.4))
+    bler, counts = np.array(curve.bler), np.array(curve.codewords)
+    assert curve.burst_lost == [0.0] * len(grid)
     assert len(bler) == len(grid) and np.all((0 <= bler) & (bler <= 1))
     truth_db = 10.0 + 0.4 * np.log(1 / 0.01 - 1)  # logistic crossing of 1e-2: 11.84 dB
     assert crossing_db(grid, bler) == pytest.approx(truth_db, abs=0.15)
@@ -53,8 +56,53 @@ def test_two_pass_measurement_finds_and_resolves_the_waterfall() -> None:
     assert fine.min() >= 7.5 and fine.max() <= 15.0 and np.all(np.diff(fine) == 0.25)  # every point there
     assert counts[grid == 12.5][0] == 4000  # down the waterfall: up to max_codewords
     assert np.all(bler[grid < 8] > 0.97) and np.all(bler[grid > 14.5] == 0) and np.all(counts[grid > 20] == 0)
-    again, _ = measure_mcs(by_name("ldpc-qpsk-1/2"), grid, plan, seed=3, link=fake_link(10.0, 0.4))
-    assert again == bler.tolist()  # seeded per point
+    again = measure_mcs(by_name("ldpc-qpsk-1/2"), grid, plan, seed=3, link=fake_link(10.0, 0.4))
+    assert again.bler == bler.tolist()  # seeded per point
+
+
+def test_symbol_budget_caps_fine_points_of_long_codewords() -> None:
+    plan = MeasurePlan(max_codewords=10000, coarse_codewords=100, symbol_budget=1_000_000)
+    assert plan.fine_codewords(by_name("ldpc-bpsk-1/4")) == 257  # 3888 symbols per codeword (two copies)
+    assert plan.fine_codewords(by_name("ldpc-256qam-5/6")) == 4115
+    assert MeasurePlan(max_codewords=7).fine_codewords(by_name("ldpc-bpsk-1/4")) == 7
+
+
+def test_burst_losses_are_counted_and_separated_in_the_gap_table() -> None:
+    def link(mcs, snr_db, count, rng):  # every codeword decodes above 3 dB, but 1 burst in 50 is missed
+        flags = np.where(rng.random(count) < 1.0 / (1.0 + np.exp((snr_db - 2.0) / 0.2)), 1, 0).astype(np.int8)
+        flags[rng.random(count) < 0.02] = BURST_LOST
+        return flags
+    grid = np.arange(0.0, 6.01, 0.25)
+    plan = MeasurePlan(max_codewords=3000, target_errors=100)
+    curve = measure_mcs(by_name("ldpc-qpsk-1/2"), grid, plan, seed=1, link=link)
+    measured = np.array(curve.codewords) > 0
+    assert np.all(np.abs(np.array(curve.burst_lost)[measured] - 0.02) < 0.02)
+    curves = {"snr_db": grid.tolist(), "bler": {"ldpc-qpsk-1/2": curve.bler},
+              "burst_lost": {"ldpc-qpsk-1/2": curve.burst_lost}}
+    row, = gap_rows(curves)
+    assert row.esn0_db == float("inf")  # the 2 % floor never reaches 1e-2 ...
+    assert row.received_esn0_db == pytest.approx(2.0 + 0.2 * np.log(99), abs=0.3)  # ... among received bursts it does
+    assert row.limit_db == row.scheme_limit_db == pytest.approx(0.19, abs=0.01)
+
+
+def test_scheme_limit_of_the_repeated_codeword() -> None:
+    """ldpc-bpsk-1/4 sends a rate-1/2 codeword twice: its scheme needs the rate-1/2 limit less 3 dB, 0.98 dB
+    above the BPSK limit at 1/4 bit per symbol (what repetition costs)."""
+    quarter = by_name("ldpc-bpsk-1/4")
+    assert scheme_limit_db(quarter) == pytest.approx(shannon_limit_db(by_name("ldpc-bpsk-1/2")) - 3.01, abs=0.01)
+    assert scheme_limit_db(quarter) - shannon_limit_db(quarter) == pytest.approx(0.98, abs=0.02)
+    assert scheme_limit_db(by_name("ldpc-64qam-3/4")) == shannon_limit_db(by_name("ldpc-64qam-3/4"))
+
+
+def test_receiver_link_delivers_above_and_loses_bursts_far_below() -> None:
+    """Codewords in bursts through the channel (10 kHz CFO, unknown start) and the full burst receiver."""
+    link = ReceiverLink()
+    mcs = by_name("ldpc-16qam-3/4")
+    assert link.burst_sizes(mcs, 120) == [60, 60]  # 0.2 s holds 102 codewords of 486 symbols
+    assert link.burst_sizes(by_name("ldpc-256qam-5/6"), 500) == [167, 167, 166]
+    assert not link(mcs, 20.0, 40, np.random.default_rng(1)).any()
+    lost = link(mcs, -8.0, 30, np.random.default_rng(2))
+    assert np.all(lost == BURST_LOST)  # nothing detected (or no SIG) at -8 dB: the whole burst is lost
 
 
 @pytest.fixture(scope="module")
@@ -63,24 +111,35 @@ def shipped() -> dict:
 
 
 def test_shipped_curves_are_well_formed(shipped: dict) -> None:
-    assert shipped["level"] == "symbols" and shipped["code_n"] == 1944 and shipped["codewords"] >= 5000
+    assert shipped["level"] == "receiver" and shipped["code_n"] == 1944 and shipped["codewords"] >= 5000
+    assert shipped["rolloff"] == 0.15 and shipped["cfo_hz"] == 0.01 * shipped["sample_rate_hz"]
+    assert shipped["samples_per_symbol"] == 4 and "--level receiver" in shipped["command"]
     snr = np.array(shipped["snr_db"])
     assert snr[0] <= -6 and snr[-1] >= 30 and np.all(np.diff(snr) > 0)
-    assert set(shipped["bler"]) == {m.name for m in LDPC_MCS_TABLE}
+    assert set(shipped["bler"]) == set(shipped["burst_lost"]) == {m.name for m in LDPC_MCS_TABLE}
     crossings = []
     for mcs in LDPC_MCS_TABLE:
-        bler = np.array(shipped["bler"][mcs.name])
-        assert bler.shape == snr.shape and np.all((0 <= bler) & (bler <= 1))
+        bler, lost = np.array(shipped["bler"][mcs.name]), np.array(shipped["burst_lost"][mcs.name])
+        assert bler.shape == lost.shape == snr.shape and np.all((0 <= lost) & (lost <= bler + 1e-6) & (bler <= 1))
         assert bler[0] == 1.0 and bler[-1] == 0.0
-        assert np.all(np.diff(bler) <= 0.03), mcs.name  # decreasing up to counting noise
+        # decreasing up to counting noise, which is coarse where errors come a burst at a time (a missed
+        # burst or a tracking slip loses up to all of a burst's 12-200 codewords)
+        assert np.all(np.diff(bler) <= 0.06), mcs.name
         crossings.append(crossing_db(snr, bler))
-    assert crossings == sorted(crossings) and len(set(crossings)) == len(crossings)  # waterfalls in rate order
+    # waterfalls in rate order, but for ldpc-bpsk-1/4: at its -4 dB waterfall the wide-path acquisition misses
+    # about half the bursts, so through the receiver it reaches 1e-2 only above ldpc-bpsk-1/2
+    assert crossings[1:] == sorted(crossings[1:]) and len(set(crossings)) == len(crossings)
 
 
 def test_shipped_gaps_to_the_shannon_limit(shipped: dict) -> None:
-    gaps = gap_table(shipped)
-    assert gaps["ldpc-qpsk-1/2"][2] <= 2.5 and gaps["ldpc-64qam-5/6"][2] <= 2.5
-    assert all(0.5 < g < 3.0 for _, _, g in gaps.values())  # no code beats capacity
+    rows = {r.name: r for r in gap_rows(shipped)}
+    assert gap_table(shipped)["ldpc-qpsk-1/2"] == (rows["ldpc-qpsk-1/2"].esn0_db, rows["ldpc-qpsk-1/2"].limit_db,
+                                                   rows["ldpc-qpsk-1/2"].gap_db)
+    for mcs in LDPC_MCS_TABLE[2:]:  # qpsk-1/2 .. 256qam-5/6: the goal of issue 12, through the receiver
+        assert 0.5 < rows[mcs.name].gap_db <= 2.5, mcs.name
+    assert 0.5 < rows["ldpc-bpsk-1/2"].gap_db < 3.0 and 0.5 < rows["ldpc-bpsk-1/2"].received_gap_db <= 2.5
+    quarter = rows["ldpc-bpsk-1/4"]  # acquisition-limited (see above); its codewords in received bursts less so
+    assert quarter.received_esn0_db < rows["ldpc-bpsk-1/2"].received_esn0_db and quarter.received_gap_db < 5.0
 
 
 def test_mcs_table_command_smoke(tmp_path, capsys) -> None:

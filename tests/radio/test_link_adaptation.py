@@ -164,4 +164,4 @@ def test_missing_or_bad_curves_are_refused() -> None:
 
 
 def test_shipped_curves_load() -> None:
-    assert bler_curves()["level"] == "symbols"
+    assert bler_curves()["level"] == "receiver"
