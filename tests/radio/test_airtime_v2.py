@@ -68,7 +68,7 @@ def test_pass_bursts_is_constant_time_and_clamps() -> None:
     mcs = by_name("ldpc-256qam-5/6")
     t0 = time.perf_counter()
     full, per, last = airtime.pass_bursts(10**13, mcs, SETTINGS, 1.0)
-    assert time.perf_counter() - t0 < 0.01 and full * per + last == 5 * 10**10
+    assert time.perf_counter() - t0 < 1.0 and full * per + last == 5 * 10**10  # a walk over 5e10 codewords: hours
     assert airtime.pass_bursts(0, mcs, SETTINGS, 1.0)[::2] == (0, 0)
     assert airtime.pass_bursts(100, by_name("ldpc-bpsk-1/4"), SETTINGS, 0.001) == (1, 1, 0)  # one codeword at least
     fast = LinkSettings(20e6, 2, 0.15)

@@ -53,7 +53,7 @@ def test_a_dead_receiver_costs_one_lag_timeout_then_loses_samples_while_the_live
             got.append(_take(live, 60_000))
         elapsed = time.monotonic() - t0
         assert all(np.array_equal(g, iq) for g in got)
-        assert elapsed < 2.0, elapsed  # one lag timeout, not one per chunk (180 chunks)
+        assert elapsed < 10.0, elapsed  # one lag timeout (0.3 s), not one per chunk (180 chunks: 54 s)
         assert tx.drops()[dead_endpoint] > 150 and tx.drops()[live.endpoint] == 0
     finally:
         tx.close()
