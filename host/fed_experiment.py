@@ -93,7 +93,8 @@ def run_fed_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], N
     from adapters.ranks import adaptable_modules, module_shapes
     from ml import dp
     from ml.adapter import Adapter
-    from ml.aggregate import aggregate, sample_weights
+    from adapters.ranks import alphas
+    from ml.aggregate import aggregate, sample_weights, truncate
     from ml.data import load_task
     from ml.evaluate import logits
     from ml.features import batch_features, vocabulary
@@ -201,7 +202,7 @@ def run_fed_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], N
             trained = _wait_trained(fleet, starts, f.train_timeout_s)
             trust = TrustStore.from_public_keys(trusted_signing_keys(host_trusted_edges_dir(cfg)),
                                                 str(host_trusted_edges_dir(cfg)))
-            clients, samples, per_edge = [], [], {}
+            clients, samples, per_edge, names = [], [], {}, []
             for e in edges:
                 done = trained[e.name]
                 row: dict[str, Any] = {"round": r, "edge": e.name, "rank_sum": sum(ranks_of[e.name].values()),
@@ -233,6 +234,7 @@ def run_fed_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], N
                     folder.event("uplink_refused", round=r, edge=e.name, reason=str(exc))
                     continue
                 row["included"] = True
+                names.append(e.name)
                 clients.append(adapter)
                 samples.append(done.samples)
             for e in edges:
@@ -244,7 +246,15 @@ def run_fed_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], N
             eps = None
             if f.dp.enabled:
                 top = {m: max(c.ranks.get(m, 0) for c in clients) for m in modules}
-                glob, stats = dp.private_aggregate(reference, clients, shapes, top, f.dp.clip_norm, noise, rng)
+                starts = None
+                if reference.ranks:  # each edge began from the global re-projected to its ranks: measure from there
+                    starts = []
+                    for n in names:
+                        alpha = alphas(ranks_of[n], cfg.finetune.alpha_mode, cfg.finetune.alpha)
+                        starts.append(truncate(reference, ranks_of[n], {m: alpha[m] / k for m, k in
+                                                                         ranks_of[n].items() if k > 0}))
+                glob, stats = dp.private_aggregate(reference, clients, shapes, top, f.dp.clip_norm, noise, rng,
+                                                   starts)
                 eps = dp.epsilon(noise, r, f.dp.delta)
                 folder.event("dp", round=r, norms=stats.norms, clipped=stats.clipped, noise_std=stats.noise_std,
                              epsilon=eps)

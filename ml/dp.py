@@ -34,12 +34,15 @@ def _delta_or_zero(adapter: Adapter, module: str, shape: tuple[int, int]) -> np.
     return adapter.delta(module) if adapter.ranks.get(module, 0) else np.zeros(shape)
 
 
-def updates(reference: Adapter, clients: Sequence[Adapter], shapes: dict[str, tuple[int, int]]) -> list[dict]:
-    """Each client's update against the reference: {'lora': {module: out x in}, 'head': {name: array}}."""
+def updates(reference: Adapter | Sequence[Adapter], clients: Sequence[Adapter],
+            shapes: dict[str, tuple[int, int]]) -> list[dict]:
+    """Each client's update against its starting point (one reference for all, or one per client):
+    {'lora': {module: out x in}, 'head': {name: array}}."""
+    starts = [reference] * len(clients) if isinstance(reference, Adapter) else list(reference)
     out = []
-    for c in clients:
-        lora = {m: _delta_or_zero(c, m, shapes[m]) - _delta_or_zero(reference, m, shapes[m]) for m in shapes}
-        head = {k: c.head[k].astype(np.float64) - reference.head[k].astype(np.float64) for k in reference.head}
+    for c, start in zip(clients, starts):
+        lora = {m: _delta_or_zero(c, m, shapes[m]) - _delta_or_zero(start, m, shapes[m]) for m in shapes}
+        head = {k: c.head[k].astype(np.float64) - start.head[k].astype(np.float64) for k in start.head}
         out.append({"lora": lora, "head": head})
     return out
 
@@ -51,13 +54,15 @@ def norm(update: dict) -> float:
 
 def private_aggregate(reference: Adapter, clients: Sequence[Adapter], shapes: dict[str, tuple[int, int]],
                       ranks: dict[str, int], clip_norm: float, noise_multiplier: float,
-                      rng: np.random.Generator) -> tuple[Adapter, DpRound]:
-    """The reference plus the noised mean of the clipped updates, re-projected to `ranks` (0 drops a module)."""
+                      rng: np.random.Generator, starts: Sequence[Adapter] | None = None) -> tuple[Adapter, DpRound]:
+    """The reference plus the noised mean of the clipped updates, re-projected to `ranks` (0 drops a module).
+    starts: where each client began (the reference re-projected to its ranks, ml.aggregate.truncate); its update is
+    measured from there, so the re-projection's residual is not spent from the clip budget (default: the reference)."""
     if not clients:
         raise ValueError("nothing to aggregate: no adapters")
     if not clip_norm > 0 or noise_multiplier < 0:
         raise ValueError("fed.dp.clip_norm must be > 0 and fed.dp.noise_multiplier >= 0")
-    ups = updates(reference, clients, shapes)
+    ups = updates(reference if starts is None else starts, clients, shapes)
     norms = [norm(u) for u in ups]
     factors = [min(1.0, clip_norm / n) if n > 0 else 1.0 for n in norms]
     n = len(clients)

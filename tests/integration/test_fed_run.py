@@ -23,7 +23,8 @@ def _cfg(tmp, **fed) -> object:
     return validate({
         "data": {"train_size": 200, "val_size": 20, "test_size": 60, "probe_count": 2},
         "radio": {"backend": "zmq"}, "model": {"max_length": 32}, "finetune": {"batch_size": 8},
-        "control": {"curve": {"keys_dir": str(tmp / "keys")}},
+        # a generous peer timeout: on a loaded 2-core machine the host's packing can starve its heartbeats for 5 s
+        "control": {"curve": {"keys_dir": str(tmp / "keys")}, "peer_timeout_s": 30.0},
         "edge": {"adapter_dir": str(tmp / "edge"), "trusted_keys_dir": str(tmp / "keys" / "trusted")},
         "run": {"out_dir": str(tmp / "runs"), "delivery_timeout_s": 120, "airtime_budget_s": 1.0,
                 "rank_candidates": [1, 2, 4]},

@@ -63,3 +63,18 @@ def test_epsilon_from_the_accountant() -> None:
     z = noise_for_epsilon(8.0, 5, 1e-5)
     assert epsilon(z, 5, 1e-5) == pytest.approx(8.0, abs=0.05)
     assert 1.2 < z < 1.5
+
+
+def test_updates_are_measured_from_where_each_edge_started() -> None:
+    from ml.aggregate import truncate
+
+    glob = client(7)
+    start = truncate(glob, {"q": 2, "v": 2}, {"q": 1.0, "v": 1.0})  # an edge at rank 2 starts from the truncation
+    same = Adapter(start.ranks, start.alphas, start.lora_a, start.lora_b, glob.head, ["classifier"])
+    g, stats = private_aggregate(glob, [same], SHAPES, {"q": 4, "v": 4}, clip_norm=0.1, noise_multiplier=0.0,
+                                 rng=np.random.default_rng(0), starts=[start])
+    assert stats.norms == [pytest.approx(0.0, abs=1e-4)] and stats.clipped == 0  # no training: no update
+    assert np.abs(g.delta("q") - glob.delta("q")).max() < 1e-4  # the global stays the global
+    _, against_global = private_aggregate(glob, [same], SHAPES, {"q": 4, "v": 4}, clip_norm=0.1, noise_multiplier=0.0,
+                                          rng=np.random.default_rng(0))
+    assert against_global.norms[0] > 1.0  # measured from the global, the truncation residual would count
