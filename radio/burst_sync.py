@@ -26,7 +26,7 @@ from radio.phasor import phasor
 from radio.preamble import LTF_LENGTH, LTF_REPEATS, STF_PERIOD, ltf2_symbols, ltf_symbols, stf_symbols
 from radio.pulse import filter_delay, matched_filter, rrc_taps
 from radio.snr import data_aided
-from radio.sync import WINDOW_PERIODS, Detection, fine_cfo, stf_samples
+from radio.sync import WINDOW_PERIODS, Detection, fine_cfo, ltf_timing, stf_samples
 
 LTF_SYMBOLS = LTF_LENGTH * LTF_REPEATS
 LTF_MIN_PEAK = 0.35  # normalized LTF correlation below which a detection is a false alarm
@@ -114,27 +114,6 @@ def best_hypothesis(seg: np.ndarray, lo: int, hi: int, coarse_cycles: float,
             if peak > best:
                 best, choice = peak, (coarse_cycles + float(k) * settings.ambiguity_cycles, version)
     return choice
-
-
-def ltf_timing(y: np.ndarray, samples_per_symbol: int, lo: int, hi: int,
-               reference: np.ndarray) -> tuple[int, float, float]:
-    """Best start in [lo, hi) of `reference` (symbols) in a matched-filtered, CFO-corrected (n,) array:
-    (integer index, fractional offset in [-0.5, 0.5], normalized peak in [0, 1]); index -1 if none fits."""
-    sps = samples_per_symbol
-    span = (reference.size - 1) * sps + 1
-    lo, hi = max(lo, 1), min(hi, y.size - span - 1)
-    if hi <= lo:
-        return -1, 0.0, 0.0
-    taps = np.zeros(span, np.complex64)
-    taps[::sps] = reference
-    seg = y[lo - 1:hi + span]
-    corr = np.abs(np.correlate(seg, taps, mode="valid"))  # corr[j] <-> start lo - 1 + j
-    j = int(np.argmax(corr[1:-1])) + 1
-    a, b, c = corr[j - 1], corr[j], corr[j + 1]
-    denom = a - 2 * b + c
-    frac = float(np.clip(0.5 * (a - c) / denom, -0.5, 0.5)) if denom < 0 else 0.0
-    energy = np.sqrt(np.sum(np.abs(seg[j:j + span:sps]) ** 2) * reference.size)
-    return lo - 1 + j, frac, float(b / max(energy, 1e-30))
 
 
 def ltf_timing_segments(y: np.ndarray, samples_per_symbol: int, lo: int, hi: int, reference: np.ndarray,

@@ -95,13 +95,15 @@ def stf_samples(samples_per_symbol: int) -> int:
     return STF_PERIOD * STF_REPEATS * samples_per_symbol
 
 
-def ltf_timing(y: np.ndarray, samples_per_symbol: int, lo: int, hi: int) -> tuple[int, float, float]:
-    """Best LTF start in [lo, hi) of a matched-filtered, CFO-corrected array.
+def ltf_timing(y: np.ndarray, samples_per_symbol: int, lo: int, hi: int,
+               reference: np.ndarray | None = None) -> tuple[int, float, float]:
+    """Best LTF start in [lo, hi) of a matched-filtered, CFO-corrected array (`reference`: the LTF's symbols,
+    v1's by default; radio/burst_sync.py passes the v2 LTF2).
 
     Returns (integer index, fractional offset in [-0.5, 0.5], normalized peak in [0, 1]).
     """
     sps = samples_per_symbol
-    ref = ltf_symbols()
+    ref = ltf_symbols() if reference is None else reference
     span = (ref.size - 1) * sps + 1
     lo, hi = max(lo, 1), min(hi, y.size - span - 1)
     if hi <= lo:
