@@ -7,9 +7,9 @@ import argparse
 import logging
 import sys
 
-from airlora.commands.common import (add_config_arguments, add_verbose_argument, emit_json, load_config,
+from airlora.commands.common import (add_config_arguments, add_verbose_argument, load_config,
                                      quiet_third_party)
-from airlora.commands.run import _interrupt_on_termination, table
+from airlora.commands.run import _interrupt_on_termination, write_rounds_and_edges
 from testbed.progress import echo
 
 ROUND_COLUMNS = [("round", "rnd", "{}"), ("edges_included", "included", "{}"), ("edges", "edges", "{}"),
@@ -59,16 +59,5 @@ def _run(args: argparse.Namespace, cfg) -> int:
         summary = run_fed_rounds(cfg, folder, say)
     finally:
         folder.close()
-    rows, edge_rows = summary["rounds"], summary["edges"]
-    folder.write_rows("rounds.csv", rows)
-    folder.write_rows("edges.csv", edge_rows)
-    summary["run_dir"] = str(folder.path)
-    summary["plots"] = fed_plots(folder.path, rows)
-    folder.write_json("summary.json", summary)
-    if args.json:
-        emit_json(summary)
-    else:
-        print(table(rows, ROUND_COLUMNS))
-        print(table(edge_rows, EDGE_COLUMNS))
-        print(f"results: {folder.path} (config.yaml, edges/, events.jsonl, rounds.csv, edges.csv, plots)")
+    rows = write_rounds_and_edges(folder, summary, fed_plots, ROUND_COLUMNS, EDGE_COLUMNS, args.json)
     return 0 if rows and len(rows) == cfg.fed.rounds else 1

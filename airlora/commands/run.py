@@ -120,19 +120,26 @@ def _run_fleet(args: argparse.Namespace, cfg, edges) -> int:
         summary = run_fleet_rounds(cfg, folder, say, edges, local=args.edges is not None, pluto_uri=args.pluto_uri)
     finally:
         folder.close()
+    rows = write_rounds_and_edges(folder, summary, fleet_plots, FLEET_COLUMNS, EDGE_COLUMNS, args.json)
+    return 0 if rows and all(r.get("installed") for r in rows) else 1
+
+
+def write_rounds_and_edges(folder, summary: dict, plots, round_columns, edge_columns, as_json: bool) -> list[dict]:
+    """A multi-edge run's results (fleet, fed): rounds.csv, edges.csv, plots, summary.json; its two tables (or
+    the summary as JSON) on stdout. Returns the round rows."""
     rows, edge_rows = summary["rounds"], summary["edges"]
     folder.write_rows("rounds.csv", rows)
     folder.write_rows("edges.csv", edge_rows)
     summary["run_dir"] = str(folder.path)
-    summary["plots"] = fleet_plots(folder.path, rows)
+    summary["plots"] = plots(folder.path, rows)
     folder.write_json("summary.json", summary)
-    if args.json:
+    if as_json:
         emit_json(summary)
     else:
-        print(table(rows, FLEET_COLUMNS))
-        print(table(edge_rows, EDGE_COLUMNS))
+        print(table(rows, round_columns))
+        print(table(edge_rows, edge_columns))
         print(f"results: {folder.path} (config.yaml, edges/, events.jsonl, rounds.csv, edges.csv, plots)")
-    return 0 if rows and all(r.get("installed") for r in rows) else 1
+    return rows
 
 
 def table(rows: list[dict], columns: list[tuple[str, str, str]] | None = None) -> str:
