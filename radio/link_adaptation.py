@@ -127,6 +127,11 @@ class McsSelector:
         self.settings = settings
         self._snr_db = np.asarray(curves["snr_db"], float)
         bler = np.array([curves["bler"][m.name] for m in table], float)
+        lost = curves.get("burst_lost", {})
+        if lost:  # receiver-level curves: judge codewords of bursts that arrived (a running link holds a CFO prior;
+            # a lost burst is the ARQ's timeout, not the MCS's BLER: counting it made BPSK look 10x worse at 0 dB)
+            share = np.clip(np.array([lost.get(m.name, np.zeros(bler.shape[1])) for m in table], float), 0.0, 0.99)
+            bler = np.clip((bler - share) / (1.0 - share), 0.0, 1.0)
         if bler.shape[1] != self._snr_db.size or np.any(np.diff(self._snr_db) <= 0):
             raise RadioError("BLER curves need one value per grid point on an increasing SNR grid")
         self._log_bler = np.log10(np.clip(bler, settings.bler_floor, 1.0))

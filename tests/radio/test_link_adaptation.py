@@ -165,3 +165,18 @@ def test_missing_or_bad_curves_are_refused() -> None:
 
 def test_shipped_curves_load() -> None:
     assert bler_curves()["level"] == "receiver"
+
+
+def test_whole_burst_losses_in_receiver_curves_are_not_held_against_the_mcs() -> None:
+    """Receiver-level curves count codewords of bursts a fresh receiver never found (burst_lost); a running link
+    holds a CFO prior and its ARQ handles a lost burst, so the selector judges codewords of received bursts."""
+    curves = logistic_curves(width_db=0.01)
+    plain = McsSelector(SMALL, curves)
+    lost = {name: [0.3] * len(GRID) for name in curves["bler"]}  # 30 % of every MCS's codewords in lost bursts
+    inflated = {**curves, "bler": {n: list(0.3 + 0.7 * np.asarray(v)) for n, v in curves["bler"].items()},
+                "burst_lost": lost}
+    sel = McsSelector(SMALL, inflated)
+    for snr in (-5.0, 3.0, 10.0, 20.0):
+        s = np.full(8, snr)
+        np.testing.assert_allclose(sel.expected_goodput(s), plain.expected_goodput(s), rtol=1e-6, atol=1e-9)
+        assert sel.pick(s) == plain.pick(s)
