@@ -14,12 +14,11 @@ from typing import Any
 
 from adapters.signing import key_id, public_key
 from host.edge_process import EdgeProcess
+from host.payload_cost import PayloadCost
 from host.sender import Delivery, DeliveryError, Sender
 from host.xo_calibration import local_edge_config
-from policy.cost import OVERHEAD_BYTES, lora_payload_bytes
 from policy.registry import make_policy
 from policy.state import PolicyState
-from radio.airtime import delivery_airtime_s
 from radio.backends.factory import make_backend
 from radio.link import LinkSettings
 from radio.transmitter import TX_POWER
@@ -94,12 +93,7 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
         # the data's complexity as the policy sees it: held-out text against the training vocabulary
         features = batch_features([t for t, _ in splits.val], vocabulary(t for t, _ in splits.train))
         modules, shapes = projection_shapes(cfg.model, cfg.finetune.target_modules, splits.num_labels)
-        overhead = {"bytes": OVERHEAD_BYTES}  # manifest + head; calibrated from every real payload
-
-        def cost(ranks: dict[str, int], snr_db: float) -> float:
-            size = lora_payload_bytes(ranks, shapes, cfg.finetune.quant, cfg.finetune.block_size, overhead["bytes"],
-                                      cfg.finetune.double_quant)
-            return delivery_airtime_s(settings, size, snr_db)
+        cost = PayloadCost(cfg, settings, shapes)  # overhead calibrated on every real payload
 
         policy = make_policy(cfg.run.policy, cost=cost, candidates=tuple(cfg.run.rank_candidates))
         session_base = secrets.randbits(24) << 8
@@ -128,8 +122,7 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
                                             adalora_target_rank=policy.adalora_target_rank,
                                             accuracy_before=rows[0]["base_accuracy"] if rows else None,
                                             signing_key=signing_key)
-            body = lora_payload_bytes(ranks, shapes, cfg.finetune.quant, cfg.finetune.block_size, 0, cfg.finetune.double_quant)
-            overhead["bytes"] = max(len(payload) - body, 0)
+            cost.calibrate(ranks, len(payload))
             folder.event("finetuned", round=index + 1, **{k: v for k, v in ft.items() if k != "ranks"})
             say(f"round {index + 1}: host accuracy {ft['accuracy_after']:.3f} (base {ft['accuracy_before']:.3f}), "
                 f"payload {len(payload)} bytes ({ft['quant']}); sending ...")

@@ -18,10 +18,9 @@ from host.edge_process import EdgeProcess
 from host.experiment import RunError
 from host.fleet import broadcast_tx, write_edge_configs
 from host.fountain_sender import FleetDelivery, FleetEdgeLink, FountainSender
-from policy.cost import OVERHEAD_BYTES, lora_payload_bytes
+from host.payload_cost import PayloadCost
 from policy.registry import make_policy
 from policy.state import PolicyState
-from radio.airtime import delivery_airtime_s
 from radio.link import LinkSettings
 from testbed import __version__
 from testbed.config import TestbedConfig
@@ -115,12 +114,7 @@ def run_fleet_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str],
         splits = load_task(cfg.data)
         features = batch_features([t for t, _ in splits.val], vocabulary(t for t, _ in splits.train))
         modules, shapes = projection_shapes(cfg.model, cfg.finetune.target_modules, splits.num_labels)
-        overhead = {"bytes": OVERHEAD_BYTES}
-
-        def cost(ranks: dict[str, int], snr_db: float) -> float:
-            size = lora_payload_bytes(ranks, shapes, cfg.finetune.quant, cfg.finetune.block_size, overhead["bytes"],
-                                      cfg.finetune.double_quant)
-            return delivery_airtime_s(settings, size, snr_db)
+        cost = PayloadCost(cfg, settings, shapes)  # overhead calibrated on every real payload
 
         policy = make_policy(cfg.run.policy, cost=cost, candidates=tuple(cfg.run.rank_candidates))
         session_base = secrets.randbits(24) << 8
@@ -142,9 +136,7 @@ def run_fleet_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str],
                                             adalora_target_rank=policy.adalora_target_rank,
                                             accuracy_before=rows[0]["base_accuracy"] if rows else None,
                                             signing_key=signing_key)
-            body = lora_payload_bytes(ranks, shapes, cfg.finetune.quant, cfg.finetune.block_size, 0,
-                                      cfg.finetune.double_quant)
-            overhead["bytes"] = max(len(payload) - body, 0)
+            cost.calibrate(ranks, len(payload))
             folder.event("finetuned", round=index + 1, **{k: v for k, v in ft.items() if k != "ranks"})
             say(f"round {index + 1}: host accuracy {ft['accuracy_after']:.3f}, payload {len(payload)} bytes; "
                 f"broadcasting to {len(edges)} edges ...")

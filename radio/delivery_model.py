@@ -12,7 +12,7 @@ import numpy as np
 
 from radio import burst as burst_layout
 from radio import mcs as mcs_module
-from radio.airtime import RUNS_PER_MAP_CODEWORD, burst_samples_v2, codeword_bytes, max_burst_codewords
+from radio.airtime import RUNS_PER_MAP_CODEWORD, burst_samples_v2, codeword_bytes, delivery_airtime_s, max_burst_codewords
 from radio.arq import PROBE_MCS, TAIL_BURSTS
 from radio.link_adaptation import McsSelector, TailInfo
 from radio.link_v2 import make_selector
@@ -85,3 +85,11 @@ def _success(selector, mcs: Mcs, snr_db: float) -> tuple[float, float]:
     p1 = 1.0 - float(selector.predicted_bler(mcs, snr_db))
     p2 = 1.0 - float(selector.predicted_bler(mcs, snr_db, combined=True))
     return p1, p2
+
+
+def expected_airtime_s(settings: LinkSettings, payload_bytes: int, snr_db: float) -> float:
+    """Expected airtime of one delivery on the configured frame: the v2 model above with `frame: v2`, else v1's
+    radio.airtime.delivery_airtime_s (one pass inflated by the packet repeats)."""
+    if getattr(settings, "frame", "v1") == "v2":
+        return delivery_airtime_s_v2(settings, payload_bytes, snr_db)
+    return delivery_airtime_s(settings, payload_bytes, snr_db)
