@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from airlora.commands.common import (add_config_arguments, add_verbose_argument, load_config,
                                      quiet_third_party)
-from airlora.commands.run import _interrupt_on_termination, write_rounds_and_edges
-from testbed.progress import echo
+from airlora.commands.run import _interrupt_on_termination, run_multi_edge
 
 ROUND_COLUMNS = [("round", "rnd", "{}"), ("edges_included", "included", "{}"), ("edges", "edges", "{}"),
                  ("global_rank_sum", "rank sum", "{}"), ("global_payload_bytes", "global B", "{}"),
@@ -45,19 +43,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, cfg) -> int:
     from host.fed_experiment import run_fed_rounds
     from testbed.fed_results import fed_plots
-    from testbed.results import RunFolder
 
-    folder = RunFolder(cfg.run.out_dir)
-    folder.write_config(cfg.model_dump(mode="json"))
-    out = sys.stderr if args.json else sys.stdout
-
-    def say(text: str) -> None:
-        echo(text, file=out)
-
-    say(f"run folder: {folder.path}")
-    try:
-        summary = run_fed_rounds(cfg, folder, say)
-    finally:
-        folder.close()
-    rows = write_rounds_and_edges(folder, summary, fed_plots, ROUND_COLUMNS, EDGE_COLUMNS, args.json)
+    rows = run_multi_edge(cfg, args.json, lambda folder, say: run_fed_rounds(cfg, folder, say), fed_plots,
+                          ROUND_COLUMNS, EDGE_COLUMNS)
     return 0 if rows and len(rows) == cfg.fed.rounds else 1

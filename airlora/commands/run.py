@@ -7,8 +7,9 @@ import logging
 import math
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from airlora.commands.common import (add_config_arguments, add_verbose_argument, emit_json, load_config,
                                      quiet_third_party)
@@ -106,22 +107,32 @@ def _run_fleet(args: argparse.Namespace, cfg, edges) -> int:
     """A fleet run: rounds broadcast to every edge; the round table, the per-edge table, plots, summary."""
     from host.fleet_experiment import run_fleet_rounds
     from testbed.fleet_results import fleet_plots
+
+    rows = run_multi_edge(cfg, args.json, lambda folder, say: run_fleet_rounds(
+        cfg, folder, say, edges, local=args.edges is not None, pluto_uri=args.pluto_uri), fleet_plots, FLEET_COLUMNS)
+    return 0 if rows and all(r.get("installed") for r in rows) else 1
+
+
+def run_multi_edge(cfg, as_json: bool, rounds: Callable[[Any, Callable[[str], None]], dict], plots,
+                   round_columns: list[tuple[str, str, str]],
+                   edge_columns: list[tuple[str, str, str]] | None = None) -> list[dict]:
+    """A multi-edge run (fleet, fed) in a new run folder: rounds(folder, say) -> summary, then its results
+    (write_rounds_and_edges). Progress goes to stderr with --json. Returns the round rows."""
     from testbed.results import RunFolder
 
     folder = RunFolder(cfg.run.out_dir)
     folder.write_config(cfg.model_dump(mode="json"))
-    out = sys.stderr if args.json else sys.stdout
+    out = sys.stderr if as_json else sys.stdout
 
     def say(text: str) -> None:
         echo(text, file=out)
 
     say(f"run folder: {folder.path}")
     try:
-        summary = run_fleet_rounds(cfg, folder, say, edges, local=args.edges is not None, pluto_uri=args.pluto_uri)
+        summary = rounds(folder, say)
     finally:
         folder.close()
-    rows = write_rounds_and_edges(folder, summary, fleet_plots, FLEET_COLUMNS, EDGE_COLUMNS, args.json)
-    return 0 if rows and all(r.get("installed") for r in rows) else 1
+    return write_rounds_and_edges(folder, summary, plots, round_columns, edge_columns or EDGE_COLUMNS, as_json)
 
 
 def write_rounds_and_edges(folder, summary: dict, plots, round_columns, edge_columns, as_json: bool) -> list[dict]:
