@@ -14,10 +14,9 @@ from typing import Any
 
 from adapters.signing import key_id, public_key
 from host.edge_process import EdgeProcess
-from host.payload_cost import PayloadCost
+from host.payload_cost import round_inputs
 from host.sender import Delivery, DeliveryError, Sender
 from host.xo_calibration import local_edge_config
-from policy.registry import make_policy
 from policy.state import PolicyState
 from radio.backends.factory import make_backend
 from radio.link import LinkSettings
@@ -49,9 +48,6 @@ def set_snr_for_round(cfg: TestbedConfig, index: int, real_radio: bool) -> float
 def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None],
                config_path, pluto_uri: str | None = None) -> dict[str, Any]:
     """Run cfg.run.rounds rounds against the edge; the per-round rows and the run's summary."""
-    from ml.data import load_task
-    from ml.features import batch_features, vocabulary
-    from ml.models import projection_shapes
     from adapters.identity import model_identity
     from host.pipeline import finetune_and_pack
 
@@ -89,13 +85,7 @@ def run_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], None]
         settings = LinkSettings.from_config(cfg.radio)
         sender = Sender(client, tx, settings, cfg.radio.backend, on_event=folder.event,
                         edge_check=edge.check if edge else None)  # a local edge that died stops the run at once
-        splits = load_task(cfg.data)
-        # the data's complexity as the policy sees it: held-out text against the training vocabulary
-        features = batch_features([t for t, _ in splits.val], vocabulary(t for t, _ in splits.train))
-        modules, shapes = projection_shapes(cfg.model, cfg.finetune.target_modules, splits.num_labels)
-        cost = PayloadCost(cfg, settings, shapes)  # overhead calibrated on every real payload
-
-        policy = make_policy(cfg.run.policy, cost=cost, candidates=tuple(cfg.run.rank_candidates))
+        splits, features, modules, shapes, cost, policy = round_inputs(cfg, settings)
         session_base = secrets.randbits(24) << 8
         ranks: dict[str, int] = {}
         rows: list[dict[str, Any]] = []

@@ -18,8 +18,7 @@ from host.edge_process import EdgeProcess
 from host.experiment import RunError
 from host.fleet import broadcast_tx, write_edge_configs
 from host.fountain_sender import FleetDelivery, FleetEdgeLink, FountainSender
-from host.payload_cost import PayloadCost
-from policy.registry import make_policy
+from host.payload_cost import round_inputs
 from policy.state import PolicyState
 from radio.link import LinkSettings
 from testbed import __version__
@@ -74,9 +73,8 @@ class Fleet:
         return acks
 
     def links(self) -> list[FleetEdgeLink]:
-        def gone(name: str) -> Callable[[], bool]:
-            proc = self.processes.get(name)
-            return (lambda: not proc.alive) if proc else (lambda: False)
+        def gone(name: str) -> Callable[[], bool]:  # the process looked up when asked: a restarted edge is a new one
+            return lambda: (proc := self.processes.get(name)) is not None and not proc.alive
 
         return [FleetEdgeLink(e.name, self.clients[e.name], gone(e.name)) for e in self.edges]
 
@@ -92,9 +90,6 @@ def run_fleet_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str],
     """cfg.run.rounds rounds against the fleet; per-round rows, per-edge rows and the run's summary."""
     from adapters.identity import model_identity
     from host.pipeline import finetune_and_pack
-    from ml.data import load_task
-    from ml.features import batch_features, vocabulary
-    from ml.models import projection_shapes
 
     t_run = time.monotonic()
     signing_key, key_path = host_signing_secret(cfg)
@@ -111,12 +106,7 @@ def run_fleet_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str],
         tx = broadcast_tx(cfg, edges, pluto_uri)
         settings = LinkSettings.from_config(cfg.radio)
         sender = FountainSender(fleet.links(), tx, settings, cfg.radio.backend, cfg.fleet, on_event=folder.event)
-        splits = load_task(cfg.data)
-        features = batch_features([t for t, _ in splits.val], vocabulary(t for t, _ in splits.train))
-        modules, shapes = projection_shapes(cfg.model, cfg.finetune.target_modules, splits.num_labels)
-        cost = PayloadCost(cfg, settings, shapes)  # overhead calibrated on every real payload
-
-        policy = make_policy(cfg.run.policy, cost=cost, candidates=tuple(cfg.run.rank_candidates))
+        splits, features, modules, shapes, cost, policy = round_inputs(cfg, settings)
         session_base = secrets.randbits(24) << 8
         ranks: dict[str, int] = {}
         rows: list[dict[str, Any]] = []

@@ -7,6 +7,8 @@ expected airtime of the configured frame (radio.delivery_model.expected_airtime_
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 from policy.cost import OVERHEAD_BYTES, lora_payload_bytes
 from radio.delivery_model import expected_airtime_s
 from radio.link import LinkSettings
@@ -40,3 +42,29 @@ class PayloadCost:
         if key not in self._airtime:  # the v2 model walks the tail's bursts: policies ask for the same point often
             self._airtime[key] = expected_airtime_s(self.settings, key[0], snr_db)
         return self._airtime[key]
+
+
+class RoundInputs(NamedTuple):
+    """What the rounds of `airlora run` (one edge or a fleet) choose ranks from and train on."""
+    splits: Any
+    features: dict[str, float]
+    modules: list[str]
+    shapes: dict[str, tuple[int, int]]
+    cost: PayloadCost
+    policy: Any
+
+
+def round_inputs(cfg: TestbedConfig, settings: LinkSettings) -> RoundInputs:
+    """The task's splits, the data's complexity as the policy sees it (held-out text against the training
+    vocabulary), the adapted projections and their shapes, the cost and the rank policy cfg.run.policy."""
+    from ml.data import load_task
+    from ml.features import batch_features, vocabulary
+    from ml.models import projection_shapes
+    from policy.registry import make_policy
+
+    splits = load_task(cfg.data)
+    features = batch_features([t for t, _ in splits.val], vocabulary(t for t, _ in splits.train))
+    modules, shapes = projection_shapes(cfg.model, cfg.finetune.target_modules, splits.num_labels)
+    cost = PayloadCost(cfg, settings, shapes)
+    policy = make_policy(cfg.run.policy, cost=cost, candidates=tuple(cfg.run.rank_candidates))
+    return RoundInputs(splits, features, modules, shapes, cost, policy)
