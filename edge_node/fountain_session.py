@@ -14,7 +14,7 @@ import numpy as np
 from edge_node.session import BurstMeasurements
 from radio.fountain import FountainDecoder
 from radio.receiver import RxPacket
-from testbed.messages import FountainProgress, FountainStart, SnrReport, MAX_PACKETS_PER_REPORT
+from testbed.messages import FountainProgress, FountainStart, SnrReport
 
 
 class FountainSession:
@@ -63,13 +63,7 @@ class FountainSession:
         return self.payload is not None
 
     def snr_report(self, burst: int, sample_index: int) -> SnrReport:
-        b = self.burst
-        mean = b.mean_snr_db
-        return SnrReport(session=self.session, burst=burst, sample_index=sample_index, time_s=time.time(),
-                         mean_snr_db=None if mean is None else float(np.clip(mean, -100, 100)),
-                         packets_detected=b.detected, packets_crc_ok=b.crc_ok,
-                         packets=b.packets[:MAX_PACKETS_PER_REPORT],
-                         constellation=b.constellation, constellation_mcs=b.constellation_mcs)
+        return self.burst.report(self.session, burst, sample_index)
 
     def progress(self, burst: int) -> FountainProgress:
         b = self.burst

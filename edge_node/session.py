@@ -48,6 +48,15 @@ class BurstMeasurements:
             self.constellation = [[float(v.real), float(v.imag)] for v in z if np.isfinite(v)]
             self.constellation_mcs = by_index(packet.header.mcs_index).name
 
+    def report(self, session: int, burst: int, sample_index: int) -> SnrReport:
+        """The SnrReport of this burst of a session (sample_index: where the burst sat on the stream)."""
+        mean = self.mean_snr_db
+        return SnrReport(session=session, burst=burst, sample_index=sample_index, time_s=time.time(),
+                         mean_snr_db=None if mean is None else float(np.clip(mean, -100, 100)),
+                         packets_detected=self.detected, packets_crc_ok=self.crc_ok,
+                         packets=self.packets[:MAX_PACKETS_PER_REPORT],
+                         constellation=self.constellation, constellation_mcs=self.constellation_mcs)
+
 
 class EdgeSession:
     """The edge's state of one session: started by SessionStart, fed with decoded packets."""
@@ -84,13 +93,7 @@ class EdgeSession:
                 self.receptions += 1
 
     def snr_report(self, burst: int, sample_index: int) -> SnrReport:
-        b = self.burst
-        mean = b.mean_snr_db
-        return SnrReport(session=self.session, burst=burst, sample_index=sample_index, time_s=time.time(),
-                         mean_snr_db=None if mean is None else float(np.clip(mean, -100, 100)),
-                         packets_detected=b.detected, packets_crc_ok=b.crc_ok,
-                         packets=b.packets[:MAX_PACKETS_PER_REPORT],
-                         constellation=b.constellation, constellation_mcs=b.constellation_mcs)
+        return self.burst.report(self.session, burst, sample_index)
 
     def missing_request(self, repair_round: int) -> MissingRequest:
         missing = self.reassembly.missing()
