@@ -116,7 +116,8 @@ class FedWorker:
             self.control.reply(peer, msg, Error(code="no_session", message=f"uplink session {msg.session} is not "
                                                                            "held by this edge"))
             return
-        seqs = [s for s in ranges_to_seqs(msg.ranges) if s < len(self._chunks)]
+        held = len(self._chunks)  # runs clipped to the packets held before they are expanded (a run may span 2**32)
+        seqs = ranges_to_seqs([first, min(last, held - 1)] for first, last in msg.ranges if first < held)
         mcs = next((m for m in MCS_TABLE if m.name == msg.mcs), None)
         if mcs is None:
             self.control.reply(peer, msg, Error(code="bad_mcs", message=f"unknown MCS {msg.mcs!r}; the uplink uses "

@@ -14,6 +14,7 @@ aggregate and asked again the next round.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable
@@ -60,6 +61,13 @@ def verify_uplink(payload: bytes, edge: str, trust: TrustStore, identity: dict, 
     return from_tensors(peft["modules"], p.tensors, peft["modules_to_save"], peft.get("dropout", 0.0)), p
 
 
+def v1_settings(settings: LinkSettings) -> LinkSettings:
+    """The fed link's settings: the uplink and the fountain broadcast carry frame v1 packets whatever radio.frame says
+    (a v2 LDPC MCS name becomes 'auto')."""
+    mcs = "auto" if settings.mcs.startswith("ldpc-") else settings.mcs
+    return dataclasses.replace(settings, frame="v1", mcs=mcs)
+
+
 def _wait_trained(fleet: Fleet, starts: dict[str, TrainStart], timeout_s: float) -> dict[str, TrainDone | str]:
     """Each edge's train_done, or why there is none (refused, timed out, process gone)."""
     out: dict[str, TrainDone | str] = {}
@@ -100,9 +108,8 @@ def run_fed_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], N
     from ml.features import batch_features, vocabulary
     from ml.models import head_module_names, load_classifier
     from ml.pack import fp32_logits, pack_adapter, probe_texts
-    from policy.cost import OVERHEAD_BYTES, lora_payload_bytes
+    from host.payload_cost import PayloadCost
     from policy.registry import make_policy
-    from radio.airtime import delivery_airtime_s
 
     f = cfg.fed
     t_run = time.monotonic()
@@ -114,7 +121,7 @@ def run_fed_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], N
                   capabilities=["send", "fed"])
     edges = local_fleet(cfg, f.edges)
     sections = {e.name: {"fed": {"shard_index": i}} for i, e in enumerate(edges)}
-    settings = LinkSettings.from_config(cfg.radio)
+    settings = v1_settings(LinkSettings.from_config(cfg.radio))
     splits = load_task(cfg.data)
     base, tokenizer = load_classifier(cfg.model, splits.num_labels)
     modules = adaptable_modules(base, cfg.finetune.target_modules)
@@ -124,12 +131,7 @@ def run_fed_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], N
                  for n, p in base.get_submodule(h).named_parameters()}
     reference = Adapter({}, {}, {}, {}, base_head, heads)  # round 1's starting point: no LoRA, the base head
     features = batch_features([t for t, _ in splits.val], vocabulary(t for t, _ in splits.train))
-    overhead = {"bytes": OVERHEAD_BYTES}
-
-    def cost(ranks: dict[str, int], snr_db: float) -> float:
-        size = lora_payload_bytes(ranks, shapes, cfg.finetune.quant, cfg.finetune.block_size, overhead["bytes"],
-                                  cfg.finetune.double_quant)
-        return delivery_airtime_s(settings, size, snr_db)
+    cost = PayloadCost(cfg, settings, shapes)  # overhead calibrated on every real payload
 
     policy = make_policy(f.policy, cost=cost, candidates=tuple(cfg.run.rank_candidates))
     noise = None

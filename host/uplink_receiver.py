@@ -19,9 +19,10 @@ from typing import Callable
 import numpy as np
 
 from radio import mcs as mcs_module
+from radio.airtime import burst_samples
 from radio.backends.zmq_iq import ZmqRxBackend
 from radio.link import LinkSettings, pick_mcs
-from radio.mcs import MCS_TABLE
+from radio.mcs import MCS_TABLE, Mcs
 from radio.reassembly import Reassembly
 from radio.receiver import Receiver
 from testbed.control.client import ControlClient
@@ -78,6 +79,11 @@ class UplinkReceiver:
         """Pull the edge's held payload up the radio; an Uplink either way (delivered or why not)."""
         up = Uplink(edge)
         t0 = time.monotonic()
+        packet_bytes = self.settings.packet_payload_bytes
+        if packet_count != max(1, -(-payload_bytes // packet_bytes)):
+            up.reason = (f"train_done announced {packet_count} packets for {payload_bytes} bytes (packets of "
+                         f"{packet_bytes} bytes: radio.packet_payload_bytes)")
+            return up
         reassembly = Reassembly(session, packet_count)
         snr_db: float | None = None
         try:
@@ -95,7 +101,7 @@ class UplinkReceiver:
                     up.reason = f"uplink deadline of {deadline_s:g} s passed with {len(missing)} of {packet_count} " \
                                 "packets missing (fed.uplink_deadline_s)"
                     return up
-                got = self._burst(client, session, burst, mcs.name, missing, reassembly, up, min(left, ANSWER_S +
+                got = self._burst(client, session, burst, mcs, missing, reassembly, up, min(left, ANSWER_S +
                                   deadline_s))
                 if isinstance(got, str):
                     up.reason = got
@@ -118,10 +124,15 @@ class UplinkReceiver:
         finally:
             up.wall_s = time.monotonic() - t0
 
-    def _burst(self, client: ControlClient, session: int, burst: int, mcs: str, missing: list[int],
+    def _burst(self, client: ControlClient, session: int, burst: int, mcs: Mcs, missing: list[int],
                reassembly: Reassembly, up: Uplink, wait_s: float) -> list[float] | str:
         """Ask for one burst and read it; the SNRs measured on it, or why the uplink stops."""
-        client.send(UplinkRequest(session=session, burst=burst, mcs=mcs, ranges=seqs_to_ranges(missing)[:MAX_RANGES]))
+        ranges = seqs_to_ranges(missing)[:MAX_RANGES]
+        packets = sum(last - first + 1 for first, last in ranges)
+        s = self.settings  # the longest burst those packets make: an edge that announces more is not believed
+        most = burst_samples(packets * s.packet_payload_bytes, s.packet_payload_bytes, mcs, s.samples_per_symbol,
+                             s.rolloff)
+        client.send(UplinkRequest(session=session, burst=burst, mcs=mcs.name, ranges=ranges))
         end: int | None = None
         snrs: list[float] = []
         asked = time.monotonic()
@@ -132,6 +143,10 @@ class UplinkReceiver:
                 if isinstance(msg, PeerLost):
                     return f"the edge's control connection was lost: {msg.reason}"
                 if isinstance(msg, UplinkSent) and msg.session == session and msg.burst == burst:
+                    if msg.packets > packets or msg.samples_sent > most:
+                        return (f"the edge announced uplink burst {burst} as {msg.packets} packets in "
+                                f"{msg.samples_sent} samples; the {packets} packets asked for at {mcs.name} take at "
+                                f"most {most}")
                     end = msg.first_sample + msg.samples_sent
                     up.packets_sent += msg.packets
                     up.samples += msg.samples_sent

@@ -8,14 +8,15 @@ on the union of the shards with the same total number of steps (edges x rounds x
         [--shards dirichlet-balanced]
         [--variants het-svd,het-stack,het-fedavg,uniform8-fedavg,het-svd-dp8] [--out runs/fed_bench.json]
 
-Prints one line per variant (final and best global accuracy, total uplink and downlink airtime, epsilon) and writes
-the records as JSON.
+Prints one line per variant (final and best global accuracy with its Wilson 95 % interval on the test split, total
+uplink and downlink airtime, epsilon, the seeds) and writes the records as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -31,6 +32,13 @@ VARIANTS = {
     "het-svd-dp8": {"fed.policy": "heuristic", "fed.aggregation": "svd", "fed.dp.enabled": "true",
                     "fed.dp.target_epsilon": "8", "fed.dp.clip_norm": "1.0"},
 }
+
+
+def wilson(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval (95 % at z = 1.96) of an accuracy measured on n examples."""
+    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return round(centre - half, 4), round(centre + half, 4)
 
 
 def central(cfg, total_steps: int) -> dict:
@@ -98,6 +106,10 @@ def main() -> int:
                    "rank_sums": {e["edge"]: e["rank_sum"] for e in s["edges"] if e["round"] == 1},
                    "epsilon": rows[-1]["epsilon"], "noise_multiplier": s["noise_multiplier"],
                    "wall_s": round(time.monotonic() - t0, 1)}
+        n_test = cfg.data.test_size
+        rec.update(test_examples=n_test, ci95_final=wilson(rec["final_accuracy"], n_test),
+                   seeds={"shard_seed": cfg.fed.shard_seed, "finetune.seed": cfg.finetune.seed,
+                          "dp.seed": cfg.fed.dp.seed, "channel.seed": cfg.channel.seed})
         records.append(rec)
         print(json.dumps(rec), flush=True)
         out.write_text(json.dumps(records, indent=1))

@@ -29,7 +29,7 @@ class FedConfig(Section):
     rounds: int = Field(2, ge=1, le=1000, description="federated rounds")
     edges: int = Field(2, ge=1, le=64, description="local edges `airlora fed` starts (fleet.local_snr_db sets "
                                                    "their uplink and downlink channels, cycled)")
-    local_steps: int = Field(20, ge=1, le=10**6, description="optimizer steps of each edge's local training")
+    local_steps: int = Field(50, ge=1, le=10**6, description="optimizer steps of each edge's local training")
     shards: Literal["iid", "dirichlet", "dirichlet-balanced"] = Field(
         "iid", description="how the training split is cut among the edges: iid | dirichlet (per class, shares over "
                            "the edges ~ Dir(alpha): sizes differ) | dirichlet-balanced (each edge's class mix ~ "
@@ -43,7 +43,7 @@ class FedConfig(Section):
         "svd", description="fedavg: zero-padded factors averaged | stack: FLoRA stacking (exact, rank = sum) | "
                            "svd: the exact weighted update re-projected to the largest rank")
     policy: str = Field("heuristic", description="rank policy per edge from its measured uplink SNR (as run.policy)")
-    eval_examples: int = Field(500, ge=1, le=10**6, description="test examples the edges' local accuracy uses "
+    eval_examples: int = Field(200, ge=1, le=10**6, description="test examples the edges' local accuracy uses "
                                                                 "(the global accuracy uses the whole test split)")
     uplink_deadline_s: float = Field(120.0, gt=0.0, le=86400.0,
                                      description="wall time an edge's uplink may take; later it is left out")

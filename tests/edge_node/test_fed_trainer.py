@@ -71,3 +71,13 @@ def test_local_round_from_scratch_then_from_the_global(cfg, tmp_path) -> None:
     moved_from_global = np.abs(again.tensors[head] - payload.tensors[head]).max()
     assert moved_from_global < np.abs(payload.tensors[head]).max()
     assert json.loads((folder / "airlora_manifest.json").read_text())["payload_sha256"] == payload.sha256
+
+
+@pytest.mark.parametrize("ranks, match", [
+    ({"bert.encoder.layer.0.attention.self.query": 2, "../../etc/passwd": 4}, "ranks name modules the model does not"),
+    ({"bert.encoder.layer.0.attention.self.query": 0}, "every rank is 0"),
+])
+def test_a_train_start_with_impossible_ranks_is_refused(cfg, ranks, match) -> None:
+    secret, _ = edge_signing_secret(cfg, "edge-7")
+    with pytest.raises(AirLoraError, match=match):  # FedWorker reports it as train_done ok=False with this reason
+        train_local(cfg, ranks, 2, 1, None, None, secret)

@@ -59,3 +59,15 @@ def test_bad_uplinks_are_refused(case: str, match: str) -> None:
     }[case]
     with pytest.raises((AirLoraError, PayloadError), match=match):
         verify_uplink(buf, "edge-1", TRUST, IDENTITY, 1 << 25)
+
+
+def test_the_fed_link_speaks_frame_v1_whatever_radio_frame_says() -> None:
+    from host.fed_experiment import v1_settings
+    from radio.link import LinkSettings
+    from testbed.config import validate
+
+    for frame, mcs, want in (("v2", "auto", "auto"), ("v2", "ldpc-qpsk-1/2", "auto"), ("v1", "qpsk-1/2", "qpsk-1/2")):
+        radio = validate({"radio": {"frame": frame, "mcs": mcs}}).radio
+        s = v1_settings(LinkSettings.from_config(radio))
+        assert (s.frame, s.mcs) == ("v1", want)
+        assert s.packet_payload_bytes == radio.packet_payload_bytes and s.rolloff == radio.rolloff

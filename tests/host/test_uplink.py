@@ -20,12 +20,14 @@ from radio.transmitter import TX_POWER
 from testbed.config import validate
 from testbed.control.client import ControlClient
 from testbed.control.server import ControlServer
+from testbed.messages import UplinkRequest, UplinkSent
 
 
 class Edge:
     """A FedWorker behind a real control server, served by a thread (as the daemon's loop would)."""
 
-    def __init__(self, cfg, payload: bytes, session: int, endpoint: str) -> None:
+    def __init__(self, cfg, payload: bytes, session: int, endpoint: str, lie: bool = False) -> None:
+        self.lie = lie  # a hostile edge: every uplink_request is answered with an absurd uplink_sent
         self.server = ControlServer("tcp://127.0.0.1:*")
         self.worker = FedWorker(cfg, self.server, "edge-1")
         self.worker._chunks = split(payload, cfg.radio.packet_payload_bytes)  # what step() holds after training
@@ -39,7 +41,11 @@ class Edge:
         while not self.stop.is_set():
             item = self.server.poll(0.02)
             if item is not None and getattr(item[1], "type", "") == "uplink_request":
-                self.worker.on_uplink_request(*item)
+                if self.lie:
+                    self.server.reply(item[0], item[1], UplinkSent(session=item[1].session, burst=item[1].burst,
+                                                                   first_sample=0, samples_sent=2**40, packets=1))
+                else:
+                    self.worker.on_uplink_request(*item)
 
     def close(self) -> None:
         self.stop.set()
@@ -50,14 +56,14 @@ class Edge:
 
 @pytest.fixture
 def link(request):
-    snr_db = request.param
+    snr_db, lie = request.param if isinstance(request.param, tuple) else (request.param, False)
     cfg = validate({"radio": {"backend": "zmq"}})
     settings = LinkSettings.from_config(cfg.radio)
     channel = make_channel(cfg.channel.model_copy(update={"snr_db": snr_db, "seed": 3}), settings.sample_rate_hz,
                            settings.samples_per_symbol, TX_POWER)
     rx = UplinkReceiver("tcp://127.0.0.1:*", settings, channel)
     payload = np.random.default_rng(1).integers(0, 256, 30_000, dtype=np.uint8).tobytes()
-    edge = Edge(cfg, payload, 77, rx.endpoint)
+    edge = Edge(cfg, payload, 77, rx.endpoint, lie=lie)
     client = ControlClient(edge.server.endpoint)
     client.wait_ready(5)
     yield rx, client, payload
@@ -89,3 +95,30 @@ def test_deadline_and_refusals_leave_the_edge_out(link) -> None:
     assert not wrong.delivered and "uplink session 78 is not held" in wrong.reason
     bad_sha = rx.receive(client, "edge-1", 77, len(payload), packets, "0" * 64, 60, 30)
     assert not bad_sha.delivered and "does not match the SHA-256" in bad_sha.reason
+
+
+@pytest.mark.parametrize("link", [12.0], indirect=True)
+def test_a_wrong_packet_count_is_refused_before_any_burst(link) -> None:
+    rx, client, payload = link
+    up = rx.receive(client, "edge-1", 77, len(payload), 2**31, hashlib.sha256(payload).hexdigest(), 60, 30)
+    assert not up.delivered and up.bursts == 0 and up.samples == 0
+    assert "train_done announced 2147483648 packets for 30000 bytes" in up.reason
+
+
+@pytest.mark.parametrize("link", [(12.0, True)], indirect=True)
+def test_an_edge_announcing_an_absurd_burst_is_left_out(link) -> None:
+    rx, client, payload = link
+    packets = len(split(payload, 1024))
+    up = rx.receive(client, "edge-1", 77, len(payload), packets, hashlib.sha256(payload).hexdigest(), 60, 30)
+    assert not up.delivered and up.samples == 0  # its claimed airtime is not counted either
+    assert f"1 packets in {2**40} samples; the {packets} packets asked for at 64qam-3/4 take at most" in up.reason
+
+
+@pytest.mark.parametrize("link", [12.0], indirect=True)
+def test_a_request_spanning_every_sequence_number_sends_only_what_is_held(link) -> None:
+    rx, client, payload = link
+    client.send(UplinkRequest(session=77, burst=1, mcs="qpsk-1/2", ranges=[[0, 2**32 - 1]]))
+    reply = client.recv(20.0)  # expanding the run would hold 2**32 numbers: the edge clips it to its 30 packets
+    while reply is not None and reply.type != "uplink_sent":
+        reply = client.recv(20.0)
+    assert isinstance(reply, UplinkSent) and reply.packets == len(split(payload, 1024)) and reply.samples_sent > 0

@@ -12,6 +12,7 @@ def test_defaults() -> None:
     f = load().fed
     assert (f.rounds, f.edges, f.aggregation, f.shards, f.dp.enabled) == (2, 2, "svd", "iid", False)
     assert f.shard_index is None and f.dp.delta == 1e-5
+    assert (f.local_steps, f.eval_examples) == (50, 200)  # the default run learns (README's default-run table)
 
 
 @pytest.mark.parametrize("override, message", [
