@@ -60,7 +60,8 @@ class FrameV2Edge:
         pluto = r.backend == "pluto"  # LO and sample clock from one crystal: the SCO follows the CFO
         return ReceiverParams(r.sample_rate_hz, msg.samples_per_symbol, msg.rolloff,
                               lo_hz=r.pluto.lo_hz if pluto else None, locked_clocks=pluto,
-                              max_payload_bytes=self.cfg.edge.max_payload_bytes)
+                              max_payload_bytes=self.cfg.edge.max_payload_bytes,
+                              interleave_symbols=msg.interleave_symbols)  # the host's, as its waveform
 
     def new_session(self, msg: SessionStart, peer: bytes, user: str | None) -> EdgeSessionV2:
         """A fresh session (its receiver rebuilt when the waveform differs from the last one's)."""
@@ -74,9 +75,10 @@ class FrameV2Edge:
                              spill_dir=self.spill_dir, max_payload_bytes=edge.max_payload_bytes)
 
     def resume(self, s: EdgeSessionV2) -> None:
-        """The host came back: announcements made before are not waited for (it resends what it lacks)."""
+        """The host came back: announcements made before are not waited for; it hears what this edge lacks."""
         if self.radio is not None:
             self.radio.forget()
+        s.resume()
 
     def on_burst_done(self, s: EdgeSessionV2, msg: BurstDone) -> None:
         assert self.radio is not None

@@ -54,6 +54,7 @@ class ReceiverParams:
     locked_clocks: bool = False
     max_payload_bytes: int = 1 << 34
     harq_bytes: int = 32 << 20
+    interleave_symbols: int = 0  # radio.interleave_symbols (radio/interleave.py)
 
 
 class BurstInput:
@@ -64,10 +65,12 @@ class BurstInput:
         self.harq = LlrStore(params.harq_bytes)
         self.receiver = BurstReceiver(params.sample_rate_hz, params.samples_per_symbol, params.rolloff,
                                       lo_hz=params.lo_hz, locked_clocks=params.locked_clocks, harq=self.harq,
-                                      max_payload_bytes=params.max_payload_bytes)
+                                      max_payload_bytes=params.max_payload_bytes,
+                                      interleave_symbols=params.interleave_symbols)
         self._cable: CableStream | None = backend.cable_stream
         if isinstance(backend, SigmfRecorder):  # the recording holds v2 bursts now (a BurstReceiver decodes v1 too)
-            backend.set_frame(RecordedFrame(2, params.rolloff, params.samples_per_symbol))
+            backend.set_frame(RecordedFrame(2, params.rolloff, params.samples_per_symbol,
+                                            interleave_symbols=params.interleave_symbols))
         self.fed = 0  # samples fed to this receiver (its stream index)
         self.announced: dict[int, Announced] = {}
         self.backend_errors = 0

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from radio import codeword
 from radio.ber import bicm_limit_esn0_db
 from radio.mcs import BLER_CURVES_FILE, Mcs, family_table, ldpc_code
 from radio.modulation import constellation, demap_llr, map_bits
+
+if TYPE_CHECKING:
+    from radio.burst_tx import BurstPlan
 
 CodewordLink = Callable[[Mcs, float, int, np.random.Generator], np.ndarray]
 """(mcs, snr_db, count, rng) -> (count,) flags of `count` random codewords sent at SNR: 0 received, nonzero
@@ -91,33 +95,50 @@ class ReceiverLink:
         bursts = -(-count // cap)
         return [count // bursts + (i < count % bursts) for i in range(bursts)]
 
-    def __call__(self, mcs: Mcs, snr_db: float, count: int, rng: np.random.Generator) -> np.ndarray:
+    def burst(self, mcs: Mcs, snr_db: float, number: int, codewords: int,
+              rng: np.random.Generator) -> tuple[bytes, int, list]:
+        """One burst of `codewords` random codewords after random leading noise, through a fresh channel into
+        a fresh receiver: (payload, lead samples, receiver events); its SIG is `plan(mcs, number, codewords).sig`."""
         from radio.burst import codeword_bytes
-        from radio.burst_events import RxBurst, RxCodeword
         from radio.burst_rx import BurstReceiver
-        from radio.burst_tx import BurstPlan, CodewordRun, burst_chunks
+        from radio.burst_tx import burst_chunks
         from radio.channel import Channel
         from radio.link import LinkSettings
         from radio.transmitter import TX_POWER
 
         settings = LinkSettings(self.sample_rate_hz, self.samples_per_symbol, self.rolloff)
+        data = rng.integers(0, 256, codewords * codeword_bytes(mcs), dtype=np.uint8).tobytes()
+        plan = self.plan(mcs, number, codewords)
+        lead = np.zeros(int(rng.integers(1, self.max_lead_samples + 1)), np.complex64)
+        channel = Channel("awgn", snr_db, self.sample_rate_hz, self.samples_per_symbol, TX_POWER,
+                          cfo_hz=self.cfo_hz, seed=int(rng.integers(1 << 62)))
+        rx = BurstReceiver(self.sample_rate_hz, self.samples_per_symbol, self.rolloff)
+        events = []
+        for chunk in (lead, *burst_chunks(plan, data, settings, self.chunk_samples)):
+            events += rx.feed(channel.apply(chunk))
+        events += rx.feed(channel.apply(np.zeros(self.tail_samples, np.complex64))) + rx.flush()
+        return data, lead.size, events
+
+    @staticmethod
+    def plan(mcs: Mcs, number: int, codewords: int) -> BurstPlan:
+        """The BurstPlan of burst `number`: session 1, one run of `codewords` from offset 0."""
+        from radio.burst import codeword_bytes
+        from radio.burst_tx import BurstPlan, CodewordRun
+
+        return BurstPlan(1, number, mcs, (CodewordRun(0, codewords),), codewords * codeword_bytes(mcs))
+
+    def __call__(self, mcs: Mcs, snr_db: float, count: int, rng: np.random.Generator) -> np.ndarray:
+        from radio.burst import codeword_bytes
+        from radio.burst_events import RxBurst, RxCodeword
+
         size = codeword_bytes(mcs)
         flags = np.full(count, LOST, np.int8)
         done = 0
         for number, n in enumerate(self.burst_sizes(mcs, count)):
-            data = rng.integers(0, 256, n * size, dtype=np.uint8).tobytes()
-            plan = BurstPlan(1, number, mcs, (CodewordRun(0, n),), len(data))
-            lead = np.zeros(int(rng.integers(1, self.max_lead_samples + 1)), np.complex64)
-            channel = Channel("awgn", snr_db, self.sample_rate_hz, self.samples_per_symbol, TX_POWER,
-                              cfo_hz=self.cfo_hz, seed=int(rng.integers(1 << 62)))
-            rx = BurstReceiver(self.sample_rate_hz, self.samples_per_symbol, self.rolloff)
-            events = []
-            for chunk in (lead, *burst_chunks(plan, data, settings, self.chunk_samples)):
-                events += rx.feed(channel.apply(chunk))
-            events += rx.feed(channel.apply(np.zeros(self.tail_samples, np.complex64))) + rx.flush()
-            ours = [e for e in events if isinstance(e, RxBurst) and e.sig == plan.sig]
+            data, _, events = self.burst(mcs, snr_db, number, n, rng)
+            sig = self.plan(mcs, number, n).sig
             got = flags[done: done + n]
-            if not ours:
+            if not any(isinstance(e, RxBurst) and e.sig == sig for e in events):
                 got[:] = BURST_LOST
             for e in events:
                 if isinstance(e, RxCodeword) and e.burst == number and e.data is not None and \

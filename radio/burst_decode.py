@@ -5,7 +5,10 @@ constellation), and `nv`, the noise variance in that domain (1 / SNR), which sca
 LDPC min-sum is blind to the LLR scale; `nv` matters for chase combining across bursts (HARQ) and for
 the int8 store's quantization. SNR per decoded codeword is data-aided on its re-encoded symbols (exact
 references); a codeword that failed gets its decision-directed (EVM) SNR, capped at the burst's pooled
-data-aided SNR (decisions below the waterfall read the noise low).
+data-aided SNR (decisions below the waterfall read the noise low). A codeword whose symbols saw different
+gains (interleaved over fading blocks, radio/interleave.py) reports its *effective* SNR: the AWGN SNR with the
+same mean BICM mutual information over its symbols (per-symbol SNRs from the tracker's noise variances,
+scaled to the measured residual), the SNR the AWGN BLER curves of the selector expect.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from radio.burst import (MAP_CODE_N, MAP_CODE_RATE, MapScheme, SigHeader, codewo
                          decode_sig, run_offsets, sig_symbols)
 from radio.errors import FrameError
 from radio.harq import HarqKey, LlrStore
+from radio.interleave import effective_snr_db
 from radio.ldpc import LdpcCode
 from radio.ldpc import code as ldpc_code
 from radio.modulation import Constellation, constellation, demap_llr, map_bits
@@ -53,6 +57,30 @@ class PooledNoise:
     @property
     def snr_db(self) -> float:
         return to_db(1.0 / max(self.nv, 1e-30))
+
+
+LOCAL_NOISE_SYMBOLS = 32  # symbols per window of the local noise check
+
+
+def local_noise(z: np.ndarray, nv: np.ndarray, c: Constellation, window: int = LOCAL_NOISE_SYMBOLS) -> np.ndarray:
+    """(b, n) equalized symbols in air order and their model noise variance -> the variance raised to the mean
+    decision error energy of the `window` symbols around each (within its row) where that is larger: symbols the
+    tracker mis-equalized (a fade's onset before the next pilot group sees it) get weak LLRs instead of
+    confidently wrong ones. Where the gain is right decision errors read the noise low (32 symbols: within
+    +-25 %), so the model mostly stands. Measured (16qam-1/2 interleaved over 1 s, Rician K = 6 dB at 10 dB,
+    two seeds): 39 and 3 failed codewords of 500 without, 0 and 0 with; a 2x threshold before raising: 36, 1."""
+    b, n = z.shape
+    step = float(c.levels[1] - c.levels[0])
+    top = float(c.levels[-1])
+
+    def nearest(v: np.ndarray) -> np.ndarray:
+        return np.clip(np.round((v + top) / step) * step - top, -top, top)
+
+    d = nearest(z.real) + (0.0 if c.is_bpsk else 1j * nearest(z.imag))
+    c = np.concatenate([np.zeros((b, 1)), np.cumsum(np.abs(z - d) ** 2, axis=1)], axis=1)
+    k = np.arange(n)
+    lo, hi = np.maximum(k - window // 2, 0), np.minimum(k + window // 2, n)
+    return np.maximum(nv, ((c[:, hi] - c[:, lo]) / (hi - lo)).astype(nv.dtype))
 
 
 def decode_sig_symbols(z: np.ndarray, nv: np.ndarray | float) -> tuple[SigHeader, float, float]:
@@ -105,12 +133,15 @@ class DataBatch:
 
 
 def decode_data(code: LdpcCode, c: Constellation, z: np.ndarray, nv: np.ndarray | float, keys: list[HarqKey],
-                harq: LlrStore | None, pooled_snr_db: np.ndarray | float, max_iterations: int) -> DataBatch:
+                harq: LlrStore | None, pooled_snr_db: np.ndarray | float, max_iterations: int,
+                llr_nv: np.ndarray | None = None) -> DataBatch:
     """(b, repeat, per) equalized symbols of b data codewords and their noise variance (scalar or per symbol)
     -> their outcomes (HARQ combined by key). pooled_snr_db (scalar or (b,)): the SNR the pilots and the
-    pooled noise give each codeword, which caps the decision-directed SNR of a failed one."""
+    pooled noise give each codeword, which caps the decision-directed SNR of a failed one. llr_nv: the variance
+    the LLRs use where it differs from nv (raised by `local_noise`); the SNRs use nv."""
     pooled = np.broadcast_to(np.asarray(pooled_snr_db, float), (len(keys),))
-    summed, each = llrs(z, nv, c)
+    nvs = np.broadcast_to(np.asarray(nv, float), z.shape).reshape(len(keys), -1)
+    summed, each = llrs(z, nv if llr_nv is None else llr_nv, c)
     combined = np.zeros(len(keys), bool)
     total = summed
     if harq is not None:
@@ -129,14 +160,24 @@ def decode_data(code: LdpcCode, c: Constellation, z: np.ndarray, nv: np.ndarray 
     pos = {int(i): j for j, i in enumerate(ok)}
     for i, key in enumerate(keys):
         if i in pos:
-            nv_i, snr_i = fit(z[i], np.broadcast_to(refs[pos[i]], z[i].shape))
+            x = np.broadcast_to(refs[pos[i]], z[i].shape)
+            nv_i, _ = fit(z[i], x)
+            h = np.vdot(x.ravel(), z[i].ravel()) / max(float(np.vdot(x.ravel(), x.ravel()).real), 1e-30)
+            snr_i = _calibrated_snr_db(np.abs(z[i] - h * x) ** 2 / max(abs(h) ** 2, 1e-30), nvs[i], c.name)
             data = result.data[i].tobytes()
             if harq is not None:
                 harq.drop(key)
         else:
             nv_i, data = float("nan"), None
-            snr_i = min(to_db(err[i].size / max(float(err[i].sum()), 1e-30)), float(pooled[i]))
+            snr_i = min(_calibrated_snr_db(err[i], nvs[i], c.name), float(pooled[i]))
             if harq is not None:
                 harq.store(key, summed[i])
         out.append(DecodedCodeword(data, int(result.iterations[i]), bool(combined[i]), snr_i, nv_i))
     return DataBatch(out, float(err.sum()), int(err.size))
+
+
+def _calibrated_snr_db(residual: np.ndarray, nv: np.ndarray, modulation: str) -> float:
+    """Effective SNR (dB) of one codeword: per-symbol SNRs 1 / nv scaled so that the residual energy matches
+    them on average (the data-aided or decision-directed measurement sets the level, the tracker the shape)."""
+    scale = float(np.mean(residual.ravel() / np.maximum(nv, 1e-30)))
+    return float(effective_snr_db(1.0 / (max(scale, 1e-30) * nv[None, :]), modulation)[0])

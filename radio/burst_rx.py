@@ -32,21 +32,25 @@ import numpy as np
 from radio.acquisition import Acquired, AcquisitionSettings, CfoPrior, acquire
 from radio.burst import (PILOT_CONTENT, PILOT_GROUP, PILOT_PERIOD, PREAMBLE_SYMBOLS, SIG_SYMBOLS, BurstLayout,
                          SigHeader, codeword_bytes, codeword_symbols, pilot_group_symbols)
-from radio.burst_decode import PooledNoise, decode_data, decode_map, decode_sig_symbols
+from radio.burst_decode import PooledNoise, decode_data, decode_map, local_noise
 from radio.burst_phase import refine_bpsk, refine_qam
 from radio.burst_events import RxBurst, RxCodeword, RxEvent
 from radio.burst_sync import LTF_SYMBOLS, PreambleSync, rotate, search_range, synchronize
 from radio.errors import FrameError, RadioError
 from radio.harq import LlrStore
+from radio.interleave import (DEFAULT_INTERLEAVE_SYMBOLS, check_interleave_symbols, complete_codewords, deinterleave,
+                              effective_snr_db, group_codewords)
 from radio.mcs import ldpc_code
 from radio.modulation import BITS_PER_SYMBOL, constellation
 from radio.pilot_tracker import PilotTracker, TrackerConfig
 from radio.pulse import filter_delay, matched_filter
+from radio.sig_decode import decode_sig_tracked
 from radio.snr import to_db
 from radio.sync import WINDOW_PERIODS, stf_samples
 from radio.transmitter import GAP_SYMBOLS
 
 STEP_SAMPLES = 1 << 14  # processing happens when the stream reaches a multiple of this (and at flush)
+DECODE_BATCH = 64  # codewords (air blocks) refined and decoded at a time within an interleaving group
 SEGMENT_GROUPS = 16  # pilot periods tracked per call (4096 symbols, 16 k samples at 4 sps)
 SIG_GROUPS = 4  # pilot intervals 0..3 hold the SIG (856 content symbols < 4 x 252): groups 0..4
 TRACK_MARGIN = 16  # samples kept around a segment's predicted span ...
@@ -56,6 +60,12 @@ BANK_SPACING_HZ = 80e3  # CFO bank of the no-prior search: the prior path's cent
 PRIOR_HOLD_S = 0.2  # stream time after a decoded SIG for which its CFO is trusted (then the wide path too)
 LOCKED_PRIOR_GROUPS = 100.0  # weight (pilot groups) of the CFO-implied SCO with locked clocks
 SCO_PRIOR_PPM = 50.0
+# Schmidl-Cox threshold of the matched-filter paths (radio/acquisition.py; v1 keeps 0.1). Set on noise for the
+# false-alarm rate a burst search affords now that a false alarm costs one `synchronize` (~1 ms) and no burst
+# (_end): with no prior (three paths + wide) 0.1 / 0.08 / 0.07 / 0.06 gave 5 / 14 / 39 / 105 candidates per
+# second of noise and 0 / 0 / 0.25 / 0.25 SIG attempts; at -2 dB the STF's metric peak is below 0.1 for ~8 % of
+# preambles (5th percentile 0.09), below 0.07 for ~1 % (radio/bench_acquisition.py: misses 6 % -> 1.3 %)
+DETECT_THRESHOLD = 0.07
 TIMING_FLOOR_SAMPLES = 0.03  # free-running clocks: the SCO is within about this (the timing loop's prior is 0)
 
 
@@ -92,6 +102,8 @@ class _Burst:
     evm_symbols: int = 0
     config: TrackerConfig | None = None  # the loops' settings from pilot group 1 on
     bpsk_phase: float = 0.0  # residual phase where the last BPSK block refined ended (radio/burst_phase.py)
+    resume_at: int = 0  # absolute index (its detection's run end) where search resumes if the SIG fails its check
+    sig_checked: bool = False  # the SIG passed its CRC (a burst, not a false alarm)
 
     def content_end(self) -> int:
         return self.z_base + self.z.size
@@ -122,7 +134,8 @@ class BurstReceiver:
     lo_hz: carrier frequency (with locked_clocks the SCO prior is cfo / lo_hz). max_cfo_hz: CFO range
     acquired without a prior (default 120 kHz, clamped to what the sample rate represents). harq: a
     chase-combining store shared across bursts (None: no combining). max_payload_bytes: a SIG announcing
-    a larger payload is refused.
+    a larger payload is refused. interleave_symbols: the transmitter's codeword interleaving span
+    (radio/interleave.py; an interleaving group is decoded when its last symbol has arrived).
 
     Attributes for measurements: `refine_qam` (default True) fits a decision-directed gain line to each
     QPSK/QAM codeword after the tracker (radio/burst_phase.py); `bank_hz` are the CFO centres the no-prior
@@ -131,7 +144,8 @@ class BurstReceiver:
 
     def __init__(self, sample_rate_hz: float, samples_per_symbol: int, rolloff: float, *, lo_hz: float | None = None,
                  locked_clocks: bool = False, max_cfo_hz: float | None = None, harq: LlrStore | None = None,
-                 max_iterations: int = 20, max_payload_bytes: int = 1 << 34) -> None:
+                 max_iterations: int = 20, max_payload_bytes: int = 1 << 34,
+                 interleave_symbols: int = DEFAULT_INTERLEAVE_SYMBOLS) -> None:
         if locked_clocks and not lo_hz:
             raise RadioError("locked_clocks needs lo_hz (the SCO prior is cfo / lo_hz)")
         self.sample_rate_hz = float(sample_rate_hz)
@@ -142,8 +156,11 @@ class BurstReceiver:
         self.harq = harq
         self.max_iterations = int(max_iterations)
         self.max_payload_bytes = int(max_payload_bytes)
+        self.interleave_symbols = check_interleave_symbols(interleave_symbols, "interleave_symbols")
         self.refine_qam = True  # decision-directed gain line per QPSK/QAM codeword (radio/burst_phase.py)
-        self.acquisition = AcquisitionSettings.make(sample_rate_hz, samples_per_symbol, rolloff, max_cfo_hz)
+        self.local_noise = True  # noise variance raised where the decisions say the tracker mis-equalized
+        self.acquisition = AcquisitionSettings.make(sample_rate_hz, samples_per_symbol, rolloff, max_cfo_hz,
+                                                    detect_threshold=DETECT_THRESHOLD)
         self.prior = CfoPrior(int(round(PRIOR_HOLD_S * self.sample_rate_hz)))
         self.tracker_config = TrackerConfig(samples_per_symbol=self.sps, rolloff=self.rolloff,
                                             sample_rate_hz=self.sample_rate_hz,
@@ -160,6 +177,7 @@ class BurstReceiver:
         self._offset = 0  # absolute index of _buf[0]
         self._consumed = {"prior": 0, "wide": 0}  # per detection path: absolute index before which all is handled
         self._burst: _Burst | None = None
+        self._false_ltf: float | None = None  # LTF time (absolute) of the last peak whose SIG failed its check
         self._seen = 0
         self.non_finite_samples = 0
         self.max_buffered_samples = 0  # high-water mark of the sample buffer (memory check)
@@ -247,7 +265,10 @@ class BurstReceiver:
             if sync.version != 2:  # a v1 packet: not ours
                 self._consumed = dict.fromkeys(self._consumed, self._offset + det.run_end)
                 continue
-            self._start(sync)
+            if self._false_ltf is not None and abs(sync.ltf_time_samples - self._false_ltf) < 2 * self.sps:
+                self._consumed[cand.path] = self._offset + det.run_end  # the peak whose SIG just failed
+                continue
+            self._start(sync, self._offset + det.run_end)
             return True
         if not final and keep_from > 0:
             self._drop(self._offset + keep_from)
@@ -274,7 +295,7 @@ class BurstReceiver:
             self._buf = self._buf[cut:].copy()
             self._offset += cut
 
-    def _start(self, sync: PreambleSync) -> None:
+    def _start(self, sync: PreambleSync, resume_at: int) -> None:
         cfo_hz = sync.cfo_cycles * self.sample_rate_hz
         eps0 = -cfo_hz / self.lo_hz if self.locked_clocks else 0.0  # tracker eps: received samples per symbol
         config = self.tracker_config
@@ -286,7 +307,8 @@ class BurstReceiver:
         tracker = PilotTracker.start(sync.ltf_time_samples, LTF_SYMBOL, eps0, 0.0,
                                      replace(config, eps0_prior_groups=0.0))
         start = int(round(sync.ltf_time_samples - LTF_SYMBOL * self.sps - self._fd))
-        self._burst = _Burst(sync, start, tracker, PooledNoise(max(sync.ltf_noise, 1e-30)), config=config)
+        self._burst = _Burst(sync, start, tracker, PooledNoise(max(sync.ltf_noise, 1e-30)), config=config,
+                             resume_at=resume_at)
 
     # --- one burst ---------------------------------------------------------------------------------
     def _span(self, bs: _Burst) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int, np.ndarray] | None:
@@ -375,16 +397,17 @@ class BurstReceiver:
                 events.append(self._finish(bs, error))
                 self._end(bs, sig_only=bs.layout is None)
                 return True
-            st = bs.tracker.state
-            self._drop(math.floor(st.time_samples) - self._margin(SEGMENT_GROUPS * PILOT_PERIOD * per) - self._fd - 1)
+            if bs.layout is not None:  # until the SIG checks, the preamble's samples stay: see _end
+                keep = self._margin(SEGMENT_GROUPS * PILOT_PERIOD * per) + self._fd + 1
+                self._drop(math.floor(bs.tracker.state.time_samples) - keep)
 
     def _decode_sig(self, bs: _Burst) -> str | None:
         """Decode the SIG from the buffered content 0..855: sets sig and layout, or says what failed."""
         try:
-            z, bs.bpsk_phase = refine_bpsk(bs.symbols(0, SIG_SYMBOLS))
-            sig, nv, _ = decode_sig_symbols(z, bs.noise_var(0, SIG_SYMBOLS))
+            sig, nv, _, bs.bpsk_phase = decode_sig_tracked(bs.symbols(0, SIG_SYMBOLS), bs.noise_var(0, SIG_SYMBOLS))
         except FrameError as exc:
             return f"SIG: {exc}"
+        bs.sig_checked = True
         a = bs.amp[:SIG_SYMBOLS]
         bs.noise = PooledNoise(nv * float(np.mean(a * a)))  # its fit is relative to the gain removed
         bs.noise.update(bs.noise.nv, SIG_SYMBOLS)
@@ -427,32 +450,63 @@ class BurstReceiver:
         self._decode_data(bs, events)
         return None
 
+    def _refine(self, bs: _Burst, mcs, z: np.ndarray, nv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(b, S) air-order blocks of a codeword's length and their noise variance -> (symbols with the residual
+        phase or gain removed, their variance, the variance the LLRs use (radio/burst_decode.py local_noise))."""
+        b = z.shape[0]
+        if mcs.modulation == "bpsk":  # residual phase per block (all its copies), continuous
+            z = z.copy()
+            for j in range(b):
+                z[j], bs.bpsk_phase = refine_bpsk(z[j], bs.bpsk_phase)
+        elif self.refine_qam:  # residual complex gain per codeword-copy-long block, decision-directed
+            z, gain = refine_qam(z.reshape(b * mcs.repeat, -1), BITS_PER_SYMBOL[mcs.modulation])
+            z = z.reshape(b, -1)
+            nv = nv / np.maximum(np.abs(gain.reshape(b, -1)) ** 2, 1e-12)
+        llr_nv = nv
+        if self.local_noise and mcs.modulation != "bpsk":
+            llr_nv = local_noise(z.reshape(b * mcs.repeat, -1), nv.reshape(b * mcs.repeat, -1),
+                                 constellation(mcs.modulation)).reshape(b, -1)
+        return z, nv, llr_nv
+
     def _decode_data(self, bs: _Burst, events: list[RxEvent]) -> None:
         layout, sig, mcs = bs.layout, bs.sig, bs.layout.mcs
         per = codeword_symbols(mcs)
         start = layout.data_content_start
-        complete = min((bs.content_end() - start) // per, sig.codewords)
+        depth = group_codewords(per, self.interleave_symbols, sig.probe)
+        complete = complete_codewords(bs.content_end() - start, per, sig.codewords, depth)
         if complete <= bs.next_codeword:
             return
         first, count = bs.next_codeword, complete - bs.next_codeword
-        code, size = ldpc_code(mcs), codeword_bytes(mcs)
+        # rows: air-order blocks of one codeword's length (a codeword each when not interleaved), refined as
+        # they came, then deinterleaved (first is a group boundary); DECODE_BATCH rows or codewords at a time,
+        # so that the temporaries of a whole interleaving group never coexist
         z = bs.symbols(start + first * per, start + complete * per).reshape(count, -1)
         nv = bs.noise_var(start + first * per, start + complete * per).reshape(count, -1)
-        if mcs.modulation == "bpsk":  # residual phase per codeword (all its copies), continuous
-            z = z.copy()
-            for j in range(count):
-                z[j], bs.bpsk_phase = refine_bpsk(z[j], bs.bpsk_phase)
-        elif self.refine_qam:  # residual complex gain per codeword copy, decision-directed
-            z, gain = refine_qam(z.reshape(count * mcs.repeat, -1), BITS_PER_SYMBOL[mcs.modulation])
-            z = z.reshape(count, -1)
-            nv = nv / np.maximum(np.abs(gain.reshape(count, -1)) ** 2, 1e-12)
-        z = z.reshape(count, mcs.repeat, -1)
-        nv = nv.reshape(z.shape)
-        offsets = [int(o) for o in bs.offsets[first:complete]]
+        z_out, llr_nv = np.empty_like(z), np.empty_like(nv)
+        for a in range(0, count, DECODE_BATCH):
+            b = min(a + DECODE_BATCH, count)
+            z_out[a:b], nv[a:b], llr_nv[a:b] = self._refine(bs, mcs, z[a:b], nv[a:b])
+        z = z_out
+        if depth > 1:
+            z, nv, llr_nv = (deinterleave(x.reshape(-1), count, depth) for x in (z, nv, llr_nv))
+        shape = (count, mcs.repeat, per // mcs.repeat)
+        z, nv, llr_nv = z.reshape(shape), nv.reshape(shape), llr_nv.reshape(shape)
+        for a in range(0, count, DECODE_BATCH):
+            b = min(a + DECODE_BATCH, count)
+            self._decode_codewords(bs, events, first + a, z[a:b], nv[a:b], llr_nv[a:b])
+        bs.next_codeword = complete
+        bs.drop_before(start + complete * per)
+
+    def _decode_codewords(self, bs: _Burst, events: list[RxEvent], first: int, z: np.ndarray, nv: np.ndarray,
+                          llr_nv: np.ndarray) -> None:
+        """Data codewords first .. first + b - 1 from their (b, repeat, per) deinterleaved symbols: events."""
+        sig, mcs = bs.sig, bs.layout.mcs
+        code, size, count = ldpc_code(mcs), codeword_bytes(mcs), z.shape[0]
+        offsets = [int(o) for o in bs.offsets[first:first + count]]
         keys = [(sig.session, o, code.name) for o in offsets]
-        pilot_snr_db = -10.0 * np.log10(np.maximum(nv.reshape(count, -1).mean(axis=1), 1e-30))
+        pilot_snr_db = effective_snr_db(1.0 / np.maximum(nv.reshape(count, -1), 1e-30), mcs.modulation)
         batch = decode_data(code, constellation(mcs.modulation), z, nv, keys, self.harq, pilot_snr_db,
-                            self.max_iterations)
+                            self.max_iterations, llr_nv)
         bs.evm_energy += batch.evm_energy
         bs.evm_symbols += batch.evm_symbols
         for j, cw in enumerate(batch.codewords):
@@ -467,8 +521,6 @@ class BurstReceiver:
             bs.snrs.append(cw.snr_db)
             events.append(RxCodeword(sig.session, sig.burst, first + j, offset, length, data, cw.snr_db,
                                      cw.iterations, cw.combined))
-        bs.next_codeword = complete
-        bs.drop_before(start + complete * per)
 
     def _time_of(self, bs: _Burst, symbol: float) -> float:
         """Predicted absolute sample of a burst symbol from the tracker's state."""
@@ -476,8 +528,15 @@ class BurstReceiver:
         return st.time_samples + (symbol - st.anchor_symbol) * self.sps * (1.0 + st.eps)
 
     def _end(self, bs: _Burst, sig_only: bool = False) -> None:
-        """Back to search after a burst: detections before its last pilots (or its SIG) are ignored."""
+        """Back to search after a burst: detections before its last pilots (or its SIG) are ignored. When its
+        SIG failed its check (most often a false alarm in noise), the search resumes right after the detection
+        that started it (a burst just behind a false alarm is still found), and that LTF peak is not tried again."""
         self._burst = None
+        if bs.layout is None and not bs.sig_checked:
+            self._false_ltf = bs.sync.ltf_time_samples
+            self._consumed = {k: max(v, bs.resume_at) for k, v in self._consumed.items()}
+            self._drop(bs.resume_at - self._search_tail)
+            return
         if sig_only or bs.layout is None:
             stop = bs.tracker.state.time_samples
         else:

@@ -26,6 +26,7 @@ from radio.burst import (FLAG_LAST, FLAG_PROBE, KNOWN_FLAGS, MAP_BYTES_PER_CODEW
                          CodewordRun, SigHeader, codeword_bytes, codeword_symbols, encode_runs, map_codewords_for,
                          preamble_symbols, run_offsets, sig_symbols)
 from radio.errors import RadioError
+from radio.interleave import DEFAULT_INTERLEAVE_SYMBOLS, group_codewords, interleaved_groups
 from radio.ldpc import code as ldpc_code
 from radio.mcs import Mcs
 from radio.modulation import constellation, map_bits
@@ -164,8 +165,9 @@ def batch_codewords(symbols_per_codeword: int) -> int:
     return max(1, min(BATCH_CODEWORDS, BATCH_SYMBOLS // symbols_per_codeword))
 
 
-def _content(plan: BurstPlan, source: PayloadSource) -> Iterator[np.ndarray]:
-    """The burst's content symbols in order (SIG, MAP, data), a batch of codewords at a time."""
+def _content(plan: BurstPlan, source: PayloadSource, interleave_symbols: int) -> Iterator[np.ndarray]:
+    """The burst's content symbols in order (SIG, MAP, data), a batch of codewords (or an interleaving group,
+    radio/interleave.py) at a time."""
     yield sig_symbols(plan.sig)
     scheme = plan.layout.map_scheme
     raw = plan.map_bytes
@@ -174,6 +176,16 @@ def _content(plan: BurstPlan, source: PayloadSource) -> Iterator[np.ndarray]:
         count = min(batch, plan.map_codewords - first)
         data = raw[first * MAP_BYTES_PER_CODEWORD: (first + count) * MAP_BYTES_PER_CODEWORD]
         yield _codeword_symbols(MAP_CODE_N, MAP_CODE_RATE, data, count, scheme.modulation, scheme.repeat)
+    per = codeword_symbols(plan.mcs)
+    depth = group_codewords(per, interleave_symbols, bool(plan.flags & FLAG_PROBE))
+    if depth == 1:
+        yield from _data(plan, source)
+        return
+    yield from interleaved_groups(_data(plan, source), per, plan.codewords, depth)
+
+
+def _data(plan: BurstPlan, source: PayloadSource) -> Iterator[np.ndarray]:
+    """The data codewords' symbols in burst order, codeword after codeword, a batch at a time."""
     mcs, size = plan.mcs, codeword_bytes(plan.mcs)
     batch = batch_codewords(codeword_symbols(mcs))
     for run in plan.runs:
@@ -207,11 +219,11 @@ class _Fifo:
         return np.concatenate(parts) if parts else np.zeros(0, np.complex64)
 
 
-def _symbol_blocks(plan: BurstPlan, source: PayloadSource, block_symbols: int,
+def _symbol_blocks(plan: BurstPlan, source: PayloadSource, block_symbols: int, interleave_symbols: int,
                    tail_zeros: int = 0) -> Iterator[np.ndarray]:
     """The burst's symbols (then tail_zeros zero symbols) in blocks of block_symbols (the last shorter)."""
     layout = plan.layout
-    fifo = _Fifo(_content(plan, source))
+    fifo = _Fifo(_content(plan, source, interleave_symbols))
     preamble = preamble_symbols()
     body_end = PREAMBLE_SYMBOLS + layout.body_symbols
     end = layout.total_symbols + tail_zeros
@@ -234,10 +246,11 @@ def _symbol_blocks(plan: BurstPlan, source: PayloadSource, block_symbols: int,
         yield out
 
 
-def burst_symbols_array(plan: BurstPlan, payload: PayloadSource | bytes | memoryview | np.ndarray) -> np.ndarray:
+def burst_symbols_array(plan: BurstPlan, payload: PayloadSource | bytes | memoryview | np.ndarray,
+                        interleave_symbols: int = DEFAULT_INTERLEAVE_SYMBOLS) -> np.ndarray:
     """(layout.total_symbols,) complex64 unshaped, unscaled symbols of the burst (the receiver's reference)."""
     source = _checked_source(plan, payload)
-    return next(_symbol_blocks(plan, source, plan.layout.total_symbols))
+    return next(_symbol_blocks(plan, source, plan.layout.total_symbols, interleave_symbols))
 
 
 def _checked_source(plan: BurstPlan, payload: PayloadSource | bytes | memoryview | np.ndarray) -> PayloadSource:
@@ -313,13 +326,14 @@ def burst_chunks(plan: BurstPlan, payload: PayloadSource | bytes | memoryview | 
         raise RadioError(f"max_chunk_samples must be at least samples_per_symbol ({sps}), got {max_chunk_samples}")
     source = _checked_source(plan, payload)
     shaper = RrcShaper(sps, settings.rolloff)
-    for block in _symbol_blocks(plan, source, max_chunk_samples // sps, shaper.flush_symbols):
+    blocks = _symbol_blocks(plan, source, max_chunk_samples // sps, settings.interleave_symbols, shaper.flush_symbols)
+    for block in blocks:
         yield shaper(block)
 
 
 def burst_waveform(plan: BurstPlan, payload: PayloadSource | bytes | memoryview | np.ndarray,
                    settings: LinkSettings) -> np.ndarray:
     """The whole burst's IQ in one array, one filter call (the reference burst_chunks equals bit for bit)."""
-    symbols = burst_symbols_array(plan, payload)
+    symbols = burst_symbols_array(plan, payload, settings.interleave_symbols)
     shaper = RrcShaper(settings.samples_per_symbol, settings.rolloff)
     return shaper(np.concatenate([symbols, np.zeros(shaper.flush_symbols, np.complex64)]))

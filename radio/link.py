@@ -19,6 +19,7 @@ from radio import mcs as mcs_module
 from radio.backends.base import RadioBackend
 from radio.errors import LinkError
 from radio.frame import MAX_PAYLOAD_BYTES, Header
+from radio.interleave import DEFAULT_INTERLEAVE_SYMBOLS
 from radio.mcs import MCS_TABLE, Mcs
 from radio.reassembly import Reassembly, split
 from radio.receiver import Receiver, RxPacket
@@ -45,13 +46,14 @@ class LinkSettings:
     frame: str = "v1"  # 'v1' K=7 packets (transfer), 'v2' LDPC bursts (radio.link_v2.transfer_v2)
     burst_airtime_s: float = 1.0  # v2: longest burst on air
     window_bursts: int = 2  # v2: bursts that may await a report at once
+    interleave_symbols: int = DEFAULT_INTERLEAVE_SYMBOLS  # v2: symbols an interleaving group spans (0: off)
 
     @classmethod
     def from_config(cls, radio: RadioConfig) -> LinkSettings:
         """The link's numbers from testbed.yaml's radio section."""
         return cls(radio.sample_rate_hz, radio.samples_per_symbol, radio.rolloff, radio.packet_payload_bytes,
                    radio.target_per, radio.max_rounds, radio.mcs, radio.frame, radio.burst_airtime_s,
-                   radio.window_bursts)
+                   radio.window_bursts, radio.interleave_symbols)
 
     @property
     def occupied_bandwidth_hz(self) -> float:

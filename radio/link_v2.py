@@ -159,7 +159,7 @@ def make_selector(settings: LinkSettings) -> Selector:
         return FixedMcs(by_name(settings.mcs))
     burst_s = settings.burst_airtime_s
     options = SelectorSettings(symbol_rate_hz=settings.sample_rate_hz / settings.samples_per_symbol,
-                               burst_airtime_s=burst_s)
+                               burst_airtime_s=burst_s, interleaved=settings.interleave_symbols > 0)
     return McsSelector(
         family_table("ldpc"), bler_curves(),
         efficiency=lambda m: airtime.burst_efficiency(settings, m, burst_s),
@@ -172,7 +172,8 @@ def default_receiver(settings: LinkSettings) -> StreamReceiver:
     from radio.burst_rx import BurstReceiver
     from radio.harq import LlrStore
 
-    return BurstReceiver(settings.sample_rate_hz, settings.samples_per_symbol, settings.rolloff, harq=LlrStore())
+    return BurstReceiver(settings.sample_rate_hz, settings.samples_per_symbol, settings.rolloff, harq=LlrStore(),
+                         interleave_symbols=settings.interleave_symbols)
 
 
 def payload_sha256(source: PayloadSource) -> str:

@@ -20,6 +20,7 @@ from typing import Annotated, Any, ClassVar, Iterable, Literal
 import msgpack
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from radio.config import MAX_INTERLEAVE_SYMBOLS
 from testbed.errors import AirLoraError
 
 PROTOCOL_VERSION = 1
@@ -178,9 +179,11 @@ class SessionStart(Message):
     mcs_family: Literal["conv", "ldpc"] = Field("conv", description="conv with frame 1, ldpc with frame 2")
     burst_airtime_s: Annotated[float, Field(ge=0.05, le=2.0, allow_inf_nan=False)] = Field(
         1.0, description="frame 2: longest burst on air")
+    interleave_symbols: Annotated[int, Field(ge=0, le=MAX_INTERLEAVE_SYMBOLS)] = Field(
+        0, description="frame 2: symbols an interleaving group of codewords spans (0: off; radio/interleave.py)")
 
     WIRE_OPTIONAL: ClassVar[frozenset[str]] = frozenset(
-        {"frame_version", "rolloff", "samples_per_symbol", "mcs_family", "burst_airtime_s"})
+        {"frame_version", "rolloff", "samples_per_symbol", "mcs_family", "burst_airtime_s", "interleave_symbols"})
 
     @model_validator(mode="after")
     def _family_of_the_frame(self) -> "SessionStart":

@@ -58,7 +58,7 @@ def make_backend(
     backend = _build(radio_cfg, channel_cfg, reference_power, pluto_uri, role, curve)
     if radio_cfg.record_sigmf and not (radio_cfg.backend in ("zmq", "pluto") and role == "tx"):
         frame = RecordedFrame.from_settings(radio_cfg.frame, radio_cfg.rolloff, radio_cfg.samples_per_symbol,
-                                            radio_cfg.burst_airtime_s)
+                                            radio_cfg.burst_airtime_s, radio_cfg.interleave_symbols)
         backend = SigmfRecorder(backend, radio_cfg.record_sigmf, frame=frame,
                                 description=f"{radio_cfg.backend} backend, channel {channel_cfg.model}")
     return backend

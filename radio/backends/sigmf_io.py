@@ -8,8 +8,9 @@ written by hand following the SigMF 1.2 specification, so the edge needs no extr
 
 A recording states its waveform in the `airlora` extension (`RecordedFrame`): `airlora:frame_version`
 (1: K=7 packets, 2: LDPC bursts), `airlora:mcs_family`, `airlora:rolloff`, `airlora:samples_per_symbol` and,
-for v2, `airlora:burst_airtime_s`; a replay takes its receiver from them (`RecordedFrame.receiver`). A
-recording without them (made before they existed) is v1 at roll-off 0.25 and 4 samples per symbol.
+for v2, `airlora:burst_airtime_s` and `airlora:interleave_symbols` (absent: 0, not interleaved); a replay takes
+its receiver from them (`RecordedFrame.receiver`). A recording without them (made before they existed) is v1
+at roll-off 0.25 and 4 samples per symbol.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 from radio.backends.base import CableStream, RadioBackend
 from radio.channel import StreamChannel
 from radio.errors import BackendError
+from radio.interleave import MAX_INTERLEAVE_SYMBOLS
 
 if TYPE_CHECKING:
     from radio.burst_rx import BurstReceiver
@@ -54,6 +56,8 @@ class RecordedFrame:
     """samples per symbol of the RRC pulse"""
     burst_airtime_s: float | None = None
     """v2: the longest burst on air (radio.burst_airtime_s); None for v1"""
+    interleave_symbols: int = 0
+    """v2: codeword interleaving span (radio.interleave_symbols; recordings without it: 0, off)"""
 
     def __post_init__(self) -> None:
         if self.frame_version not in _FAMILY_OF_FRAME:
@@ -61,6 +65,9 @@ class RecordedFrame:
         if not 0.0 < self.rolloff <= 1.0 or not 2 <= self.samples_per_symbol <= 64:
             raise BackendError(f"airlora:rolloff {self.rolloff!r} or airlora:samples_per_symbol "
                                f"{self.samples_per_symbol!r} out of range")
+        if not 0 <= self.interleave_symbols <= MAX_INTERLEAVE_SYMBOLS:
+            raise BackendError(f"airlora:interleave_symbols {self.interleave_symbols!r} is not in "
+                               f"0..{MAX_INTERLEAVE_SYMBOLS}")
 
     @property
     def mcs_family(self) -> str:
@@ -69,10 +76,11 @@ class RecordedFrame:
 
     @classmethod
     def from_settings(cls, frame: str, rolloff: float, samples_per_symbol: int,
-                      burst_airtime_s: float) -> RecordedFrame:
+                      burst_airtime_s: float, interleave_symbols: int = 0) -> RecordedFrame:
         """From radio.frame ('v1' or 'v2') and the waveform's numbers."""
         v2 = frame == "v2"
-        return cls(2 if v2 else 1, float(rolloff), int(samples_per_symbol), float(burst_airtime_s) if v2 else None)
+        return cls(2 if v2 else 1, float(rolloff), int(samples_per_symbol), float(burst_airtime_s) if v2 else None,
+                   int(interleave_symbols) if v2 else 0)
 
     def to_meta(self) -> dict[str, Any]:
         """The airlora:* global fields."""
@@ -80,6 +88,8 @@ class RecordedFrame:
                                 "airlora:rolloff": self.rolloff, "airlora:samples_per_symbol": self.samples_per_symbol}
         if self.burst_airtime_s is not None:
             meta["airlora:burst_airtime_s"] = self.burst_airtime_s
+        if self.frame_version == 2:
+            meta["airlora:interleave_symbols"] = self.interleave_symbols
         return meta
 
     @classmethod
@@ -90,7 +100,8 @@ class RecordedFrame:
         try:
             frame = cls(int(glob["airlora:frame_version"]), float(glob.get("airlora:rolloff", 0.25)),
                         int(glob.get("airlora:samples_per_symbol", 4)),
-                        None if glob.get("airlora:burst_airtime_s") is None else float(glob["airlora:burst_airtime_s"]))
+                        None if glob.get("airlora:burst_airtime_s") is None else float(glob["airlora:burst_airtime_s"]),
+                        int(glob.get("airlora:interleave_symbols", 0)))
         except (TypeError, ValueError) as exc:
             raise BackendError(f"{where}: an airlora:* field is not a number ({exc})") from None
         except BackendError as exc:
@@ -105,7 +116,8 @@ class RecordedFrame:
         if self.frame_version == 2:
             from radio.burst_rx import BurstReceiver
 
-            return BurstReceiver(sample_rate_hz, self.samples_per_symbol, self.rolloff, lo_hz=lo_hz)
+            return BurstReceiver(sample_rate_hz, self.samples_per_symbol, self.rolloff, lo_hz=lo_hz,
+                                 interleave_symbols=self.interleave_symbols)
         from radio.receiver import Receiver
 
         return Receiver(sample_rate_hz, self.samples_per_symbol, self.rolloff)

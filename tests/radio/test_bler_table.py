@@ -126,8 +126,8 @@ def test_shipped_curves_are_well_formed(shipped: dict) -> None:
         # burst or a tracking slip loses up to all of a burst's 12-200 codewords)
         assert np.all(np.diff(bler) <= 0.06), mcs.name
         crossings.append(crossing_db(snr, bler))
-    # waterfalls in rate order, but for ldpc-bpsk-1/4: at its -4 dB waterfall the wide-path acquisition misses
-    # about half the bursts, so through the receiver it reaches 1e-2 only above ldpc-bpsk-1/2
+    # waterfalls in rate order, but for ldpc-bpsk-1/4: at its -4 dB waterfall a third of its bursts are lost
+    # (the SIG fails or the STF is missed), so through the receiver it reaches 1e-2 only with ldpc-bpsk-1/2
     assert crossings[1:] == sorted(crossings[1:]) and len(set(crossings)) == len(crossings)
 
 
@@ -135,11 +135,10 @@ def test_shipped_gaps_to_the_shannon_limit(shipped: dict) -> None:
     rows = {r.name: r for r in gap_rows(shipped)}
     assert gap_table(shipped)["ldpc-qpsk-1/2"] == (rows["ldpc-qpsk-1/2"].esn0_db, rows["ldpc-qpsk-1/2"].limit_db,
                                                    rows["ldpc-qpsk-1/2"].gap_db)
-    for mcs in LDPC_MCS_TABLE[2:]:  # qpsk-1/2 .. 256qam-5/6: the goal of issue 12, through the receiver
+    for mcs in LDPC_MCS_TABLE[1:]:  # bpsk-1/2 .. 256qam-5/6: the goal of issue 12, through the receiver
         assert 0.5 < rows[mcs.name].gap_db <= 2.5, mcs.name
-    assert 0.5 < rows["ldpc-bpsk-1/2"].gap_db < 3.0 and 0.5 < rows["ldpc-bpsk-1/2"].received_gap_db <= 2.5
-    quarter = rows["ldpc-bpsk-1/4"]  # acquisition-limited (see above); its codewords in received bursts less so
-    assert quarter.received_esn0_db < rows["ldpc-bpsk-1/2"].received_esn0_db and quarter.received_gap_db < 5.0
+    quarter = rows["ldpc-bpsk-1/4"]  # SIG- and detection-limited (docs/design/link_v2.md 11b)
+    assert 2.5 < quarter.gap_db < 6.5 and quarter.received_gap_db < 6.5
 
 
 def test_mcs_table_command_smoke(tmp_path, capsys) -> None:

@@ -52,7 +52,7 @@ def test_noiseless_symbols_demap_and_decode_to_the_plan_and_payload(mcs) -> None
     data = payload_bytes(20 * size + 17, seed=mcs.index)
     runs = [(size * 14, 7), (3, 2), (size * 19, 1)]  # the last codeword runs past the end: zero-padded
     plan = plan_of(mcs.name, runs, len(data), flags=1)
-    symbols = burst_symbols_array(plan, data)
+    symbols = burst_symbols_array(plan, data, interleave_symbols=0)  # codeword by codeword (see test_interleave.py)
     layout = plan.layout
     assert symbols.shape == (layout.total_symbols,) == (airtime.burst_symbols(mcs, 10, plan.map_codewords),)
     assert np.array_equal(symbols[layout.preamble], preamble_symbols())
@@ -113,6 +113,8 @@ def test_no_symbol_sequence_can_reach_full_scale_at_roll_off_0_1() -> None:
 
 
 def test_peak_memory_of_a_two_second_burst_is_one_chunk_and_one_batch() -> None:
+    """... plus, interleaved, one group of interleave_symbols complex64 symbols (the whole burst's samples: 16 MB)."""
+    group = 8 * SETTINGS.interleave_symbols
     for name in ("ldpc-256qam-5/6", "ldpc-bpsk-1/4"):
         mcs = by_name(name)
         per = airtime.max_burst_codewords(SETTINGS, mcs, 2.0)
@@ -126,7 +128,7 @@ def test_peak_memory_of_a_two_second_burst_is_one_chunk_and_one_batch() -> None:
         finally:
             tracemalloc.stop()
         assert total == plan.samples(SETTINGS) and 1.9e6 < total <= 2e6
-        assert peak < 4 << 20, f"{name}: {peak / 2**20:.2f} MiB"
+        assert peak < (4 << 20) + group, f"{name}: {peak / 2**20:.2f} MiB"
 
 
 def test_payload_sources_all_give_the_same_burst(tmp_path: Path) -> None:

@@ -171,7 +171,7 @@ def test_a_recorded_v2_delivery_replays_through_the_burst_receiver(tmp_path: Pat
 
     base = str(tmp_path / "v2")
     cfg = RadioConfig(backend="sim", sample_rate_hz=FS, frame="v2", rolloff=0.15, burst_airtime_s=0.5,
-                      record_sigmf=base)
+                      record_sigmf=base, interleave_symbols=3000)  # codewords interleaved: the replay must know
     settings = LinkSettings.from_config(cfg)
     bursts = _bursts(settings, [6, 9])
     with make_backend(cfg, ChannelConfig(snr_db=14.0, cfo_hz=21e3, sco_ppm=15.0, seed=4), TX_POWER) as b:
@@ -179,18 +179,18 @@ def test_a_recorded_v2_delivery_replays_through_the_burst_receiver(tmp_path: Pat
             b.tx_burst(burst_chunks(plan, data, settings))
             b.tx(np.zeros(3000, np.complex64))
         b.tx(np.zeros(40_000, np.complex64))  # the receiver's tail
-        live = _decode(b, BurstReceiver(FS, 4, 0.15))
+        live = _decode(b, BurstReceiver(FS, 4, 0.15, interleave_symbols=3000))
     glob = read_meta(base)["global"]
     assert {k: v for k, v in glob.items() if k.startswith("airlora:")} == {
         "airlora:frame_version": 2, "airlora:mcs_family": "ldpc", "airlora:rolloff": 0.15,
-        "airlora:samples_per_symbol": 4, "airlora:burst_airtime_s": 0.5}
+        "airlora:samples_per_symbol": 4, "airlora:burst_airtime_s": 0.5, "airlora:interleave_symbols": 3000}
     assert glob["core:extensions"][0]["name"] == "airlora"
 
     replay = make_backend(RadioConfig(backend="replay", sample_rate_hz=FS, replay_sigmf=base), ChannelConfig(),
                           TX_POWER, role="rx")
     with replay:
         receiver = replay.receiver()
-        assert isinstance(receiver, BurstReceiver) and receiver.rolloff == 0.15
+        assert isinstance(receiver, BurstReceiver) and receiver.rolloff == 0.15 and receiver.interleave_symbols == 3000
         again = _decode(replay, receiver, chunk=12_345)  # another chunking than the live read
 
     def codewords(events) -> list[tuple[int, int, int, bytes | None]]:
@@ -233,7 +233,7 @@ def test_a_recorded_v1_packet_replays_through_the_v1_receiver(tmp_path: Path) ->
     from radio.transmitter import TX_POWER
 
     base = str(tmp_path / "v1")
-    cfg = RadioConfig(backend="sim", sample_rate_hz=FS, record_sigmf=base)
+    cfg = RadioConfig(backend="sim", sample_rate_hz=FS, record_sigmf=base, frame="v1")
     data = {0: b"airlora v1 packet " * 10, 1: b"second " * 20}
     with make_backend(cfg, ChannelConfig(snr_db=25.0, seed=2), TX_POWER) as b:
         b.tx(packets_burst(data, 2, 5, MCS_TABLE[2], LinkSettings.from_config(cfg)))
@@ -271,8 +271,8 @@ def test_an_edge_recording_states_v2_once_a_v2_session_reads_it(tmp_path: Path) 
     from edge_node.radio_input_v2 import BurstInput, ReceiverParams
     from radio.backends.sigmf_io import RecordedFrame
 
-    rec = make_backend(RadioConfig(backend="sim", sample_rate_hz=FS, record_sigmf=str(tmp_path / "edge")),
-                       ChannelConfig(), 0.25, role="rx")
+    rec = make_backend(RadioConfig(backend="sim", sample_rate_hz=FS, record_sigmf=str(tmp_path / "edge"), frame="v1",
+                                   rolloff=0.25), ChannelConfig(), 0.25, role="rx")  # an edge configured for v1
     assert rec.frame == RecordedFrame() and read_meta(tmp_path / "edge")["global"]["airlora:frame_version"] == 1
     BurstInput(rec, ReceiverParams(FS, 4, 0.15))
     assert read_meta(tmp_path / "edge")["global"]["airlora:frame_version"] == 2  # rewritten at once
