@@ -60,6 +60,7 @@ class EdgeSessionV2:
         self.foreign_bursts = 0  # RxBursts of another session, or whose SIG did not decode
         self._reported: set[int] = set()
         self._last: set[int] = set()
+        self._outbox: list[Message] = []  # sent with the next step's messages
 
     @property
     def session(self) -> int:
@@ -90,7 +91,8 @@ class EdgeSessionV2:
         events, overdue = radio.step(wait_s)
         if self.finished:  # done (and its reassembly closed): bursts still on the way are read and dropped
             return []
-        out = self._take(events, radio)
+        out, self._outbox = self._outbox, []
+        out += self._take(events, radio)
         for a in overdue:
             out += self._undetected(a, radio)
         return out
@@ -178,6 +180,14 @@ class EdgeSessionV2:
         memory_limit_bytes, spill_dir, max_payload_bytes = self._reassembly_args
         return ByteReassembly(self.start.payload_bytes, memory_limit_bytes, spill_dir,
                               max_payload_bytes=max_payload_bytes)
+
+    def resume(self) -> None:
+        """The host came back, or a restarted one resumes: its burst numbers may start afresh, so earlier ones
+        are forgotten, and it hears first what this edge lacks (a byte MissingRequest without through_burst),
+        so that it sends nothing this edge holds."""
+        self._reported.clear()
+        self._last.clear()
+        self._outbox.append(self.missing_request())
 
     def restart(self) -> None:
         """Drop what was received (it failed its SHA-256) and start the reassembly over."""

@@ -5,7 +5,9 @@
 is read without waiting, so the next burst is on the air while the edge's report on the previous one
 travels. The edge answers each burst with a BurstReport, and the burst that ends a pass with a byte
 MissingRequest; a burst whose report does not come within its airtime plus report_timeout_s (wall time) is
-sent again. An edge that vanishes is waited for; a restarted edge holds nothing, so everything is resent.
+sent again. An edge that vanishes is waited for; a restarted edge holds nothing, so everything is resent. An
+edge resuming the session (this host restarted, or the link came back) first lists what it lacks (a byte
+MissingRequest without through_burst): only that is sent (the probe burst may carry held bytes once).
 The host holds one chunk of IQ and one batch of codewords, never a burst or the payload's waveform.
 """
 
@@ -71,7 +73,7 @@ class SenderV2:
             payload_sha256=hashlib.sha256(payload).hexdigest(), deadline_s=deadline_s, sample_rate_hz=s.sample_rate_hz,
             backend=self.base.backend_name, adapter_id=adapter_id, apply=apply, channel_snr_db=channel_snr_db,
             frame_version=2, rolloff=s.rolloff, samples_per_symbol=s.samples_per_symbol, mcs_family="ldpc",
-            burst_airtime_s=s.burst_airtime_s)
+            burst_airtime_s=s.burst_airtime_s, interleave_symbols=s.interleave_symbols)
 
     def transfer(self, payload: bytes, start: SessionStart, d: Delivery, t0: float, report_timeout_s: float) -> None:
         """Bursts until the edge says TransferComplete; DeliveryError at the deadline."""
@@ -201,10 +203,13 @@ class _Transfer:
 
     # --- feedback ---------------------------------------------------------------------------------
     def _poll(self, wait_s: float) -> None:
-        """Handle what the edge said: wait up to wait_s for the first message, then take the rest at once."""
+        """Handle what the edge said: wait up to wait_s for the first message, then take the rest at once, up to
+        TransferComplete: what follows it (the ApplyResult of a fast refusal) is the apply wait's to read."""
         msg = self.owner.client.recv(timeout_s=wait_s)
         while msg is not None:
             self._handle(msg)
+            if self.complete:
+                return
             msg = self.owner.client.recv(timeout_s=0.0)
 
     def _handle(self, msg) -> None:
@@ -229,7 +234,10 @@ class _Transfer:
             ranges = from_inclusive((a, b) for a, b in msg.ranges)
             if msg.truncated and ranges:  # only the first ranges were listed: the rest may be missing too
                 ranges.append((ranges[-1][1], arq.payload_bytes))
-            arq.on_missing(ranges, through_burst=msg.through_burst)
+            if msg.through_burst is None:  # what the edge held before any burst in flight: a resume, a failed hash
+                arq.on_held(ranges)
+            else:
+                arq.on_missing(ranges, through_burst=msg.through_burst)
             self.base.on_event("missing", session=self.session, missing=msg.missing_count, through=msg.through_burst)
         elif isinstance(msg, TransferComplete):
             self.complete = True

@@ -17,6 +17,8 @@ failed, timed out or listed missing) and `acked`. Invariant: [0, frontier) = ack
   `probe_mcs` and at most one burst awaits a report; then up to `window_bursts` do.
 - FLAG_LAST marks the burst after which nothing is left to send (frontier at the end, resend empty): the end
   of a pass, which the edge answers with its missing list.
+- A list written before any burst of this sender (`on_held`: a resumed session, a failed SHA-256) acks every
+  byte it omits, past the frontier too, so a restarted host sends only what the edge lacks.
 - Missing lists: the edge lists every byte it lacks, but it cannot know about bursts it has not processed
   yet. `on_missing(ranges, through_burst)` therefore settles the outstanding bursts up to `through_burst` (the
   list states their outcome) and keeps the newer ones in flight: their bytes are neither resent nor acked.
@@ -295,6 +297,19 @@ class ArqSender:
                 missing.add(start, min(stop, self.frontier))
         self.acked = IntervalSet(missing.missing(self.frontier))
         self.resend = self._not_in_flight(missing)
+
+    def on_held(self, ranges: Iterable[tuple[int, int]]) -> None:
+        """The edge's list of the [start, stop) ranges it lacks, written before it processed any burst now in flight
+        (it answers a resumed session with one, and a payload that failed its SHA-256 with everything): every
+        other byte is held there, wherever it is, so it is acked and never sent; the listed bytes are sent
+        (those of bursts in flight wait for their reports) and the frontier moves to the end of the payload."""
+        missing = IntervalSet()
+        for start, stop in ranges:
+            if min(stop, self.payload_bytes) > start:
+                missing.add(start, min(stop, self.payload_bytes))
+        self.acked = IntervalSet(missing.missing(self.payload_bytes))
+        self.resend = self._not_in_flight(missing)
+        self.frontier = self.payload_bytes
 
     def restart(self) -> None:
         """The edge restarted: nothing is in flight or acked any more; everything sent is missing until a fresh

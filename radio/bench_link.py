@@ -3,13 +3,15 @@
 `python -m radio.bench_link` (or `airlora bench link`) prints three tables:
 - goodput / Shannon of the occupied bandwidth ((1 + rolloff) Rs log2(1 + SNR_set)) over AWGN, 200 kB, CFO
   10 kHz (1 % of 1 MS/s), unknown start (the sim's random idle start), at -2 .. 30 dB;
-- the same over Rician K = 6 dB at 10 - 20 dB;
+- the same over Rician K = 6 dB at 10 - 20 dB (`--rician-seeds N`: seeds 1..N per SNR, their mean and 95 % CI;
+  `--interleave-symbols`: radio.interleave_symbols of both tables);
 - with `--grid` (issue 17): AWGN 200 kB at 10 and 20 dB over CFO 0 / 46 / 120 kHz x SCO 0 / 20 / 50 ppm,
   free-running clocks (the receiver `airlora link` runs: timing loop started at 0 ppm), delivery, goodput and
   its loss against (0, 0), measured SNR; then locked clocks (one crystal per Pluto: CFO = ppm x LO, the
   receiver's timing loop started at cfo / lo_hz) at 915 MHz and 2.4 GHz for 0 / 20 / 50 ppm;
-- per payload size (0.1, 1, 10 MB by default) over sim and the zmq loopback at 25 dB: peak RSS, airtime,
-  wall time and goodput, each size in a subprocess of its own (resource.getrusage: ru_maxrss is per process).
+- `size_point` (`--one-size`, in a subprocess of its own): one payload size over sim or the in-process zmq
+  loopback with both ends in that process; the size table with host and edge in separate processes is
+  host/link_bench.py (`airlora bench link` prints both).
 Not a test: it takes minutes (the receiver runs at a few MS/s; -2 dB needs ~50 s of air at 1 MS/s).
 """
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import subprocess
 import sys
 import time
@@ -26,7 +27,9 @@ import time
 import numpy as np
 
 from radio.config import ChannelConfig, RadioConfig
+from radio.interleave import DEFAULT_INTERLEAVE_SYMBOLS
 from radio.link import LinkSettings
+from radio.rss import peak_rss_mb
 
 AWGN_SNRS_DB = (-2.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
 RICIAN_SNRS_DB = (10.0, 15.0, 20.0)
@@ -34,15 +37,15 @@ GRID_SNRS_DB = (10.0, 20.0)
 GRID_CFOS_HZ = (0.0, 46e3, 120e3)
 GRID_SCOS_PPM = (0.0, 20.0, 50.0)
 GRID_LOS_HZ = (915e6, 2.4e9)
-SIZES_MB = (0.1, 1.0, 10.0)
 SIZE_SNR_DB = 25.0
 
 
 def settings_for(sample_rate_hz: float = 1e6, rolloff: float = 0.15, burst_airtime_s: float = 1.0,
-                 window_bursts: int = 2, mcs: str = "auto") -> LinkSettings:
+                 window_bursts: int = 2, mcs: str = "auto",
+                 interleave_symbols: int = DEFAULT_INTERLEAVE_SYMBOLS) -> LinkSettings:
     """The v2 link settings the benchmark runs (4 samples per symbol)."""
     return LinkSettings(sample_rate_hz, 4, rolloff, mcs=mcs, frame="v2", burst_airtime_s=burst_airtime_s,
-                        window_bursts=window_bursts)
+                        window_bursts=window_bursts, interleave_symbols=interleave_symbols)
 
 
 def _backends(settings: LinkSettings, channel: ChannelConfig, backend: str):
@@ -80,7 +83,8 @@ def run_point(settings: LinkSettings, payload_bytes: int, snr_db: float, model: 
         from radio.harq import LlrStore
 
         receiver = BurstReceiver(settings.sample_rate_hz, settings.samples_per_symbol, settings.rolloff,
-                                 lo_hz=locked_lo_hz, locked_clocks=True, harq=LlrStore())
+                                 lo_hz=locked_lo_hz, locked_clocks=True, harq=LlrStore(),
+                                 interleave_symbols=settings.interleave_symbols)
     tx, rx, close = _backends(settings, channel, backend)
     try:
         report = transfer_v2(data, tx, settings, session=seed & 0xFFFF, rx_backend=rx, receiver=receiver)
@@ -146,7 +150,7 @@ def size_point(settings: LinkSettings, size_mb: float, backend: str, snr_db: flo
 
 
 def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    return peak_rss_mb()  # VmHWM: ru_maxrss would count the parent's memory at the fork
 
 
 def size_point_subprocess(size_mb: float, backend: str, sample_rate_hz: float, timeout_s: float = 3600.0) -> dict:
@@ -160,37 +164,40 @@ def size_point_subprocess(size_mb: float, backend: str, sample_rate_hz: float, t
 
 
 def bench_link(snrs_db: tuple[float, ...] = AWGN_SNRS_DB, rician_db: tuple[float, ...] = RICIAN_SNRS_DB,
-               sizes_mb: tuple[float, ...] = SIZES_MB, backends: tuple[str, ...] = ("sim", "zmq"),
-               payload_bytes: int = 200_000, sample_rate_hz: float = 1e6, say=print) -> dict:
-    """All three tables; `say` gets each row as it is measured."""
-    settings = settings_for(sample_rate_hz)
+               payload_bytes: int = 200_000, sample_rate_hz: float = 1e6, say=print, rician_seeds: int = 1,
+               interleave_symbols: int = DEFAULT_INTERLEAVE_SYMBOLS) -> dict:
+    """The AWGN and Rician tables; `say` gets each row as it is measured. Rician: seeds 1..rician_seeds per SNR, then
+    their mean goodput / Shannon with a 95 % Student-t interval."""
+    settings = settings_for(sample_rate_hz, interleave_symbols=interleave_symbols)
     out: dict = {"sample_rate_hz": sample_rate_hz, "rolloff": settings.rolloff, "payload_bytes": payload_bytes,
-                 "awgn": [], "rician": [], "sizes": []}
+                 "interleave_symbols": interleave_symbols, "awgn": [], "rician": [], "rician_mean": []}
     for model, snrs, rows in (("awgn", snrs_db, out["awgn"]), ("rician", rician_db, out["rician"])):
         if snrs:
-            say(f"{model}, {payload_bytes} B, CFO 10 kHz" + (", K 6 dB" if model == "rician" else ""))
-            say(f"{'SNR dB':>7} {'ok':>3} {'goodput kb/s':>13} {'/Shannon':>9} {'air s':>7} {'wall s':>7} "
+            say(f"{model}, {payload_bytes} B, CFO 10 kHz, interleave {interleave_symbols} symbols"
+                + (f", K 6 dB, seeds 1..{rician_seeds}" if model == "rician" else ""))
+            say(f"{'SNR dB':>7} {'seed':>4} {'ok':>3} {'goodput kb/s':>13} {'/Shannon':>9} {'air s':>7} {'wall s':>7} "
                 f"{'bursts':>6} {'resent':>6} {'SNR meas':>8}  MCS")
         for snr in snrs:
-            r = run_point(settings, payload_bytes, snr, model)
-            rows.append(r)
-            say(f"{snr:7.1f} {'yes' if r['delivered'] else 'NO':>3} {r['goodput_bps'] / 1e3:13.1f} "
-                f"{r['efficiency']:9.3f} {r['airtime_s']:7.2f} {r['wall_s']:7.2f} {r['bursts']:6d} "
-                f"{r['codewords_resent']:6d} {r['snr_db_measured']:8.2f}  {','.join(r['mcs'])}")
-    if sizes_mb:
-        say(f"sizes at {SIZE_SNR_DB:g} dB AWGN, one subprocess each (peak RSS of the whole process)")
-        say(f"{'MB':>6} {'backend':>7} {'ok':>3} {'RSS0 MB':>8} {'peak MB':>8} {'air s':>8} {'wall s':>8} "
-            f"{'goodput kb/s':>13}")
-    for size in sizes_mb:
-        for backend in backends:
-            r = size_point_subprocess(size, backend, sample_rate_hz)
-            out["sizes"].append(r)
-            if "error" in r:
-                say(f"{size:6g} {backend:>7} failed: {r['error']}")
-                continue
-            say(f"{size:6g} {backend:>7} {'yes' if r['delivered'] else 'NO':>3} {r['rss_before_mb']:8.0f} "
-                f"{r['peak_rss_mb']:8.0f} {r['airtime_s']:8.2f} {r['wall_s']:8.2f} {r['goodput_bps'] / 1e3:13.1f}")
+            seeds = range(1, (rician_seeds if model == "rician" else 1) + 1)
+            for seed in seeds:
+                r = run_point(settings, payload_bytes, snr, model, seed=seed)
+                rows.append(r)
+                say(f"{snr:7.1f} {seed:4d} {'yes' if r['delivered'] else 'NO':>3} {r['goodput_bps'] / 1e3:13.1f} "
+                    f"{r['efficiency']:9.3f} {r['airtime_s']:7.2f} {r['wall_s']:7.2f} {r['bursts']:6d} "
+                    f"{r['codewords_resent']:6d} {r['snr_db_measured']:8.2f}  {','.join(r['mcs'])}")
+            if len(seeds) > 1:
+                mean, half = mean_interval([r["efficiency"] for r in rows[-len(seeds):]])
+                out["rician_mean"].append({"snr_db": snr, "seeds": len(seeds), "efficiency": mean, "ci95": half})
+                say(f"{snr:7.1f} mean of {len(seeds)} seeds: goodput / Shannon {mean:.3f} +- {half:.3f} (95 %)")
     return out
+
+
+def mean_interval(values: list[float]) -> tuple[float, float]:
+    """(mean, half-width of its 95 % Student-t confidence interval) of two or more values."""
+    from scipy.stats import t
+
+    x = np.asarray(values, float)
+    return float(x.mean()), float(t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -201,8 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m radio.bench_link", description=__doc__.splitlines()[0])
     parser.add_argument("--snrs", type=_floats, default=AWGN_SNRS_DB, help="AWGN SNRs in dB (empty: skip)")
     parser.add_argument("--rician", type=_floats, default=RICIAN_SNRS_DB, help="Rician K=6 SNRs (empty: skip)")
-    parser.add_argument("--sizes", type=_floats, default=SIZES_MB, help="payload sizes in MB (empty: skip)")
-    parser.add_argument("--backends", default="sim,zmq", help="backends of the size table")
+    parser.add_argument("--rician-seeds", type=int, default=1, help="seeds 1..N per Rician SNR (mean, 95 %% CI)")
+    parser.add_argument("--interleave-symbols", type=int, default=DEFAULT_INTERLEAVE_SYMBOLS,
+                        help="radio.interleave_symbols of the SNR tables (0: off)")
     parser.add_argument("--bytes", type=int, default=200_000, help="payload of the SNR tables")
     parser.add_argument("--sample-rate-hz", type=float, default=1e6)
     parser.add_argument("--grid", action="store_true",
@@ -221,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             print(json.dumps(_clean({"grid": rows})))
         return 0
-    report = bench_link(args.snrs, args.rician, args.sizes, tuple(b for b in args.backends.split(",") if b),
-                        args.bytes, args.sample_rate_hz, say=(lambda _: None) if args.json else print)
+    report = bench_link(args.snrs, args.rician, args.bytes, args.sample_rate_hz,
+                        say=(lambda _: None) if args.json else print, rician_seeds=args.rician_seeds,
+                        interleave_symbols=args.interleave_symbols)
     if args.json:
         print(json.dumps(_clean(report)))
     return 0

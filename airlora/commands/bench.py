@@ -61,10 +61,13 @@ def run(args: argparse.Namespace) -> int:
         return _cluster(args)
     if args.target == "fleet":
         return _fleet(args)
-    if args.target == "link":  # the v2 link's goodput/Shannon and memory tables (radio/bench_link.py)
+    if args.target == "link":  # SNR tables: radio/bench_link.py; sizes, host and edge apart: host/link_bench.py
+        from host.link_bench import main as link_sizes_main
         from radio.bench_link import main as bench_link_main
 
-        return bench_link_main(["--sizes", args.link_sizes] + (["--json"] if args.json else []))
+        json_flag = ["--json"] if args.json else []
+        rc = bench_link_main(json_flag)
+        return rc or (link_sizes_main(["--sizes", args.link_sizes] + json_flag) if args.link_sizes.strip() else 0)
     from radio.bench import bench_radio
     from radio.errors import RadioError
 

@@ -213,8 +213,11 @@ class ZmqTxBackend(RadioBackend):
         self._send([pack_header(KIND_PAUSE, self._stream_id, self._clock, 0, self._sample_rate_hz)])
 
     def _send(self, parts: list) -> None:
+        """Queue one message, copied: libzmq owns what it queues, so IQ held is bounded by hwm_messages. A zero-copy
+        send would keep each array until pyzmq's garbage thread, which needs the GIL once per message, released it
+        after the kernel took the bytes: unbounded by the HWM when the sending thread keeps the GIL (issue 16)."""
         try:
-            self._sock.send_multipart(parts, copy=False)
+            self._sock.send_multipart(parts, copy=True)
         except zmq.Again:
             hint = ("; with CurveZMQ: is this host's key authorized at the edge, and the server key the edge's?"
                     if self.curve else "")
@@ -238,7 +241,7 @@ class ZmqTxBackend(RadioBackend):
             chunk = np.ascontiguousarray(iq[i:i + self._chunk], dtype="<c8")
             flags = FLAG_PAUSE_AFTER if pause and i + self._chunk >= len(iq) else 0
             self._send([pack_header(KIND_DATA, self._stream_id, self._clock, len(chunk), self._sample_rate_hz, flags),
-                        memoryview(chunk).cast("B")])
+                        chunk])
             self._clock += len(chunk)
 
     def _rx(self, num_samples: int) -> np.ndarray:

@@ -174,7 +174,7 @@ def test_a_v1_only_edge_gets_v1_from_a_v2_host_and_refuses_a_v2_session(tmp_path
 
 
 def test_a_v1_host_with_a_v2_edge_speaks_v1(tmp_path, running) -> None:
-    r = running(tmp_path)  # radio.frame v1 (the default)
+    r = running(tmp_path, frame="v1")  # an old host: radio.frame v1
     assert CAPABILITY_FRAME_V2 in r.client.peer_hello.capabilities
     d = r.sender.deliver(os.urandom(3000), 24, deadline_s=60.0, report_timeout_s=5.0, apply=False)
     assert d.delivered and d.frame == "v1" and d.snr_reports and d.packets_sent >= 3

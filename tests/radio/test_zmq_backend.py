@@ -362,3 +362,22 @@ def test_curve_on_the_cable_lets_in_only_authorized_transmitters() -> None:
         ZmqRxBackend("inproc://zmq-test-curve", FS, curve=CableCurve(*edge))
     with pytest.raises(BackendError, match="receiver's public key"):
         ZmqTxBackend("tcp://127.0.0.1:1", FS, curve=CableCurve(*host))
+
+
+def test_the_transmitter_holds_no_reference_to_samples_it_queued() -> None:
+    """What tx() queued is libzmq's copy: the caller's array is freed at once, even while the message waits on a
+    cable nobody drains, so the IQ a host holds is bounded by the high-water mark (issue 16)."""
+    import gc
+    import weakref
+
+    tx = ZmqTxBackend("tcp://127.0.0.1:1", FS, hwm_messages=4, send_timeout_s=0.2, chunk_samples=1 << 15, linger_s=0)
+    with tx:
+        block = samples(1 << 15, 4)
+        alive = weakref.ref(block)
+        tx.tx_chunk(block, True, False)  # queued: nobody listens on port 1
+        del block
+        gc.collect()
+        assert alive() is None
+        with pytest.raises(BackendError, match="not drained"):
+            for _ in range(8):  # and the queue is bounded: tx() blocks, then gives up, at the high-water mark
+                tx.tx_chunk(samples(1 << 15), False, False)
