@@ -50,9 +50,11 @@ def pair_config(workdir: Path, snr_db: float, snr_schedule: list[dict] | None = 
     }
 
 
-def run_pair(raw: dict[str, Any], payload_bytes: int, workdir: Path, timeout_s: float = 900.0) -> dict[str, Any]:
+def run_pair(raw: dict[str, Any], payload_bytes: int, workdir: Path, timeout_s: float = 900.0,
+             paced: bool = False) -> dict[str, Any]:
     """One delivery of payload_bytes random bytes from a host process to an edge process; the host's figures
-    plus edge_peak_rss_mb. Raises RuntimeError with both logs' ends when the host process fails."""
+    plus edge_peak_rss_mb. paced: the host plays its samples at the sample rate (host/paced_tx.py, as a real
+    radio's DAC does). Raises RuntimeError with both logs' ends when the host process fails."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "testbed.yaml"
     config.write_text(yaml.safe_dump(raw))
@@ -63,7 +65,7 @@ def run_pair(raw: dict[str, Any], payload_bytes: int, workdir: Path, timeout_s: 
     try:
         t0 = time.monotonic()
         host = subprocess.run([sys.executable, "-m", "host.link_bench", "--host", str(config), str(payload_bytes),
-                               "--timeout-s", str(timeout_s)], cwd=root, env=env, capture_output=True, text=True,
+                               "--timeout-s", str(timeout_s)] + ["--paced"] * paced, cwd=root, env=env, capture_output=True, text=True,
                               timeout=timeout_s + 60, preexec_fn=die_with_parent())
         process_wall_s = time.monotonic() - t0
         edge_rss = peak_rss_mb(edge.proc.pid) if edge.alive else float("nan")
@@ -77,8 +79,11 @@ def run_pair(raw: dict[str, Any], payload_bytes: int, workdir: Path, timeout_s: 
     return out
 
 
-def host_side(config: Path, payload_bytes: int, timeout_s: float) -> dict[str, Any]:
-    """The host process of run_pair: deliver random bytes (session 7, not applied); its figures."""
+def host_side(config: Path, payload_bytes: int, timeout_s: float, paced: bool = False) -> dict[str, Any]:
+    """The host process of run_pair: deliver random bytes (session 7, not applied); its figures. paced: samples
+    played at the sample rate, after a 256-byte sounding (session 6) that warms both ends; wall_s is then when
+    the air went quiet or the delivery ended, whichever is later."""
+    from host.paced_tx import PacedTx
     from host.sender import Sender
     from radio.backends.factory import make_backend
     from radio.link import LinkSettings
@@ -95,13 +100,18 @@ def host_side(config: Path, payload_bytes: int, timeout_s: float) -> dict[str, A
     try:
         before = peak_rss_mb()
         payload = os.urandom(payload_bytes)
-        sender = Sender(client, tx, LinkSettings.from_config(cfg.radio), "zmq")
+        air = PacedTx(tx) if paced else tx
+        sender = Sender(client, air, LinkSettings.from_config(cfg.radio), "zmq")
+        if paced:
+            sender.deliver(os.urandom(256), 6, deadline_s=60.0, report_timeout_s=30.0, apply=False)
+        t0 = time.monotonic()
         d = sender.deliver(payload, 7, deadline_s=timeout_s, report_timeout_s=30.0, apply=False)
+        wall_s = max(d.wall_s, air.air_end_s - t0) if paced else d.wall_s
     finally:
         tx.close()
         client.close()
     fs = cfg.radio.sample_rate_hz
-    return {"bytes": payload_bytes, "delivered": d.delivered, "wall_s": d.wall_s, "airtime_s": d.airtime_s(fs),
+    return {"bytes": payload_bytes, "delivered": d.delivered, "wall_s": wall_s, "paced": paced, "airtime_s": d.airtime_s(fs),
             "goodput_bps": 8 * payload_bytes / d.airtime_s(fs) if d.delivered else 0.0, "bursts": d.bursts,
             "mcs": d.mcs_per_burst, "timeouts": d.timeouts, "codewords_sent": d.codewords_sent,
             "codewords_ok": d.codewords_ok, "snr_db": [r.snr_db for r in d.burst_reports if r.detected],
@@ -110,11 +120,11 @@ def host_side(config: Path, payload_bytes: int, timeout_s: float) -> dict[str, A
 
 
 def size_point(size_mb: float, backend: str, sample_rate_hz: float, workdir: Path,
-               snr_db: float = SIZE_SNR_DB) -> dict[str, Any]:
+               snr_db: float = SIZE_SNR_DB, paced: bool = False) -> dict[str, Any]:
     """One row of the size table: zmq between two processes; sim in one subprocess holding both ends."""
     if backend == "zmq":
         r = run_pair(pair_config(workdir / f"{size_mb:g}MB", snr_db, sample_rate_hz=sample_rate_hz),
-                     int(size_mb * MB), workdir / f"{size_mb:g}MB", timeout_s=max(900.0, 40.0 * size_mb))
+                     int(size_mb * MB), workdir / f"{size_mb:g}MB", timeout_s=max(900.0, 40.0 * size_mb), paced=paced)
         return dict(r, size_mb=size_mb, backend=backend)
     r = size_point_subprocess(size_mb, backend, sample_rate_hz)
     if "error" not in r:  # the sim's channel runs in one process: host and edge are that process
@@ -124,7 +134,7 @@ def size_point(size_mb: float, backend: str, sample_rate_hz: float, workdir: Pat
 
 def size_table(sizes_mb: tuple[float, ...] = SIZES_MB, backends: tuple[str, ...] = ("sim", "zmq"),
                sample_rate_hz: float = 1e6, workdir: Path | None = None,
-               say: Callable[[str], None] = print) -> list[dict[str, Any]]:
+               say: Callable[[str], None] = print, paced: bool = False) -> list[dict[str, Any]]:
     """Per size and backend at 25 dB AWGN: host and edge peak RSS, airtime, wall time, goodput (per airtime)."""
     import tempfile
 
@@ -137,7 +147,7 @@ def size_table(sizes_mb: tuple[float, ...] = SIZES_MB, backends: tuple[str, ...]
         for size in sizes_mb:
             for backend in backends:
                 try:
-                    r = size_point(size, backend, sample_rate_hz, Path(workdir or tmp) / backend)
+                    r = size_point(size, backend, sample_rate_hz, Path(workdir or tmp) / backend, paced=paced)
                 except RuntimeError as exc:
                     r = {"size_mb": size, "backend": backend, "error": str(exc).splitlines()[0]}
                 rows.append(r)
@@ -158,12 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON list at the end")
     parser.add_argument("--host", nargs=2, metavar=("CONFIG", "BYTES"), help=argparse.SUPPRESS)
     parser.add_argument("--timeout-s", type=float, default=900.0, help=argparse.SUPPRESS)
+    parser.add_argument("--paced", action="store_true",
+                        help="zmq: the host plays its samples at the sample rate, as a real radio does (wall ~ airtime)")
     args = parser.parse_args(argv)
     if args.host:
-        print(json.dumps(host_side(Path(args.host[0]), int(args.host[1]), args.timeout_s)))
+        print(json.dumps(host_side(Path(args.host[0]), int(args.host[1]), args.timeout_s, args.paced)))
         return 0
     rows = size_table(args.sizes, tuple(b for b in args.backends.split(",") if b), args.sample_rate_hz,
-                      say=(lambda _: None) if args.json else print)
+                      say=(lambda _: None) if args.json else print, paced=args.paced)
     if args.json:
         print(json.dumps(rows))
     return 0

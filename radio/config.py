@@ -8,6 +8,8 @@ from radio.ad9361 import (LO_RANGE_HZ, TX_ATTENUATION_RANGE_DB, TX_RF_BANDWIDTH_
                           rx_gain_range_db)
 
 ZMQ_SCHEMES = ("tcp://", "ipc://", "inproc://")
+DEFAULT_INTERLEAVE_SYMBOLS = 125_000  # symbols a group spans (0.5 s at 250 ksym/s; 0: off): docs/design/link_v2.md 11b
+MAX_INTERLEAVE_SYMBOLS = 1 << 20  # 4.2 s at 250 ksym/s: more than a burst (radio/interleave.py)
 XO_CORRECTION_RANGE_HZ = (39_960_000, 40_040_000)
 """radio.pluto.xo_correction_hz: within 1000 ppm of the 40 MHz reference (a Pluto's crystal is within about 25 ppm)."""
 MAX_ENDPOINT_CHARS = 256
@@ -113,7 +115,7 @@ class PlutoConfig(Section):
         False, description="one Pluto (TX cabled to RX) at uri, owned by the edge; the host sends it IQ over radio.zmq"
     )
     emulated_ppm: float | None = Field(
-        0.0, ge=-100.0, le=100.0,
+        None, ge=-100.0, le=100.0,
         description="emulated pair (uri null): crystal error of the host's device against the edge's, in ppm, "
                     "applied as CFO (ppm x lo_hz) and sample clock offset; null draws each device U(-25, 25) "
                     "from channel.seed",
@@ -160,16 +162,20 @@ class RadioConfig(Section):
     backend: Literal["sim", "zmq", "pluto", "replay"] = Field("sim", description="how IQ samples move")
     sample_rate_hz: float = Field(1.0e6, ge=65.0e3, le=61.44e6, description="baseband sample rate")
     samples_per_symbol: int = Field(4, ge=2, le=16, description="oversampling of the RRC pulse")
-    rolloff: float = Field(0.25, ge=0.05, le=1.0, description="root-raised-cosine roll-off")
+    rolloff: float = Field(0.15, ge=0.05, le=1.0, description="root-raised-cosine roll-off")
     mcs: str = Field("auto", description="'auto' (link adaptation from measured SNR) or an MCS name")
     target_per: float = Field(0.1, gt=0.0, lt=1.0, description="packet error rate the MCS rule aims for")
     packet_payload_bytes: int = Field(1024, ge=16, le=65000, description="payload bytes per packet")
     max_rounds: int = Field(30, ge=1, le=1000, description="retransmission rounds before giving up")
     frame: Literal["v1", "v2"] = Field(
-        "v1", description="v1: K=7 packets; v2: LDPC bursts (radio.mcs then 'auto' or an ldpc-* name)"
+        "v2", description="v2: LDPC bursts (radio.mcs then 'auto' or an ldpc-* name); v1: K=7 packets (old edges)"
     )
     burst_airtime_s: float = Field(1.0, ge=0.05, le=2.0, description="v2: longest burst on air, in seconds")
     window_bursts: int = Field(2, ge=1, le=8, description="v2: bursts that may await the edge's report at once")
+    interleave_symbols: int = Field(
+        DEFAULT_INTERLEAVE_SYMBOLS, ge=0, le=MAX_INTERLEAVE_SYMBOLS,
+        description="v2: symbols an interleaving group of codewords spans (0: off; both ends must agree)",
+    )
     zmq: ZmqConfig = Field(
         default_factory=ZmqConfig, description="the ZeroMQ IQ cable (backend zmq; backend pluto emulated: the air)"
     )

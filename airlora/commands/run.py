@@ -186,6 +186,9 @@ def _plots(folder, rows: list[dict]) -> list[str]:
             measured += [p["snr_db"] for p in e.get("packets", [])]
             if e.get("constellation"):
                 constellation = (e["constellation"], e.get("constellation_mcs"), e["t_s"])
+        elif e["event"] == "burst_report" and e.get("snr_db") is not None:  # frame v2: one mean SNR per burst
+            times.append(e["t_s"])
+            measured.append(e["snr_db"])
     set_points = [(e["t_s"], e["snr_db_set"]) for e in events if e["event"] == "session" and e.get("snr_db_set") is not None]
     if measured:
         st, sv = zip(*set_points) if set_points else ([], [])

@@ -110,7 +110,8 @@ def test_stranger_on_the_cable_at_another_rate_does_not_stop_the_daemon(running)
     assert edge.daemon.radio.backend_errors >= 1  # its data, and its closing pause if it got through
     assert edge.thread.is_alive()
     d = edge.sender.deliver(os.urandom(300), 1, deadline_s=60, report_timeout_s=30, apply=False)
-    assert d.delivered and d.bursts == 1 and edge.daemon.session.payload_if_valid() is not None
+    # frame v2: TransferComplete (delivered) comes once the payload passed its SHA-256; no codeword was lost
+    assert d.delivered and d.frame == "v2" and d.codewords_resent == 0 and d.timeouts == 0, d.burst_reports
 
 
 def test_a_new_session_forgets_a_burst_announced_before_it(running):

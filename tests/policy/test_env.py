@@ -12,6 +12,7 @@ from radio.airtime import delivery_airtime_s, shannon_airtime_s
 
 
 def test_cost_matches_delivery_airtime(cfg):
+    cfg.radio.frame = "v1"  # the K=7 packets' cost model (v2's: the next test)
     env = make_env(cfg, "surrogate")
     p = env.problem
     rng = np.random.default_rng(0)
@@ -32,6 +33,7 @@ def test_cost_matches_delivery_airtime(cfg):
 def test_v2_frame_cost_is_the_v2_delivery_model(cfg):
     from radio.delivery_model import delivery_airtime_s_v2
 
+    cfg.radio.frame = "v1"
     v1 = make_env(cfg, "surrogate").problem
     cfg.radio.frame = "v2"
     p = make_env(cfg, "surrogate").problem

@@ -12,7 +12,9 @@ from airlora.cli import main
 
 def link_json(capsys, snr_db: float, channel: str = "awgn") -> dict:
     code = main(["link", "--snr-db", str(snr_db), "--bytes", "30000", "--seed", "2", "--channel", channel,
-                 "--cfo-hz", "2000", "--json"])
+                 "--cfo-hz", "2000", "--sco-ppm", "0", "--frame", "v1", "--json"])
+    # v1's packet figures (v2's: test_link_v2.py), without the default 20 ppm SCO: a v1 packet is not tracked
+    # in time, and bpsk-1/4's 1 kB packet (131k samples) slips 2.6 samples at 20 ppm
     out = json.loads(capsys.readouterr().out)
     assert code == 0, out
     return out

@@ -178,7 +178,7 @@ def test_config_and_settings_errors_are_one_line() -> None:
     with pytest.raises(ValueError, match=r"radio.mcs 'qpsk-1/2' is not a frame v2 MCS"):
         RadioConfig(frame="v2", mcs="qpsk-1/2")
     with pytest.raises(ValueError, match=r"radio.mcs 'ldpc-qpsk-1/2' is not a frame v1 MCS"):
-        RadioConfig(mcs="ldpc-qpsk-1/2")
+        RadioConfig(frame="v1", mcs="ldpc-qpsk-1/2")
     for bad in ({"burst_airtime_s": 0.01}, {"burst_airtime_s": 3.0}, {"window_bursts": 0}, {"window_bursts": 9},
                 {"frame": "v3"}):
         with pytest.raises(ValueError):

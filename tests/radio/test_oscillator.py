@@ -41,7 +41,7 @@ def test_configured_ppm_is_the_hosts_error_against_an_exact_edge() -> None:
 
 
 def test_emulated_ppm_config_bounds_and_null() -> None:
-    assert PlutoConfig().emulated_ppm == 0.0 and PlutoConfig(emulated_ppm=None).emulated_ppm is None
+    assert PlutoConfig().emulated_ppm is None and PlutoConfig(emulated_ppm=0.0).emulated_ppm == 0.0  # null: drawn
     with pytest.raises(ValidationError, match="emulated_ppm"):
         PlutoConfig(emulated_ppm=150.0)
 
@@ -59,8 +59,9 @@ def test_edge_channel_carries_the_pairs_relative_error_as_measured_cfo() -> None
     y = b.rx(70_000)
     start = int(np.argmax(np.abs(y) > 0.1 * np.max(np.abs(y))))
     assert phase_slope_hz(y[start + 100:start + 50_000]) == pytest.approx(250.0 + e * 1e-6 * LO_HZ, abs=5.0)
-    # the default (emulated_ppm 0) leaves the channel as configured: no resampler, no extra CFO
-    plain = make_backend(RadioConfig(backend="pluto", sample_rate_hz=FS), ChannelConfig(cfo_hz=250.0), 0.25)
+    # emulated_ppm 0 (two exact crystals) leaves the channel as configured: no resampler, no extra CFO
+    plain = make_backend(RadioConfig(backend="pluto", sample_rate_hz=FS, pluto=PlutoConfig(emulated_ppm=0.0)),
+                         ChannelConfig(cfo_hz=250.0), 0.25)
     assert plain.channel.cfo_hz == 250.0 and plain.channel.input_samples_for(1000) == 1000
 
 

@@ -42,7 +42,7 @@ def qpsk(n: int, amplitude: float = 0.5, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("snr_db", [10.0, 25.0])
 def test_airlora_link_backend_pluto_delivers_and_measures_snr(snr_db: float, capsys) -> None:
     code = main(["link", "--backend", "pluto", "--snr-db", str(snr_db), "--bytes", "12000", "--seed", "3", "--json",
-                 "--set", "radio.pluto.uri=null"])
+                 "--set", "radio.pluto.uri=null", "--frame", "v1"])  # v1: its MCS per round
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["delivered"] and result["backend"] == "pluto"
     assert result["snr_db_measured"] == pytest.approx(snr_db, abs=1.5)

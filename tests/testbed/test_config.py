@@ -14,6 +14,18 @@ def test_default_config_loads_with_the_documented_defaults() -> None:
     assert cfg.radio.backend == "zmq" and cfg.run.rounds == 3 and cfg.model.name == "minilm-l6"
 
 
+def test_the_default_link_is_v2_between_two_crystals() -> None:
+    from radio.config import PlutoConfig, RadioConfig
+
+    cfg, schema = config.load(), RadioConfig()
+    for radio in (cfg.radio, schema):  # testbed.yaml and the schema's own defaults agree
+        assert (radio.frame, radio.rolloff, radio.pluto.emulated_ppm) == ("v2", 0.15, None)
+    assert PlutoConfig().emulated_ppm is None
+    # the zmq cable's channel carries one crystal pair's offset: CFO and SCO from the same 20 ppm at the LO
+    assert cfg.channel.sco_ppm == 20.0
+    assert cfg.channel.cfo_hz == pytest.approx(cfg.channel.sco_ppm * 1e-6 * cfg.radio.pluto.lo_hz)
+
+
 @pytest.mark.parametrize("override, expected", [
     ("radio.bakend=sim", "unknown key 'radio.bakend'"),
     ("radio.backend=foo", "radio.backend: 'foo' is not allowed; allowed values: 'sim', 'zmq', 'pluto' or 'replay'"),

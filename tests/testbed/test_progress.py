@@ -88,5 +88,5 @@ def test_link_draws_its_bar_on_a_terminal(capsys, monkeypatch):
     monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
     assert main(["link", "--snr-db", "20", "--bytes", "3000", "--seed", "1"]) == 0
     captured = capsys.readouterr()
-    assert "delivering" in captured.err and "3/3" in captured.err
-    assert "round  1:" in captured.out and "delivering" not in captured.out
+    assert "delivering" in captured.err and "/3000 [" in captured.err  # frame v2: the bar counts payload bytes
+    assert "burst    0:" in captured.out and "delivering" not in captured.out
