@@ -24,7 +24,7 @@ import yaml
 
 from host.edge_process import EdgeProcess, die_with_parent
 from radio.bench_link import SIZE_SNR_DB, _floats, size_point_subprocess
-from radio.rss import peak_rss_mb
+from radio.rss import peak_rss_mb, reset_peak_rss
 
 SIZES_MB = (0.1, 1.0, 10.0)
 MB = 1e6
@@ -51,10 +51,13 @@ def pair_config(workdir: Path, snr_db: float, snr_schedule: list[dict] | None = 
 
 
 def run_pair(raw: dict[str, Any], payload_bytes: int, workdir: Path, timeout_s: float = 900.0,
-             paced: bool = False) -> dict[str, Any]:
+             paced: bool = False, warm_bytes: int = 300_000) -> dict[str, Any]:
     """One delivery of payload_bytes random bytes from a host process to an edge process; the host's figures
     plus edge_peak_rss_mb. paced: the host plays its samples at the sample rate (host/paced_tx.py, as a real
-    radio's DAC does). Raises RuntimeError with both logs' ends when the host process fails."""
+    radio's DAC does). warm_bytes: a first host delivers that much to the same edge, whose peak RSS is then reset
+    (radio.rss.reset_peak_rss), so the edge's figure is the delivery's working set, not numba's first compile
+    (a fresh clone's edge peaked 50 MB higher); the measured host is a process of its own, its kernels loaded
+    from numba's disk cache. Raises RuntimeError with both logs' ends when a host process fails."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "testbed.yaml"
     config.write_text(yaml.safe_dump(raw))
@@ -62,25 +65,35 @@ def run_pair(raw: dict[str, Any], payload_bytes: int, workdir: Path, timeout_s: 
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p))
     edge = EdgeProcess(config, workdir / "edge.log")
+
+    def host_process(nbytes: int, session: int) -> dict[str, Any]:
+        done = subprocess.run([sys.executable, "-m", "host.link_bench", "--host", str(config), str(nbytes),
+                               "--timeout-s", str(timeout_s), "--session", str(session)] + ["--paced"] * paced,
+                              cwd=root, env=env, capture_output=True, text=True, timeout=timeout_s + 60,
+                              preexec_fn=die_with_parent())
+        if done.returncode != 0:
+            raise RuntimeError(f"host process failed ({done.returncode}): {done.stderr[-2000:]}\nedge log: "
+                               f"{edge.log_tail()}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
     try:
+        edge_reset = False
+        if warm_bytes:
+            host_process(warm_bytes, 5)
+            edge_reset = reset_peak_rss(edge.proc.pid)
         t0 = time.monotonic()
-        host = subprocess.run([sys.executable, "-m", "host.link_bench", "--host", str(config), str(payload_bytes),
-                               "--timeout-s", str(timeout_s)] + ["--paced"] * paced, cwd=root, env=env, capture_output=True, text=True,
-                              timeout=timeout_s + 60, preexec_fn=die_with_parent())
+        out = host_process(payload_bytes, 7)
         process_wall_s = time.monotonic() - t0
         edge_rss = peak_rss_mb(edge.proc.pid) if edge.alive else float("nan")
     finally:
         edge.stop()
-    if host.returncode != 0:
-        raise RuntimeError(f"host process failed ({host.returncode}): {host.stderr[-2000:]}\nedge log: "
-                           f"{edge.log_tail()}")
-    out = json.loads(host.stdout.strip().splitlines()[-1])
-    out.update(edge_peak_rss_mb=edge_rss, process_wall_s=process_wall_s)
+    out.update(edge_peak_rss_mb=edge_rss, edge_peak_reset=edge_reset, process_wall_s=process_wall_s)
     return out
 
 
-def host_side(config: Path, payload_bytes: int, timeout_s: float, paced: bool = False) -> dict[str, Any]:
-    """The host process of run_pair: deliver random bytes (session 7, not applied); its figures. paced: samples
+def host_side(config: Path, payload_bytes: int, timeout_s: float, paced: bool = False,
+              session: int = 7) -> dict[str, Any]:
+    """The host process of run_pair: deliver random bytes (not applied); its figures. paced: samples
     played at the sample rate, after a 256-byte sounding (session 6) that warms both ends; wall_s is then when
     the air went quiet or the delivery ended, whichever is later."""
     from host.paced_tx import PacedTx
@@ -103,9 +116,9 @@ def host_side(config: Path, payload_bytes: int, timeout_s: float, paced: bool = 
         air = PacedTx(tx) if paced else tx
         sender = Sender(client, air, LinkSettings.from_config(cfg.radio), "zmq")
         if paced:
-            sender.deliver(os.urandom(256), 6, deadline_s=60.0, report_timeout_s=30.0, apply=False)
+            sender.deliver(os.urandom(256), session - 1, deadline_s=60.0, report_timeout_s=30.0, apply=False)
         t0 = time.monotonic()
-        d = sender.deliver(payload, 7, deadline_s=timeout_s, report_timeout_s=30.0, apply=False)
+        d = sender.deliver(payload, session, deadline_s=timeout_s, report_timeout_s=30.0, apply=False)
         wall_s = max(d.wall_s, air.air_end_s - t0) if paced else d.wall_s
     finally:
         tx.close()
@@ -168,11 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON list at the end")
     parser.add_argument("--host", nargs=2, metavar=("CONFIG", "BYTES"), help=argparse.SUPPRESS)
     parser.add_argument("--timeout-s", type=float, default=900.0, help=argparse.SUPPRESS)
+    parser.add_argument("--session", type=int, default=7, help=argparse.SUPPRESS)
     parser.add_argument("--paced", action="store_true",
                         help="zmq: the host plays its samples at the sample rate, as a real radio does (wall ~ airtime)")
     args = parser.parse_args(argv)
     if args.host:
-        print(json.dumps(host_side(Path(args.host[0]), int(args.host[1]), args.timeout_s, args.paced)))
+        print(json.dumps(host_side(Path(args.host[0]), int(args.host[1]), args.timeout_s, args.paced, args.session)))
         return 0
     rows = size_table(args.sizes, tuple(b for b in args.backends.split(",") if b), args.sample_rate_hz,
                       say=(lambda _: None) if args.json else print, paced=args.paced)

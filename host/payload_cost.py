@@ -40,7 +40,7 @@ class PayloadCost:
     def __call__(self, ranks: dict[str, int], snr_db: float) -> float:
         key = (self.payload_bytes(ranks), round(float(snr_db), 3))
         if key not in self._airtime:  # the v2 model walks the tail's bursts: policies ask for the same point often
-            self._airtime[key] = expected_airtime_s(self.settings, key[0], snr_db)
+            self._airtime[key] = expected_airtime_s(self.settings, key[0], key[1])  # order-independent
         return self._airtime[key]
 
 

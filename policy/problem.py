@@ -112,8 +112,8 @@ class Problem:
             return shannon_airtime_s(link, payload_bytes, snr_db)
         if getattr(link, "frame", "v1") == "v2":  # LDPC bursts: probe, pass, tail picks and repeats from the curves
             key = (payload_bytes, round(float(snr_db), 3))
-            if key not in self._v2_airtime:
-                self._v2_airtime[key] = delivery_airtime_s_v2(link, payload_bytes, snr_db)
+            if key not in self._v2_airtime:  # computed at the key's SNR: the same for every call that shares it
+                self._v2_airtime[key] = delivery_airtime_s_v2(link, payload_bytes, key[1])
             return self._v2_airtime[key]
         mcs = delivery_mcs(link, snr_db)
         cache = self._packet_samples
