@@ -24,7 +24,7 @@ import yaml
 
 from host.edge_process import EdgeProcess, die_with_parent
 from radio.bench_link import SIZE_SNR_DB, _floats, size_point_subprocess
-from radio.rss import peak_rss_mb, reset_peak_rss
+from radio.rss import peak_rss_mb
 
 SIZES_MB = (0.1, 1.0, 10.0)
 MB = 1e6
@@ -54,10 +54,12 @@ def run_pair(raw: dict[str, Any], payload_bytes: int, workdir: Path, timeout_s: 
              paced: bool = False, warm_bytes: int = 300_000) -> dict[str, Any]:
     """One delivery of payload_bytes random bytes from a host process to an edge process; the host's figures
     plus edge_peak_rss_mb. paced: the host plays its samples at the sample rate (host/paced_tx.py, as a real
-    radio's DAC does). warm_bytes: a first host delivers that much to the same edge, whose peak RSS is then reset
-    (radio.rss.reset_peak_rss), so the edge's figure is the delivery's working set, not numba's first compile
-    (a fresh clone's edge peaked 50 MB higher); the measured host is a process of its own, its kernels loaded
-    from numba's disk cache. Raises RuntimeError with both logs' ends when a host process fails."""
+    radio's DAC does). warm_bytes: a pair of processes of their own delivers that much first, so numba's kernels
+    are compiled into its disk cache and the measured pair loads them (a process that compiles them holds ~100 MB
+    more: a fresh clone's edge read 348-416 MB instead of ~295). Raises RuntimeError with both logs' ends when a
+    host process fails."""
+    if warm_bytes:
+        run_pair(raw, warm_bytes, workdir / "warm", timeout_s, paced, warm_bytes=0)
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "testbed.yaml"
     config.write_text(yaml.safe_dump(raw))
@@ -77,17 +79,13 @@ def run_pair(raw: dict[str, Any], payload_bytes: int, workdir: Path, timeout_s: 
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     try:
-        edge_reset = False
-        if warm_bytes:
-            host_process(warm_bytes, 5)
-            edge_reset = reset_peak_rss(edge.proc.pid)
         t0 = time.monotonic()
         out = host_process(payload_bytes, 7)
         process_wall_s = time.monotonic() - t0
         edge_rss = peak_rss_mb(edge.proc.pid) if edge.alive else float("nan")
     finally:
         edge.stop()
-    out.update(edge_peak_rss_mb=edge_rss, edge_peak_reset=edge_reset, process_wall_s=process_wall_s)
+    out.update(edge_peak_rss_mb=edge_rss, process_wall_s=process_wall_s)
     return out
 
 

@@ -18,12 +18,3 @@ def peak_rss_mb(pid: int | str = "self") -> float:
             return int(line.split()[1]) / 1024
     raise OSError(f"no VmHWM for pid {pid}")
 
-
-def reset_peak_rss(pid: int | str = "self") -> bool:
-    """Reset a process's VmHWM to its current RSS (Linux >= 4.0: "5" into /proc/PID/clear_refs); False when the
-    kernel or the permissions do not allow it (the peak then still counts what came before)."""
-    try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
