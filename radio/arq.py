@@ -291,25 +291,25 @@ class ArqSender:
         """
         for burst in [b for b in self.outstanding if through_burst is None or b <= through_burst]:
             del self.outstanding[burst]
-        missing = IntervalSet()
-        for start, stop in ranges:
-            if min(stop, self.frontier) > start:
-                missing.add(start, min(stop, self.frontier))
-        self.acked = IntervalSet(missing.missing(self.frontier))
-        self.resend = self._not_in_flight(missing)
+        self._settle(ranges, self.frontier)
 
     def on_held(self, ranges: Iterable[tuple[int, int]]) -> None:
         """The edge's list of the [start, stop) ranges it lacks, written before it processed any burst now in flight
         (it answers a resumed session with one, and a payload that failed its SHA-256 with everything): every
         other byte is held there, wherever it is, so it is acked and never sent; the listed bytes are sent
         (those of bursts in flight wait for their reports) and the frontier moves to the end of the payload."""
+        self._settle(ranges, self.payload_bytes)
+        self.frontier = self.payload_bytes
+
+    def _settle(self, ranges: Iterable[tuple[int, int]], upto: int) -> None:
+        """Below `upto`: the listed [start, stop) ranges become the resend set (less what is in flight), every
+        other byte is acked."""
         missing = IntervalSet()
         for start, stop in ranges:
-            if min(stop, self.payload_bytes) > start:
-                missing.add(start, min(stop, self.payload_bytes))
-        self.acked = IntervalSet(missing.missing(self.payload_bytes))
+            if min(stop, upto) > start:
+                missing.add(start, min(stop, upto))
+        self.acked = IntervalSet(missing.missing(upto))
         self.resend = self._not_in_flight(missing)
-        self.frontier = self.payload_bytes
 
     def restart(self) -> None:
         """The edge restarted: nothing is in flight or acked any more; everything sent is missing until a fresh
