@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 from scipy import fft as sfft
-from scipy.signal import firwin, oaconvolve
+from radio.fir import firwin, oaconvolve
 
 from radio.phasor import phasor
 from radio.preamble import STF_PERIOD, ltf_symbols

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy.signal import oaconvolve
+from radio.fir import oaconvolve
 
 
 @lru_cache(maxsize=None)
