@@ -3,9 +3,11 @@
 Per packet: acquisition (radio/acquisition.py: Schmidl-Cox on the matched-filtered stream derotated by the
 CFO prior, and on a wide low-passed stream while no prior is trusted), coarse CFO (searched over the STF's
 fs / 32 ambiguity up to +-max_cfo_hz), LTF timing with a fractional refinement, fine CFO, matched
-filtering with the fractional delay applied in the frequency domain, pilot tracking, soft demapping,
-deinterleaving, soft Viterbi, CRC. A bad header or payload CRC makes an erasure; nothing unchecked is
-delivered.
+filtering with the fractional delay applied in the frequency domain, the timing drift (sample clock
+offset) over the whole packet from the spectral line of the matched filter's power (radio/timing_drift.py;
+where it is significant and slips more than SLIP_MIN_SAMPLES, the symbols are taken at the drifting
+instants by the cubic interpolator), pilot tracking, soft demapping, deinterleaving, soft Viterbi, CRC.
+A bad header or payload CRC makes an erasure; nothing unchecked is delivered.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from radio import fec, interleaver
 from radio.acquisition import AcquisitionSettings, CfoPrior, acquire, best_cfo, in_range
 from radio.errors import FrameError, RadioError
 from radio.frame import HEADER_BITS, Header, bits_to_bytes, check_payload, parse_header
+from radio.interpolate import MARGIN_AFTER, interpolate
 from radio.mcs import HEADER_MCS, MCS_TABLE, Mcs, by_index
 from radio.modulation import constellation, demap_llr, hard_bits, map_bits
 from radio.phasor import phasor
@@ -26,12 +29,15 @@ from radio.preamble import LTF_LENGTH, LTF_REPEATS, STF_PERIOD, layout, ltf_symb
 from radio.pulse import filter_delay, matched_filter, rrc_taps
 from radio.snr import data_aided, evm_snr_db, to_db
 from radio.sync import WINDOW_PERIODS, Detection, fine_cfo, ltf_timing, stf_samples
+from radio.timing_drift import NO_DRIFT, Drift, drift_positions, estimate_drift
 from radio.tracking import smoothing_window, track_gains
 from radio.transmitter import header_block_symbols, header_data_symbols, payload_data_symbols
 
 LTF_SYMBOLS = LTF_LENGTH * LTF_REPEATS
 PRIOR_HOLD_S = 0.2  # stream time after a decoded packet for which its CFO is trusted (then the wide path)
 LTF_MIN_PEAK = 0.35  # normalized LTF correlation below which a detection is a false alarm
+SLIP_MIN_SAMPLES = 0.1  # estimated timing slip over a packet below which it is sampled at the nominal instants
+LTF_CENTRE = (LTF_SYMBOLS - 1) / 2  # symbol at which the LTF's timing holds
 
 
 @dataclass
@@ -46,6 +52,7 @@ class RxPacket:
     cfo_hz: float
     error: str | None = None
     symbols: np.ndarray | None = field(default=None, repr=False)  # equalized payload symbols
+    timing_drift_ppm: float = 0.0  # estimated sample clock offset applied over the packet (0: not tracked)
 
     @property
     def crc_ok(self) -> bool:
@@ -171,13 +178,33 @@ class Receiver:
         return True
 
     # --- one packet ------------------------------------------------------------------------------
-    def _symbols(self, buf: np.ndarray, sync: _Sync, n_symbols: int) -> np.ndarray | None:
-        """n_symbols symbol-spaced, CFO-corrected, matched-filtered samples from the LTF start on."""
+    def _symbols(self, buf: np.ndarray, sync: _Sync, n_symbols: int, track: bool = False,
+                 final: bool = False) -> tuple[np.ndarray, Drift] | None:
+        """n_symbols symbol-spaced, CFO-corrected, matched-filtered samples from the LTF start on, with the
+        timing drift applied (NO_DRIFT unless `track`); None when more samples are needed (`final`: the
+        stream ended, so symbols past its end are taken at its edge instead)."""
         first = sync.ltf_index
         stop = first + (n_symbols - 1) * self.sps + 1
         a, b = max(first - self._pad, 0), stop + self._pad
         if b > buf.size:
             return None
+        y = self._matched(buf, sync, a, b)
+        drift = estimate_drift(y, first - a, n_symbols, self.sps) if track else NO_DRIFT
+        reach = max(LTF_CENTRE, n_symbols - 1 - LTF_CENTRE)
+        if not drift.significant or abs(drift.drift) * self.sps * reach < SLIP_MIN_SAMPLES:
+            return y[first - a: stop - a: self.sps].astype(np.complex64), NO_DRIFT
+        positions = drift_positions(first - a, n_symbols, self.sps, drift.drift, LTF_CENTRE)
+        margin = self._pad // 2 + MARGIN_AFTER + 1  # samples after a position that its value depends on
+        if positions[-1] + margin > y.size:  # the last symbols slipped past the filter's pad (rare)
+            b = a + int(np.ceil(positions[-1])) + margin
+            if b > buf.size and not final:
+                return None
+            y = self._matched(buf, sync, a, min(b, buf.size))
+            positions = np.minimum(positions, y.size - margin)
+        return interpolate(y, positions), drift
+
+    def _matched(self, buf: np.ndarray, sync: _Sync, a: int, b: int) -> np.ndarray:
+        """(b - a,) complex64 matched-filter output of buf[a:b], CFO-corrected and delayed by -sync.frac."""
         seg = buf[a:b] * phasor(-2 * np.pi * sync.cfo * a, -2 * np.pi * sync.cfo, b - a)
         taps = rrc_taps(self.sps, self.rolloff)
         nfft = sfft.next_fast_len(seg.size + taps.size)
@@ -187,8 +214,7 @@ class Receiver:
             ramp = phasor(0.0, 2 * np.pi * sync.frac / nfft, nfft)
             ramp[half:] *= np.complex64(np.exp(-2j * np.pi * sync.frac))
             spectrum *= ramp
-        y = sfft.ifft(spectrum)[: seg.size]
-        return y[first - a: stop - a: self.sps].astype(np.complex64)
+        return sfft.ifft(spectrum)[: seg.size]
 
     def _synchronize(self, buf: np.ndarray, det: Detection, search: bool) -> tuple[_Sync, float] | None:
         """Timing and CFO for a detection (ltf_index -1 when the LTF is not convincing); None when more
@@ -220,7 +246,7 @@ class Receiver:
         ltf = self._symbols(buf, sync, LTF_SYMBOLS)
         if ltf is None:
             return None
-        sync.cfo += fine_cfo(ltf, sps)
+        sync.cfo += fine_cfo(ltf[0], sps)
         return sync, peak
 
     def _ltf_timing(self, buf: np.ndarray, a: int, b: int, lo: int, hi: int,
@@ -242,9 +268,10 @@ class Receiver:
         if sync.ltf_index < 0:
             return None, det.run_end
         n_head = LTF_SYMBOLS + self._header_symbols
-        head = self._symbols(buf, sync, n_head)
-        if head is None:
+        sampled = self._symbols(buf, sync, n_head)
+        if sampled is None:
             return (None, det.run_end) if final else None
+        head = sampled[0]
         cfo_hz = sync.cfo * self.sample_rate_hz
         start_abs = self._offset + sync.ltf_index
         _, noise_ltf, snr_ltf = data_aided(head[:LTF_SYMBOLS], ltf_symbols())
@@ -256,15 +283,17 @@ class Receiver:
         mcs = by_index(header.mcs_index)
         n_pay_data = payload_data_symbols(header.length, mcs)
         n_total = n_head + layout(n_pay_data)[0]
-        symbols = self._symbols(buf, sync, n_total)
-        if symbols is None:
+        sampled = self._symbols(buf, sync, n_total, track=True, final=final)
+        if sampled is None:
             if final:
                 return RxPacket(start_abs, header, None, snr_ltf, float("nan"), cfo_hz,
                                 "stream ended inside the packet"), buf.size
             return None
+        symbols, drift = sampled
         packet = self._decode_payload(symbols, header, mcs, n_pay_data)
-        packet.start_sample, packet.cfo_hz = start_abs, cfo_hz
-        return packet, sync.ltf_index + n_total * self.sps
+        packet.start_sample, packet.cfo_hz, packet.timing_drift_ppm = start_abs, cfo_hz, drift.drift_ppm
+        slip = drift.drift * self.sps * (n_total - LTF_CENTRE)
+        return packet, sync.ltf_index + n_total * self.sps + int(round(slip))
 
     def _equalize(self, symbols: np.ndarray, n_pay_data: int) -> tuple[dict, float, float]:
         """Track the channel over header and payload pilots; equalized data and noise per block."""
