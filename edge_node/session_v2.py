@@ -5,6 +5,12 @@ The payload is held in memory up to edge.reassembly_memory_bytes, beyond that in
 edge's state folder, and hashed as its contiguous prefix grows. Nothing here installs anything: the daemon
 takes `payload_if_valid()` (bytes, or the spill file's path) only once every byte is there and the SHA-256
 is the announced one, and the signature is checked after that, before any parsing (edge_node/pipeline.py).
+
+A resume (a restarted host, or the link came back) moves the burst numbering on: the held list's last_burst is
+the highest number seen so far plus RESUME_GAP, and the host numbers its bursts past it. A burst below that
+floor is an earlier host's (one still on the air or in the cable) unless the current host announced it since
+the resume (its probe, sent before the held list reached it): its codewords are kept, but it is neither
+reported nor does it settle announced bursts (`stale_bursts` counts it).
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ from testbed.messages import MAX_BURST_CODEWORDS, MAX_RANGES, BurstDone, BurstRe
 
 MAX_REPORTED = 256  # burst numbers remembered as reported (a late duplicate RxBurst is not reported twice)
 MAX_LAST = 64  # bursts the host flagged as the last of a pass, remembered until settled
+RESUME_GAP = 1024  # numbers skipped at a resume: more than a dead host can have sent that this edge never saw
+MAX_BURST_NUMBER = (1 << 32) - 1  # the SIG's and the messages' burst numbers are u32
+MAX_HELD_BACK = 8  # bursts below the floor decoded before the current host announced them, kept for that
 
 
 def _db(value: float, low: float = -100.0, high: float = 200.0) -> float | None:
@@ -58,6 +67,11 @@ class EdgeSessionV2:
         self.repair_round = 0
         self.finished = False
         self.foreign_bursts = 0  # RxBursts of another session, or whose SIG did not decode
+        self.stale_bursts = 0  # RxBursts below the floor the current host had not announced (held back)
+        self.highest_burst: int | None = None  # the highest burst number announced or received in this session
+        self.floor = 0  # burst numbers below it are an earlier host's, unless announced since the resume
+        self._current: set[int] = set()  # numbers below the floor that the current host announced
+        self._held_back: dict[int, RxBurst] = {}  # below the floor, received before their announcement
         self._reported: set[int] = set()
         self._last: set[int] = set()
         self._outbox: list[Message] = []  # sent with the next step's messages
@@ -79,12 +93,25 @@ class EdgeSessionV2:
     def on_burst_done(self, msg: BurstDone, radio: BurstInput) -> None:
         """The host sent a burst: announce it to the radio input (to settle it if never detected)."""
         self.bursts_done = max(self.bursts_done, msg.burst)
+        self._seen(msg.burst)
+        if msg.burst < self.floor:
+            self._current.add(msg.burst)
+            while len(self._current) > MAX_LAST:
+                self._current.discard(min(self._current))
         if msg.last:
             self._last.add(msg.burst)
             while len(self._last) > MAX_LAST:
                 self._last.discard(min(self._last))
-        if msg.burst not in self._reported:
+        if msg.burst in self._reported:
+            return
+        held = self._held_back.pop(msg.burst, None)
+        if held is not None:  # decoded before its announcement came: reported now
+            self._outbox += self._detected(held, radio)
+        else:
             radio.announce(msg.burst, msg.first_sample, msg.samples_sent, msg.mcs, msg.last)
+
+    def _seen(self, burst: int) -> None:
+        self.highest_burst = burst if self.highest_burst is None else max(self.highest_burst, burst)
 
     def step(self, radio: BurstInput, wait_s: float = 0.0) -> list[Message]:
         """Read the stream once; the messages for the host (reports, missing lists), in order."""
@@ -109,13 +136,28 @@ class EdgeSessionV2:
                 if sig is None or sig.session != self.session or sig.payload_bytes != self.start.payload_bytes:
                     self.foreign_bursts += 1
                     continue
-                for earlier in radio.settle(sig.burst):
-                    out += self._undetected(earlier, radio)
-                if sig.burst in self._reported:
+                self._seen(sig.burst)
+                if sig.burst < self.floor and sig.burst not in self._current:
+                    self.stale_bursts += 1  # an earlier host's, or the current one's not yet announced
+                    self._held_back[sig.burst] = event
+                    while len(self._held_back) > MAX_HELD_BACK:
+                        del self._held_back[min(self._held_back)]
                     continue
-                out.append(self._report(event, radio))
-                if sig.last or sig.burst in self._last:
-                    out.append(self.missing_request(sig.burst))
+                out += self._detected(event, radio)
+        return out
+
+    def _detected(self, event: RxBurst, radio: BurstInput) -> list[Message]:
+        """The report of a received burst of the current host (after those of earlier bursts never detected)."""
+        sig = event.sig
+        assert sig is not None
+        out: list[Message] = []
+        for earlier in radio.settle(sig.burst):
+            out += self._undetected(earlier, radio)
+        if sig.burst in self._reported:
+            return out
+        out.append(self._report(event, radio))
+        if sig.last or sig.burst in self._last:
+            out.append(self.missing_request(sig.burst))
         return out
 
     def _undetected(self, a: Announced, radio: BurstInput) -> list[Message]:
@@ -151,14 +193,14 @@ class EdgeSessionV2:
             error=event.error[:1024] if event.error else None)
 
     # --- state ------------------------------------------------------------------------------------
-    def missing_request(self, through_burst: int | None = None) -> MissingRequest:
-        """What is still missing, in payload bytes (the first MAX_RANGES ranges)."""
+    def missing_request(self, through_burst: int | None = None, last_burst: int | None = None) -> MissingRequest:
+        """What is still missing, in payload bytes (the first MAX_RANGES ranges); last_burst for a resume."""
         missing = self.reassembly.missing(MAX_RANGES + 1)
         listed = missing[:MAX_RANGES]
         count = self.reassembly.payload_bytes - self.reassembly.received_bytes
         msg = MissingRequest(session=self.session, round=self.repair_round, ranges=[list(r) for r in listed],
                              missing_count=count, truncated=len(missing) > MAX_RANGES, unit="byte",
-                             through_burst=through_burst)
+                             through_burst=through_burst, last_burst=last_burst)
         self.repair_round += 1
         return msg
 
@@ -182,12 +224,17 @@ class EdgeSessionV2:
                               max_payload_bytes=max_payload_bytes)
 
     def resume(self) -> None:
-        """The host came back, or a restarted one resumes: its burst numbers may start afresh, so earlier ones
-        are forgotten, and it hears first what this edge lacks (a byte MissingRequest without through_burst),
-        so that it sends nothing this edge holds."""
+        """The host came back, or a restarted one resumes: it hears first what this edge lacks (a byte
+        MissingRequest without through_burst), so that it sends nothing this edge holds, and the number to
+        continue after (last_burst), so that an earlier host's late burst is never taken for one of its own."""
+        highest = -1 if self.highest_burst is None else self.highest_burst
+        last_burst = min(highest + RESUME_GAP, MAX_BURST_NUMBER)
+        self.floor = last_burst + 1
         self._reported.clear()
         self._last.clear()
-        self._outbox.append(self.missing_request())
+        self._current.clear()
+        self._held_back.clear()
+        self._outbox.append(self.missing_request(last_burst=last_burst))
 
     def restart(self) -> None:
         """Drop what was received (it failed its SHA-256) and start the reassembly over."""

@@ -7,7 +7,9 @@ travels. The edge answers each burst with a BurstReport, and the burst that ends
 MissingRequest; a burst whose report does not come within its airtime plus report_timeout_s (wall time) is
 sent again. An edge that vanishes is waited for; a restarted edge holds nothing, so everything is resent. An
 edge resuming the session (this host restarted, or the link came back) first lists what it lacks (a byte
-MissingRequest without through_burst): only that is sent (the probe burst may carry held bytes once).
+MissingRequest without through_burst): only that is sent (the probe burst may carry held bytes once), and the
+bursts after it are numbered past the list's last_burst, so that a dead host's late burst is never taken for one
+of this host's.
 The host holds one chunk of IQ and one batch of codewords, never a burst or the payload's waveform.
 """
 
@@ -235,10 +237,14 @@ class _Transfer:
             if msg.truncated and ranges:  # only the first ranges were listed: the rest may be missing too
                 ranges.append((ranges[-1][1], arq.payload_bytes))
             if msg.through_burst is None:  # what the edge held before any burst in flight: a resume, a failed hash
-                arq.on_held(ranges)
+                try:
+                    arq.on_held(ranges, msg.last_burst)
+                except RadioError as exc:
+                    raise DeliveryError(f"session {self.session}: {exc}; the edge keeps its previous adapter") from None
             else:
                 arq.on_missing(ranges, through_burst=msg.through_burst)
-            self.base.on_event("missing", session=self.session, missing=msg.missing_count, through=msg.through_burst)
+            self.base.on_event("missing", session=self.session, missing=msg.missing_count, through=msg.through_burst,
+                               last_burst=msg.last_burst)
         elif isinstance(msg, TransferComplete):
             self.complete = True
             self.base.on_event("transfer_complete", session=self.session, bursts=d.bursts)

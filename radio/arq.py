@@ -18,7 +18,9 @@ failed, timed out or listed missing) and `acked`. Invariant: [0, frontier) = ack
 - FLAG_LAST marks the burst after which nothing is left to send (frontier at the end, resend empty): the end
   of a pass, which the edge answers with its missing list.
 - A list written before any burst of this sender (`on_held`: a resumed session, a failed SHA-256) acks every
-  byte it omits, past the frontier too, so a restarted host sends only what the edge lacks.
+  byte it omits, past the frontier too, so a restarted host sends only what the edge lacks. A resume's list
+  carries the edge's `last_burst`: later bursts are numbered from last_burst + 1, so that a dead host's late
+  burst, reported under its own number, never settles one of this sender's (its report is stale).
 - Missing lists: the edge lists every byte it lacks, but it cannot know about bursts it has not processed
   yet. `on_missing(ranges, through_burst)` therefore settles the outstanding bursts up to `through_burst` (the
   list states their outcome) and keeps the newer ones in flight: their bytes are neither resent nor acked.
@@ -45,6 +47,7 @@ from radio.mcs import LDPC_MCS_TABLE, Mcs, by_name
 
 PROBE_MCS = "ldpc-qpsk-1/2"
 MAX_RUNS_PER_BURST = 1024  # 9-byte worst-case varint runs: <= 243 MAP codewords (u8); BurstDone lists <= 4096
+MAX_BURST_NUMBER = (1 << 32) - 1  # the SIG's burst field is a u32 (radio/burst.py)
 TAIL_BURSTS = 2  # pass a TailInfo when what is left would fit in this many bursts at the fastest MCS
 RTT_GAIN = 0.2  # weight of a new round-trip sample in the running estimate
 
@@ -293,11 +296,18 @@ class ArqSender:
             del self.outstanding[burst]
         self._settle(ranges, self.frontier)
 
-    def on_held(self, ranges: Iterable[tuple[int, int]]) -> None:
+    def on_held(self, ranges: Iterable[tuple[int, int]], last_burst: int | None = None) -> None:
         """The edge's list of the [start, stop) ranges it lacks, written before it processed any burst now in flight
         (it answers a resumed session with one, and a payload that failed its SHA-256 with everything): every
         other byte is held there, wherever it is, so it is acked and never sent; the listed bytes are sent
-        (those of bursts in flight wait for their reports) and the frontier moves to the end of the payload."""
+        (those of bursts in flight wait for their reports) and the frontier moves to the end of the payload.
+
+        last_burst (a resume): the next burst is numbered last_burst + 1 at least; RadioError when no u32 is left.
+        """
+        if last_burst is not None:
+            if not 0 <= last_burst < MAX_BURST_NUMBER:
+                raise RadioError(f"last_burst {last_burst} leaves no burst number (the SIG's burst is a u32)")
+            self._next_burst = max(self._next_burst, last_burst + 1)
         self._settle(ranges, self.payload_bytes)
         self.frontier = self.payload_bytes
 

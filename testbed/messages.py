@@ -252,13 +252,22 @@ class MissingRequest(Message):
     truncated: bool = Field(False, description="ranges lists only the first MAX_RANGES runs")
     unit: Literal["packet", "byte"] = "packet"
     through_burst: U32 | None = Field(None, description="unit byte: the highest burst the edge had processed")
+    last_burst: U32 | None = Field(
+        None, description="unit byte, held list of a resumed session (through_burst None): the host numbers its "
+                          "bursts from last_burst + 1; the edge ignores lower numbers it was not told of since")
 
-    WIRE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"unit", "through_burst"})
+    WIRE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"unit", "through_burst", "last_burst"})
 
     @model_validator(mode="after")
     def _packets_are_u32(self) -> "MissingRequest":
         if self.unit == "packet" and (self.missing_count > 2**32 - 1 or any(r[1] > 2**32 - 1 for r in self.ranges)):
             raise ValueError("packet numbers and counts are u32")
+        return self
+
+    @model_validator(mode="after")
+    def _last_burst_on_a_held_list(self) -> "MissingRequest":
+        if self.last_burst is not None and (self.unit != "byte" or self.through_burst is not None):
+            raise ValueError("last_burst goes only on a byte list without through_burst (a resume's held list)")
         return self
 
 

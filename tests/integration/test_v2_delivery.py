@@ -128,14 +128,20 @@ def test_a_restarted_host_resuming_the_session_sends_only_what_the_edge_lacks(la
     lab.assert_installed(B)
     held_list = next(f for k, f in second.events if k == "missing")
     assert held_list["through"] is None  # the edge's answer to the resume: what it lacks
-    lacked = held_list["missing"]
+    lacked, last_burst = held_list["missing"], held_list["last_burst"]
+    bursts = [f for k, f in second.events if k == "burst"]
+    timed_out = sum(f["codewords"] for f in bursts if f["burst"] in
+                    {g["burst"] for k, g in second.events if k == "report_timeout"})  # a loaded machine's
     print(f"payload {len(B.data)} B; the first host sent {sent_first} codewords before it crashed; the edge lacked "
-          f"{lacked} B at the resume; the second host sent {d.codewords_sent} codewords ({d.bursts} bursts)")
+          f"{lacked} B at the resume (last_burst {last_burst}); the second host sent {d.codewords_sent} codewords "
+          f"({d.bursts} bursts: {[f['burst'] for f in bursts]}, reports of {[r.burst for r in d.burst_reports]}), "
+          f"{timed_out} in bursts whose report came late")
     assert 0 < lacked <= len(B.data) - 10 * 119  # the edge held what the first host's bursts carried
-    # Not asserted: that the second host sends only those bytes (tests/radio/test_arq_resume.py asserts it of the
-    # sender). Measured: 66 codewords for the 55 lacked + an 11-codeword probe in one run, 143 in another, where
-    # the dead host's burst 3, decoded after the resume, reported under a number the new host reused (its bursts
-    # are numbered from 0 again: open, docs/design/link_v2.md 11b).
+    # Numbered past every burst the edge saw (the probe went before the held list came): the dead host's burst 3,
+    # decoded after the resume, settles none of the second host's: it sends what the held list lacked, and the probe.
+    assert last_burst >= 3 and bursts[0]["burst"] == 0 and all(f["burst"] > last_burst for f in bursts[1:])
+    assert [r.burst for r in d.burst_reports] == [f["burst"] for f in bursts]  # nor is it reported to it
+    assert d.codewords_sent <= -(-lacked // 119) + 1 + bursts[0]["codewords"] + timed_out
 
 
 def test_a_v1_only_edge_gets_v1_from_a_v2_host_and_installs(lab) -> None:

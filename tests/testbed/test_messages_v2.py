@@ -28,7 +28,7 @@ def test_v1_messages_carry_no_v2_field_so_an_older_edge_parses_them() -> None:
     done = BurstDone(session=1, burst=1, first_sample=0, samples_sent=10, ranges=[[0, 4]], airtime_s=0.1)
     assert not {"mcs", "codewords", "runs", "last"} & set(wire(done))
     missing = MissingRequest(session=1, round=0, ranges=[[1, 2]], missing_count=2)
-    assert not {"unit", "through_burst"} & set(wire(missing))
+    assert not {"unit", "through_burst", "last_burst"} & set(wire(missing))
     # and a v1 message as an older host sends it decodes with the v1 defaults
     back = decode(encode(start()))
     assert (back.frame_version, back.mcs_family, back.rolloff, back.samples_per_symbol) == (1, "conv", 0.25, 4)
@@ -54,6 +54,21 @@ def test_byte_ranges_are_u64_but_packet_ranges_stay_u32() -> None:
     with pytest.raises(ValueError):
         MissingRequest(session=1, round=0, ranges=[[i, i] for i in range(0, 2 * MAX_RANGES + 2, 2)],
                        missing_count=1, unit="byte")
+
+
+def test_a_resumes_held_list_round_trips_its_last_burst_and_an_older_host_parses_the_rest() -> None:
+    held = MissingRequest(session=1, round=0, ranges=[[10, 99]], missing_count=90, unit="byte", last_burst=2**32 - 2)
+    assert decode(encode(held)) == held and wire(held)["last_burst"] == 2**32 - 2
+    old = {k: v for k, v in wire(held).items() if k != "last_burst"}  # what an edge before last_burst sends
+    assert decode(msgpack.packb(old, use_bin_type=True)).last_burst is None
+    for bad, problem in ((-1, "last_burst: Input should be greater than or equal to 0"),
+                         (2**32, "last_burst: Input should be less than or equal to 4294967295"),
+                         (1.5, "last_burst: Input should be a valid integer")):
+        with pytest.raises(ProtocolError, match=problem):
+            decode(msgpack.packb({**wire(held), "last_burst": bad}, use_bin_type=True))
+    for other in ({"through_burst": 4}, {"unit": "packet"}):  # only a byte list written before any burst
+        with pytest.raises(ProtocolError, match="last_burst goes only on a byte list without through_burst"):
+            decode(msgpack.packb({**wire(held), **other}, use_bin_type=True))
 
 
 def test_burst_done_runs_are_bounded_and_add_up() -> None:
