@@ -19,10 +19,10 @@ with the same mean BICM capacity as its symbols' SNRs, which is what the AWGN BL
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from functools import lru_cache
 
 import numpy as np
 
+from radio.capacity_tables import CAPACITY_GRID_DB, capacity_table
 from radio.config import DEFAULT_INTERLEAVE_SYMBOLS, MAX_INTERLEAVE_SYMBOLS  # noqa: F401 (re-exported)
 from radio.errors import RadioError
 
@@ -49,24 +49,10 @@ def complete_codewords(arrived_symbols: int, symbols_per_codeword: int, codeword
     return whole // depth * depth
 
 
-CAPACITY_GRID_DB = np.arange(-20.0, 50.001, 0.25)  # Es/N0 grid of the mutual-information tables
-
-
-@lru_cache(maxsize=None)
-def _capacity_table(modulation: str) -> np.ndarray:
-    """BICM capacity (bits per symbol) on CAPACITY_GRID_DB, made strictly increasing where it saturates."""
-    from radio.ber import bicm_capacity
-
-    cap = np.maximum.accumulate(np.asarray(bicm_capacity(modulation, CAPACITY_GRID_DB), float))
-    out = cap + 1e-9 * np.arange(cap.size)
-    out.flags.writeable = False
-    return out
-
-
 def effective_snr_db(snr: np.ndarray, modulation: str) -> np.ndarray:
     """(b, n) linear per-symbol SNRs -> (b,) dB: the AWGN SNR whose BICM capacity is the rows' mean capacity
     (mutual-information effective SNR; equals the SNR where it is constant)."""
-    table = _capacity_table(modulation)
+    table = capacity_table(modulation)
     snr_db = 10.0 * np.log10(np.maximum(np.asarray(snr, float), 1e-30))
     mean = np.interp(snr_db, CAPACITY_GRID_DB, table).mean(axis=-1)
     return np.interp(mean, table, CAPACITY_GRID_DB)
