@@ -3,8 +3,8 @@
 `python -m radio.bench_link` (or `airlora bench link`) prints three tables:
 - goodput / Shannon of the occupied bandwidth ((1 + rolloff) Rs log2(1 + SNR_set)) over AWGN, 200 kB, CFO
   10 kHz (1 % of 1 MS/s), unknown start (the sim's random idle start), at -2 .. 30 dB;
-- the same over Rician K = 6 dB at 10 - 20 dB (`--rician-seeds N`: seeds 1..N per SNR, their mean and 95 % CI;
-  `--interleave-symbols`: radio.interleave_symbols of both tables);
+- the same over Rician K = 6 dB at 10 - 20 dB (`--rician-seeds N`: N seeds per SNR from `--rician-first-seed`
+  (1), their mean and 95 % CI; `--interleave-symbols`: radio.interleave_symbols of both tables);
 - with `--grid` (issue 17): AWGN 200 kB at 10 and 20 dB over CFO 0 / 46 / 120 kHz x SCO 0 / 20 / 50 ppm,
   free-running clocks (the receiver `airlora link` runs: timing loop started at 0 ppm), delivery, goodput and
   its loss against (0, 0), measured SNR; then locked clocks (one crystal per Pluto: CFO = ppm x LO, the
@@ -92,7 +92,7 @@ def run_point(settings: LinkSettings, payload_bytes: int, snr_db: float, model: 
         close()
     shannon = report.shannon_bps(snr_db)
     mcs = sorted(set(report.mcs_per_burst[1:]), key=report.mcs_per_burst.index) or report.mcs_per_burst
-    return {"snr_db": snr_db, "model": model, "backend": backend, "bytes": payload_bytes,
+    return {"snr_db": snr_db, "model": model, "seed": seed, "backend": backend, "bytes": payload_bytes,
             "delivered": report.delivered, "goodput_bps": report.goodput_bps, "shannon_bps": shannon,
             "efficiency": report.goodput_bps / shannon, "airtime_s": report.airtime_s, "wall_s": report.wall_s,
             "rx_wall_s": report.rx_wall_s, "bursts": len(report.bursts), "timeouts": report.timeouts,
@@ -165,20 +165,24 @@ def size_point_subprocess(size_mb: float, backend: str, sample_rate_hz: float, t
 
 def bench_link(snrs_db: tuple[float, ...] = AWGN_SNRS_DB, rician_db: tuple[float, ...] = RICIAN_SNRS_DB,
                payload_bytes: int = 200_000, sample_rate_hz: float = 1e6, say=print, rician_seeds: int = 1,
-               interleave_symbols: int = DEFAULT_INTERLEAVE_SYMBOLS) -> dict:
-    """The AWGN and Rician tables; `say` gets each row as it is measured. Rician: seeds 1..rician_seeds per SNR, then
-    their mean goodput / Shannon with a 95 % Student-t interval."""
+               interleave_symbols: int = DEFAULT_INTERLEAVE_SYMBOLS, rician_first_seed: int = 1) -> dict:
+    """The AWGN and Rician tables; `say` gets each row as it is measured. Rician: rician_seeds seeds per SNR from
+    rician_first_seed, then their mean goodput / Shannon with a 95 % Student-t interval."""
+    if rician_seeds < 1 or rician_first_seed < 0:
+        raise ValueError(f"rician_seeds must be >= 1 and rician_first_seed >= 0, got {rician_seeds}, "
+                         f"{rician_first_seed}")
+    rician_seed_range = range(rician_first_seed, rician_first_seed + rician_seeds)
     settings = settings_for(sample_rate_hz, interleave_symbols=interleave_symbols)
     out: dict = {"sample_rate_hz": sample_rate_hz, "rolloff": settings.rolloff, "payload_bytes": payload_bytes,
                  "interleave_symbols": interleave_symbols, "awgn": [], "rician": [], "rician_mean": []}
     for model, snrs, rows in (("awgn", snrs_db, out["awgn"]), ("rician", rician_db, out["rician"])):
         if snrs:
             say(f"{model}, {payload_bytes} B, CFO 10 kHz, interleave {interleave_symbols} symbols"
-                + (f", K 6 dB, seeds 1..{rician_seeds}" if model == "rician" else ""))
+                + (f", K 6 dB, seeds {rician_seed_range[0]}..{rician_seed_range[-1]}" if model == "rician" else ""))
             say(f"{'SNR dB':>7} {'seed':>4} {'ok':>3} {'goodput kb/s':>13} {'/Shannon':>9} {'air s':>7} {'wall s':>7} "
                 f"{'bursts':>6} {'resent':>6} {'SNR meas':>8}  MCS")
         for snr in snrs:
-            seeds = range(1, (rician_seeds if model == "rician" else 1) + 1)
+            seeds = rician_seed_range if model == "rician" else range(1, 2)
             for seed in seeds:
                 r = run_point(settings, payload_bytes, snr, model, seed=seed)
                 rows.append(r)
@@ -187,8 +191,10 @@ def bench_link(snrs_db: tuple[float, ...] = AWGN_SNRS_DB, rician_db: tuple[float
                     f"{r['codewords_resent']:6d} {r['snr_db_measured']:8.2f}  {','.join(r['mcs'])}")
             if len(seeds) > 1:
                 mean, half = mean_interval([r["efficiency"] for r in rows[-len(seeds):]])
-                out["rician_mean"].append({"snr_db": snr, "seeds": len(seeds), "efficiency": mean, "ci95": half})
-                say(f"{snr:7.1f} mean of {len(seeds)} seeds: goodput / Shannon {mean:.3f} +- {half:.3f} (95 %)")
+                out["rician_mean"].append({"snr_db": snr, "seeds": len(seeds), "first_seed": seeds[0],
+                                           "efficiency": mean, "ci95": half})
+                say(f"{snr:7.1f} mean of seeds {seeds[0]}..{seeds[-1]}: goodput / Shannon {mean:.3f} +- {half:.3f} "
+                    "(95 %)")
     return out
 
 
@@ -208,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m radio.bench_link", description=__doc__.splitlines()[0])
     parser.add_argument("--snrs", type=_floats, default=AWGN_SNRS_DB, help="AWGN SNRs in dB (empty: skip)")
     parser.add_argument("--rician", type=_floats, default=RICIAN_SNRS_DB, help="Rician K=6 SNRs (empty: skip)")
-    parser.add_argument("--rician-seeds", type=int, default=1, help="seeds 1..N per Rician SNR (mean, 95 %% CI)")
+    parser.add_argument("--rician-seeds", type=int, default=1, help="N seeds per Rician SNR (mean, 95 %% CI)")
+    parser.add_argument("--rician-first-seed", type=int, default=1,
+                        help="first Rician seed (e.g. 17 with --rician-seeds 16: the held-out seeds 17..32)")
     parser.add_argument("--interleave-symbols", type=int, default=DEFAULT_INTERLEAVE_SYMBOLS,
                         help="radio.interleave_symbols of the SNR tables (0: off)")
     parser.add_argument("--bytes", type=int, default=200_000, help="payload of the SNR tables")
@@ -220,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--one-size", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--backend", default="sim", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.rician_seeds < 1 or args.rician_first_seed < 0:
+        parser.error("--rician-seeds must be >= 1 and --rician-first-seed >= 0")
     if args.one_size is not None:
         print(json.dumps(_clean(size_point(settings_for(args.sample_rate_hz), args.one_size, args.backend))))
         return 0
@@ -231,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     report = bench_link(args.snrs, args.rician, args.bytes, args.sample_rate_hz,
                         say=(lambda _: None) if args.json else print, rician_seeds=args.rician_seeds,
-                        interleave_symbols=args.interleave_symbols)
+                        interleave_symbols=args.interleave_symbols, rician_first_seed=args.rician_first_seed)
     if args.json:
         print(json.dumps(_clean(report)))
     return 0

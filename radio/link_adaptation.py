@@ -36,6 +36,7 @@ from radio.mcs import Mcs, bler_curves, by_name, family_table, ldpc_code
 
 TIE_TOLERANCE = 1e-4  # expected goodputs this close (relative) count as equal
 BURST_FIXED_SYMBOLS = 256 + 856 + 16  # STF + LTF2, SIG, gap of a v2 burst (pilots scale with length: eta)
+PROBE_SPREAD_DB = 0.8  # a probe's codeword SNRs spread wider than this: fading (SelectorSettings.probe_spread_db)
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,21 @@ class SelectorSettings:
     proportion: a 50 ms probe's 11 codewords see one or two fading blocks, so a burst picked from them may
     miss its prediction by far without the curves being wrong (block fading, Rician K = 6 dB)"""
     prior_below_codewords: int = 16
-    """a sample of fewer codeword SNRs than this (a 50 ms probe: 11) whose range exceeds fading_spread_db ..."""
+    """a sample of fewer codeword SNRs than this (a 50 ms probe: 11) whose range exceeds probe_spread_db ..."""
+    probe_spread_db: float = PROBE_SPREAD_DB
+    """... (a probe's plain codewords measure to a few tenths of a dB: over AWGN their range is 0.3-0.8 dB at
+    0-25 dB, so a wider one says the channel fades) is judged as Rician fading with fading_prior_k_db around its
+    mean power instead of as it is: a probe sees two or three fading blocks, not their distribution, and picking
+    from them cost the first bursts of a transfer half their codewords (Rician K = 6 dB, 20 ms blocks). At 2.0 dB
+    (fading_spread_db) two blocks 1-2 dB apart passed as AWGN and a 16qam-2/3 burst lost every codeword at 10 dB.
+    Measured with the ramp (radio/arq.py RAMP_AIRTIME_S 0.25 s; Rician K = 6, 200 kB, seeds 1-16, goodput /
+    Shannon at 10 / 15 / 20 dB): 2.0 dB 0.421 / 0.466 / 0.493, 1.0 dB 0.424 / 0.477 / 0.501, 0.8 dB 0.434 /
+    0.477 / 0.500 (fading_spread_db moved with it, probes and bursts alike: 1.2 dB 0.429 / 0.469 / 0.499, 0.8 dB
+    0.432 / 0.483 / 0.506; AWGN bursts then judged as fading). Over AWGN (0 / 5 / 10 dB, seeds 1-12) one probe
+    in 36 spread past 0.8 dB (5 dB: 0.587 instead of 0.610, its first 0.5 s at qpsk-1/2), none past 1.0 dB"""
     fading_spread_db: float = 2.0
-    """... (codeword SNRs measure to a few tenths of a dB: a spread says the channel fades) is judged as Rician
-    fading with fading_prior_k_db around its mean power instead of as it is: a probe sees two or three fading
-    blocks, not their distribution, and picking from them cost the first bursts of a transfer half their
-    codewords (Rician K = 6 dB, 20 ms blocks)"""
+    """a larger sample whose range exceeds this is judged as fading block by block (with interleaving: at its
+    effective SNR, see interleaved); interleaved bursts' codeword SNRs spread 1-1.6 dB over AWGN at 5-15 dB"""
     fading_prior_k_db: float = 6.0
     """K factor of that prior"""
     interleaved: bool = False
@@ -75,7 +85,11 @@ class SelectorSettings:
     blocks measure it to about +-1.5 dB at K = 6 dB, and an interleaved burst at an MCS above the effective SNR
     loses all its codewords at once (expected goodput is risk-neutral; a margin is not). Measured (Rician K = 6,
     200 kB, seeds 1-8, goodput / Shannon at 10 / 15 / 20 dB): averaging over a +-1 dB uncertainty 0.39 / 0.45 /
-    0.53, margin 1 dB 0.40 / 0.48 / 0.53, 2 dB 0.43 / 0.48 / 0.54 (seeds 9-16 at 2 dB: 0.38 / 0.40 / 0.46)"""
+    0.53, margin 1 dB 0.40 / 0.48 / 0.53, 2 dB 0.43 / 0.48 / 0.54 (seeds 9-16 at 2 dB: 0.38 / 0.40 / 0.46).
+    With the ramp (radio/arq.py, 0.25 s; seeds 1-16; spread thresholds of probes and bursts both 1.2 dB): 1.5 dB
+    0.426 / 0.474 / 0.497, 2 dB 0.429 / 0.469 / 0.499, 2.5 dB 0.428 / 0.465 / 0.502, 3 dB 0.422 / 0.463 / 0.495
+    (both 2.0 dB: 1 dB 0.410 / 0.465 / 0.492, 2 dB 0.421 / 0.466 / 0.493; both 0.8 dB: 1.5 dB 0.429 / 0.481 /
+    0.505, 2 dB 0.432 / 0.483 / 0.506): 2 dB stays"""
     interleaved_loss_db: float = 0.5
     """... less what the receiver loses on interleaved codewords against their true effective SNR (tracking
     through fades; measured 0.3-0.6 dB at 10 dB, K = 6 dB, 20 ms blocks): an interleaved burst at too fast an
@@ -231,8 +245,9 @@ class McsSelector:
             self.last_predicted_bler = None
             return self.table[0]
         n = int(np.isfinite(np.asarray(codeword_snr_db, float)).sum())  # before the window: a cut means a step
-        spread = np.ptp(s) > self.settings.fading_spread_db
-        if s.size == n < self.settings.prior_below_codewords and spread:
+        probe = s.size == n < self.settings.prior_below_codewords
+        spread = np.ptp(s) > (self.settings.probe_spread_db if probe else self.settings.fading_spread_db)
+        if probe and spread:
             margin = self.settings.interleaved_prior_margin_db if self.settings.interleaved else 0.0
             s = fading_prior(s - margin, self.settings.fading_prior_k_db)
         p1, p2 = self.ergodic_success(s) if self.settings.interleaved and spread else self.success(s)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from radio import airtime
-from radio.arq import ArqSender, BurstOutcome, codeword_ranges
+from radio.arq import RAMP_AIRTIME_S, ArqSender, BurstOutcome, codeword_ranges
 from radio.burst import FLAG_LAST, FLAG_PROBE, CodewordRun, codeword_bytes, map_codewords_for
 from radio.burst_tx import BurstPlan
 from radio.intervals import IntervalSet
@@ -157,7 +157,7 @@ def test_lossless_delivers_every_byte_once(mcs: Mcs) -> None:
     assert plans[0].flags == FLAG_PROBE and plans[0].mcs == QPSK12 and sender.stats.probes == 1
     assert all(len(p.runs) == 1 for p in plans)
     _check_airtime(sender, plans)
-    full = plans[1:-1]  # first-pass bursts are full: one more codeword would not fit
+    full = plans[1:-1]  # first-pass bursts are full: one more codeword would not fit (a flat probe: no ramp)
     assert all(p.codewords == airtime.max_burst_codewords(SETTINGS, mcs, 1.0) for p in full)
     assert all(airtime.burst_samples_v2(SETTINGS, mcs, p.codewords + 1) > 1e6 for p in full)
 
@@ -269,6 +269,35 @@ def test_window_is_one_until_the_probe_reports_then_window_bursts() -> None:
                                                       PROBE_BYTES + 2 * 200 * bursts[0].codewords]
     sender.on_report(_report(bursts[0]))
     assert sender.next_plan(13.0) is not None and sender.next_plan(13.0) is None
+
+
+def test_bursts_picked_from_a_fading_probe_are_short_then_full() -> None:
+    """A probe whose codeword SNRs spread wider than ramp_spread_db (two fading blocks) is followed by bursts of
+    at most RAMP_AIRTIME_S until a report of a non-probe burst brings SNRs of its own; a flat probe by full ones."""
+    ramp = airtime.max_burst_codewords(SETTINGS, QAM16_34, RAMP_AIRTIME_S)
+    full = airtime.max_burst_codewords(SETTINGS, QAM16_34, 1.0)
+    assert RAMP_AIRTIME_S <= 0.25 and 3.5 * ramp < full
+    sender = ArqSender(10_000_000, SETTINGS, FixedMcs(QAM16_34), window_bursts=2)
+    probe = sender.next_plan(0.0)
+    fading = np.r_[np.full(6, 12.0), np.full(5, 12.0 + 1.5 * sender.ramp_spread_db)]
+    sender.on_report(BurstOutcome(probe.burst, True, fading, probe.codewords))
+    a, b = sender.next_plan(1.0), sender.next_plan(1.0)  # the window's two bursts, both picked from the probe
+    assert a.codewords == b.codewords == ramp and _airtime_s(a) <= RAMP_AIRTIME_S
+    sender.on_report(_report(a))  # a ramp burst's own SNRs: full length again
+    c = sender.next_plan(2.0)
+    assert c.codewords == full
+    flat = ArqSender(10_000_000, SETTINGS, FixedMcs(QAM16_34), window_bursts=2)
+    probe = flat.next_plan(0.0)
+    steady = 12.0 + np.linspace(0.0, 0.9 * flat.ramp_spread_db, probe.codewords)  # AWGN-like: 0.3-0.7 dB
+    flat.on_report(BurstOutcome(probe.burst, True, steady, probe.codewords))
+    assert flat.next_plan(1.0).codewords == full
+    again = ArqSender(10_000_000, SETTINGS, FixedMcs(QAM16_34), window_bursts=1)
+    probe = again.next_plan(0.0)
+    again.on_report(BurstOutcome(probe.burst, False))  # undetected: probe again, then the ramp
+    probe = again.next_plan(1.0)
+    assert probe.flags == FLAG_PROBE
+    again.on_report(BurstOutcome(probe.burst, True, fading, probe.codewords))
+    assert again.next_plan(2.0).codewords == ramp
 
 
 def test_expired_uses_queued_airtime_and_report_timeout() -> None:

@@ -1,5 +1,5 @@
-"""McsSelector under block fading (radio/link_adaptation.py): the probe's fading prior, the outer loop's
-weight by sample size, repairs counted with their repeats in the tail rule. Synthetic logistic curves."""
+"""McsSelector under block fading (radio/link_adaptation.py): the probe's fading prior and its spread rule, the outer
+loop's weight by sample size, repairs counted with their repeats in the tail rule. Synthetic logistic curves."""
 
 from __future__ import annotations
 
@@ -40,6 +40,23 @@ def test_a_probe_that_spans_fading_blocks_is_judged_by_the_prior() -> None:
     assert McsSelector(SMALL, curves()).pick(steady).name == "ldpc-64qam-5/6"
     burst = np.tile(probe, 3)  # 33 codewords: the sample itself counts
     assert McsSelector(SMALL, curves()).pick(burst).name == "ldpc-64qam-5/6"
+
+
+def test_a_probe_over_two_blocks_a_little_apart_is_judged_as_fading() -> None:
+    """Two blocks 1.5 dB apart (more than a probe's 0.3-0.7 dB over AWGN, less than fading_spread_db), bursts
+    interleaved as on the link: the prior judges them, so 64qam-5/6 is not picked from seven codewords at 20 dB;
+    a sample of 11 with AWGN-like spread (0.6 dB), or a full burst with the same 1.5 dB spread, is judged as it is."""
+    settings = SelectorSettings(interleaved=True)
+    assert settings.probe_spread_db < 1.5 < settings.fading_spread_db
+
+    def pick(snr_db: np.ndarray, options: SelectorSettings = settings) -> str:
+        return McsSelector(SMALL, curves(), settings=options).pick(snr_db).name
+
+    probe = np.r_[np.full(7, 20.0), np.full(4, 18.5)]
+    assert pick(probe) == "ldpc-16qam-3/4"
+    assert pick(probe, SelectorSettings(interleaved=True, probe_spread_db=2.0)) == "ldpc-64qam-5/6"  # the old rule
+    assert pick(20.0 + np.linspace(-0.3, 0.3, 11)) == "ldpc-64qam-5/6"
+    assert pick(np.tile(probe, 3)) == "ldpc-64qam-5/6"
 
 
 def test_outer_loop_step_is_weighted_by_the_sample_behind_the_prediction() -> None:
