@@ -9,6 +9,9 @@ only modulo fs / L (31.25 kHz at 1 MS/s). Three pieces cover the rest:
   Schmidl-Cox detector (`sync.detect`) as before. Cost as without acquisition.
 - *Wide path*: when no prior is trusted, the raw stream is low-passed to +-((1 + beta) Rs / 2 + max CFO)
   (`wide_taps`, a short FIR) and searched with the same detector, whose metric does not depend on the CFO.
+- *Detector*: both paths threshold the Schmidl-Cox metric (`sync.detect`, the default; v1) or, with
+  `detector="multilag"` (the v2 burst receiver), the multi-lag STF metric (radio/stf_detect.py), which sums
+  every pair of STF periods and finds preambles ~1.5 dB weaker; the thresholds are in the metric's units.
 - *Coarse search* (`best_cfo`): the hypotheses f + m fs / L within +-max CFO are tested on the preamble
   alone (one FFT of the segment, one inverse FFT per hypothesis: matched filter and LTF correlation in one
   product); the hypothesis with the largest LTF correlation peak wins.
@@ -27,7 +30,8 @@ from radio.fir import firwin, oaconvolve
 from radio.phasor import phasor
 from radio.preamble import STF_PERIOD, ltf_symbols
 from radio.pulse import matched_filter, rrc_taps
-from radio.sync import Detection, detect
+from radio.stf_detect import detect_multilag, window_samples
+from radio.sync import WINDOW_PERIODS, Detection, detect
 
 LO_PPM = 50.0  # crystal tolerance of each end, combined
 LO_HZ = 2.4e9
@@ -37,6 +41,7 @@ WIDE_TAPS = 31  # length of the wide path's low-pass FIR
 WIDE_THRESHOLD = 0.04  # Schmidl-Cox threshold on the wide path: 2 false alarms per second of noise at 1 MS/s
 
 AcquisitionPath = Literal["prior", "wide"]
+Detector = Literal["schmidl-cox", "multilag"]  # radio/sync.py `detect` or radio/stf_detect.py `detect_multilag`
 
 
 def representable_cfo_hz(sample_rate_hz: float, samples_per_symbol: int, rolloff: float) -> float:
@@ -82,22 +87,38 @@ class AcquisitionSettings:
     max_cfo_hz: float  # hypotheses beyond this are not tested (clamped to `representable_cfo_hz`)
     detect_threshold: float = 0.1  # Schmidl-Cox threshold after the matched filter (prior path)
     wide_threshold: float = WIDE_THRESHOLD  # the same on the wide path
+    detector: Detector = "schmidl-cox"  # the metric both paths threshold (the thresholds are in its units)
 
     @classmethod
     def make(cls, sample_rate_hz: float, samples_per_symbol: int, rolloff: float,
              max_cfo_hz: float | None = None, detect_threshold: float = 0.1,
-             wide_threshold: float = WIDE_THRESHOLD) -> AcquisitionSettings:
+             wide_threshold: float = WIDE_THRESHOLD, detector: Detector = "schmidl-cox") -> AcquisitionSettings:
         """Settings with max_cfo_hz defaulted (`default_max_cfo_hz`) or clamped to the representable range."""
+        if detector not in ("schmidl-cox", "multilag"):
+            raise ValueError(f"detector must be 'schmidl-cox' or 'multilag', got {detector!r}")
         limit = representable_cfo_hz(sample_rate_hz, samples_per_symbol, rolloff)
         cfo = default_max_cfo_hz(sample_rate_hz, samples_per_symbol, rolloff) if max_cfo_hz is None else \
             min(abs(float(max_cfo_hz)), limit)
         return cls(float(sample_rate_hz), int(samples_per_symbol), float(rolloff), cfo,
-                   detect_threshold, wide_threshold)
+                   detect_threshold, wide_threshold, detector)
 
     @property
     def lag(self) -> int:
         """One STF period in samples: the lag of the detector's autocorrelation."""
         return STF_PERIOD * self.samples_per_symbol
+
+    @property
+    def metric_span(self) -> int:
+        """Samples one value of the detection metric reads: lag + window (Schmidl-Cox) or the STF (multilag)."""
+        if self.detector == "multilag":
+            return window_samples(self.samples_per_symbol)
+        return self.lag + WINDOW_PERIODS * self.lag
+
+    def detect(self, y: np.ndarray, threshold: float) -> list[Detection]:
+        """Detections of the configured metric in a (n,) complex stream."""
+        if self.detector == "multilag":
+            return detect_multilag(y, self.samples_per_symbol, threshold)
+        return detect(y, self.samples_per_symbol, threshold)
 
     @property
     def ambiguity_cycles(self) -> float:
@@ -146,11 +167,11 @@ def acquire(buf: np.ndarray, first_sample: int, settings: AcquisitionSettings, p
     y = matched_filter(shifted, sps, settings.rolloff)
     offset = prior_hz / fs
     out = [Acquired(replace(d, cfo_cycles_per_sample=d.cfo_cycles_per_sample + offset), "prior")
-           for d in detect(y, sps, settings.detect_threshold)]
+           for d in settings.detect(y, settings.detect_threshold)]
     if wide:
         taps = wide_taps(fs, sps, settings.rolloff, settings.max_cfo_hz)
         low = buf if taps is None else oaconvolve(buf, taps, mode="same").astype(np.complex64)
-        out += [Acquired(d, "wide") for d in detect(low, sps, settings.wide_threshold)]
+        out += [Acquired(d, "wide") for d in settings.detect(low, settings.wide_threshold)]
     out.sort(key=lambda a: (a.detection.run_start, a.path != "prior"))
     return out
 

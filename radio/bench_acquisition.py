@@ -11,6 +11,8 @@ receiver reported:
 - `missed`: lost, and no burst event at or before it (not detected, or the LTF test refused it).
 
 Harmless false alarms (before a burst that was still received) are counted apart (`false_alarms_ok`).
+`--noise-s` also feeds that much noise alone to a fresh receiver (no prior: every path searches) and reports
+the preambles it synchronized to and the SIGs it attempted per second, and its speed on noise.
 """
 
 from __future__ import annotations
@@ -60,6 +62,37 @@ def measure(mcs: Mcs, snr_db: float, bursts: int, codewords: int, seed: int,
     return out
 
 
+def noise_false_alarms(seconds: float, seed: int, link: ReceiverLink = ReceiverLink()) -> dict[str, float]:
+    """Noise alone through a fresh receiver: synchronizations (`synced_per_s`: candidates that passed the
+    detector), SIG attempts (`sig_per_s`: LTF tests passed) per second of noise, and MS/s."""
+    from radio import burst_rx
+
+    rng = np.random.default_rng([seed, 7])
+    n = int(seconds * link.sample_rate_hz)
+    x = ((rng.standard_normal(n) + 1j * rng.standard_normal(n)) / np.sqrt(2)).astype(np.complex64)
+    rx = burst_rx.BurstReceiver(link.sample_rate_hz, link.samples_per_symbol, link.rolloff)
+    calls = 0
+    synchronize = burst_rx.synchronize
+
+    def counted(*args):
+        nonlocal calls
+        calls += 1
+        return synchronize(*args)
+
+    burst_rx.synchronize = counted
+    t0 = time.perf_counter()
+    try:
+        events = []
+        for i in range(0, n, link.chunk_samples):
+            events += rx.feed(x[i:i + link.chunk_samples])
+        events += rx.flush()
+    finally:
+        burst_rx.synchronize = synchronize
+    elapsed = time.perf_counter() - t0
+    return {"synced_per_s": calls / seconds, "sig_per_s": sum(isinstance(e, RxBurst) for e in events) / seconds,
+            "msamples_per_s": n / elapsed / 1e6}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mcs", default="ldpc-bpsk-1/4,ldpc-bpsk-1/2", help="comma-separated LDPC MCS names")
@@ -67,7 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bursts", type=int, default=200, help="bursts per point")
     parser.add_argument("--codewords", type=int, default=2, help="codewords per burst")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--noise-s", type=float, default=0.0, help="seconds of noise alone (0: skip)")
     args = parser.parse_args(argv)
+    if args.noise_s > 0:
+        r = noise_false_alarms(args.noise_s, args.seed)
+        print(f"noise {args.noise_s:g} s: {r['synced_per_s']:.1f} synchronizations/s, {r['sig_per_s']:.2f} SIG "
+              f"attempts/s, {r['msamples_per_s']:.2f} MS/s")
     print(f"{'mcs':16s} {'Es/N0':>6s} " + " ".join(f"{k:>11s}" for k in CLASSES) + "  fa_ok/burst  ms/burst")
     for name in args.mcs.split(","):
         for snr in (float(s) for s in args.snrs.split(",")):

@@ -2,14 +2,14 @@
 
 Pipeline (docs/design/link_v2.md section 5):
 
-1. *Search* (radio/acquisition.py, radio/burst_sync.py): Schmidl-Cox detection on the prior and wide
-   paths, then the CFO hypotheses tested against both LTFs: a v2 burst (LTF2) is received, a v1 packet
-   (LTF) is skipped. LTF2 timing and fine CFO start a `PilotTracker` (PLL + DLL over the pilot groups).
+1. *Search* (radio/acquisition.py, radio/burst_sync.py): multi-lag STF detection (radio/stf_detect.py) on
+   the prior and wide paths, the detections of one preamble tried strongest first, then the CFO hypotheses
+   tested against both LTFs: a v2 burst (LTF2) is received, a v1 packet (LTF) is skipped. LTF2 timing and fine CFO start a `PilotTracker` (PLL + DLL over the pilot groups).
 2. *Segments*: the burst is tracked SEGMENT_GROUPS pilot periods at a time. Each segment's raw samples
    (absolute indices, plus margins) are derotated by the acquired CFO, matched-filtered, and handed to
    the tracker with the segment's pilot groups and content symbols; the equalized content symbols go to a
    small buffer until the codewords they complete are decoded (radio/burst_decode.py).
-3. *SIG* (groups 0..4 bracket it) gives the layout; MAP codewords give the runs (offsets); data codewords
+3. *SIG* (groups 0..4 bracket it) gives the layout (and, once decoded, checks the tracker's frequency); MAP codewords give the runs (offsets); data codewords
    are decoded in batches as they complete (HARQ-combined by `(session, offset, code.name)`), each giving
    an `RxCodeword`; the closing group ends the burst with an `RxBurst`.
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from radio.acquisition import Acquired, AcquisitionSettings, CfoPrior, acquire
 from radio.burst import (PILOT_CONTENT, PILOT_GROUP, PILOT_PERIOD, PREAMBLE_SYMBOLS, SIG_SYMBOLS, BurstLayout,
-                         SigHeader, codeword_bytes, codeword_symbols, pilot_group_symbols)
+                         SigHeader, codeword_bytes, codeword_symbols, pilot_group_symbols, sig_symbols)
 from radio.burst_decode import PooledNoise, decode_data, decode_map, local_noise
 from radio.burst_phase import refine_bpsk, refine_qam
 from radio.burst_events import RxBurst, RxCodeword, RxEvent
@@ -46,7 +46,7 @@ from radio.pilot_tracker import PilotTracker, TrackerConfig
 from radio.pulse import filter_delay, matched_filter
 from radio.sig_decode import decode_sig_tracked
 from radio.snr import to_db
-from radio.sync import WINDOW_PERIODS, stf_samples
+from radio.sync import stf_samples
 from radio.transmitter import GAP_SYMBOLS
 
 STEP_SAMPLES = 1 << 14  # processing happens when the stream reaches a multiple of this (and at flush)
@@ -60,13 +60,32 @@ BANK_SPACING_HZ = 80e3  # CFO bank of the no-prior search: the prior path's cent
 PRIOR_HOLD_S = 0.2  # stream time after a decoded SIG for which its CFO is trusted (then the wide path too)
 LOCKED_PRIOR_GROUPS = 100.0  # weight (pilot groups) of the CFO-implied SCO with locked clocks
 SCO_PRIOR_PPM = 50.0
-# Schmidl-Cox threshold of the matched-filter paths (radio/acquisition.py; v1 keeps 0.1). Set on noise for the
-# false-alarm rate a burst search affords now that a false alarm costs one `synchronize` (~1 ms) and no burst
-# (_end): with no prior (three paths + wide) 0.1 / 0.08 / 0.07 / 0.06 gave 5 / 14 / 39 / 105 candidates per
-# second of noise and 0 / 0 / 0.25 / 0.25 SIG attempts; at -2 dB the STF's metric peak is below 0.1 for ~8 % of
-# preambles (5th percentile 0.09), below 0.07 for ~1 % (radio/bench_acquisition.py: misses 6 % -> 1.3 %)
-DETECT_THRESHOLD = 0.07
+# Detection: the multi-lag STF metric (radio/stf_detect.py), every pair of the STF's 16 periods, where the
+# Schmidl-Cox metric (threshold 0.07) used 12 neighbouring pairs and missed ~20 % of preambles at -4 dB Es/N0.
+# Thresholds set on 2 s of noise: on the matched-filter paths 1.2 / 1.25 / 1.3 gave 14.5 / 6 / 0.5 candidates
+# per second per path (noise maximum 1.37; a preamble at -4 dB peaks above 1.67 in 95 % of cases, at -5.5 dB
+# above 1.28); the wide path's low-pass passes more noise, which lowers the metric (noise maximum 0.98)
+DETECT_THRESHOLD = 1.25
+WIDE_DETECT_THRESHOLD = 1.05
+SIG_SLOPE_LAG = 128  # symbols: the SIG's residual-frequency check (`_check_frequency`), +-pi / 128 rad per symbol
+SIG_END_SYMBOLS = 64  # the SIG's last symbols whose data-aided phase anchors the BPSK refinement after it
+SIG_SLOPE_LIMIT = 0.004  # rad per symbol (160 Hz at 250 ksym/s; the estimate's std is 0.0007 at -6 dB) to correct
 TIMING_FLOOR_SAMPLES = 0.03  # free-running clocks: the SCO is within about this (the timing loop's prior is 0)
+
+
+def strongest_first(candidates: list[Acquired], gap: int) -> list[Acquired]:
+    """Candidates sorted by run start, regrouped: runs that overlap or lie within `gap` samples of each other
+    (one preamble seen by several paths and CFO centres) are tried strongest metric first. A path whose filter
+    passes only the preamble's edge can cross the threshold with a short run hundreds of samples early; tried
+    first, its LTF search missed the LTF and could start the burst at a wrong CFO (then the SIG failed)."""
+    groups: list[list[Acquired]] = []
+    end = None
+    for c in candidates:  # a group reaches `gap` past its first run's end (no chaining over a long burst)
+        if end is None or c.detection.run_start > end + gap:
+            groups.append([])
+            end = c.detection.run_end
+        groups[-1].append(c)
+    return [c for g in groups for c in sorted(g, key=lambda a: -a.detection.metric)]
 
 
 def sco_prior_groups(snr_db: float) -> float:
@@ -104,6 +123,7 @@ class _Burst:
     bpsk_phase: float = 0.0  # residual phase where the last BPSK block refined ended (radio/burst_phase.py)
     resume_at: int = 0  # absolute index (its detection's run end) where search resumes if the SIG fails its check
     sig_checked: bool = False  # the SIG passed its CRC (a burst, not a false alarm)
+    anchored: bool = False  # the BPSK refinement's phase was anchored on the re-tracked SIG (_anchor_phase)
 
     def content_end(self) -> int:
         return self.z_base + self.z.size
@@ -160,14 +180,15 @@ class BurstReceiver:
         self.refine_qam = True  # decision-directed gain line per QPSK/QAM codeword (radio/burst_phase.py)
         self.local_noise = True  # noise variance raised where the decisions say the tracker mis-equalized
         self.acquisition = AcquisitionSettings.make(sample_rate_hz, samples_per_symbol, rolloff, max_cfo_hz,
-                                                    detect_threshold=DETECT_THRESHOLD)
+                                                    detect_threshold=DETECT_THRESHOLD,
+                                                    wide_threshold=WIDE_DETECT_THRESHOLD, detector="multilag")
         self.prior = CfoPrior(int(round(PRIOR_HOLD_S * self.sample_rate_hz)))
         self.tracker_config = TrackerConfig(samples_per_symbol=self.sps, rolloff=self.rolloff,
                                             sample_rate_hz=self.sample_rate_hz,
                                             eps0_prior_groups=LOCKED_PRIOR_GROUPS if locked_clocks else 0.0)
         self._fd = filter_delay(self.sps, self.rolloff)
         lag = self.acquisition.lag
-        self._window = WINDOW_PERIODS * lag
+        self._window = self.acquisition.metric_span - lag  # the metric reads window + lag samples
         self._search_tail = stf_samples(self.sps) + self._window + 2 * lag + 2 * self._fd
         self._derotate_hz = 0.0
         limit = self.acquisition.max_cfo_hz
@@ -180,6 +201,7 @@ class BurstReceiver:
         self._false_ltf: float | None = None  # LTF time (absolute) of the last peak whose SIG failed its check
         self._seen = 0
         self.non_finite_samples = 0
+        self.frequency_corrections = 0  # bursts whose tracker frequency the SIG corrected (`_check_frequency`)
         self.max_buffered_samples = 0  # high-water mark of the sample buffer (memory check)
         self.max_buffered_symbols = 0  # high-water mark of the content symbol buffer
 
@@ -247,9 +269,10 @@ class BurstReceiver:
             self._derotate_hz = self.prior.hz
         wide = not self.prior.trusted(self._offset + buf.size)
         hold = self._window + lag + 2 * self._fd
+        handled = dict(self._consumed)  # before this pass: candidates regrouped strongest first all get a try
         for cand in self._candidates(buf, wide):
             det = cand.detection
-            if self._offset + det.run_end <= self._consumed[cand.path]:
+            if self._offset + det.run_end <= handled[cand.path]:
                 continue
             if cand.path == "wide" and self.prior.trusted(self._offset + det.run_start):
                 continue
@@ -260,7 +283,7 @@ class BurstReceiver:
             sync = None if b > buf.size else synchronize(buf[a:b], self._offset + a, lo - a, hi - a,
                                                          det.cfo_cycles_per_sample, self.acquisition)
             if sync is None:  # a false alarm on this path; the other may still try the same run
-                self._consumed[cand.path] = self._offset + det.run_end
+                self._consumed[cand.path] = max(self._consumed[cand.path], self._offset + det.run_end)
                 continue
             if sync.version != 2:  # a v1 packet: not ours
                 self._consumed = dict.fromkeys(self._consumed, self._offset + det.run_end)
@@ -286,7 +309,7 @@ class BurstReceiver:
                     bank = acquire(buf, self._offset, self.acquisition, centre, False)
                     out += [replace(c, path="wide") for c in bank]
             out.sort(key=lambda a: (a.detection.run_start, a.path != "prior"))
-        return out
+        return strongest_first(out, stf_samples(self.sps))
 
     def _drop(self, absolute: int) -> None:
         """Forget raw samples before an absolute index."""
@@ -408,6 +431,7 @@ class BurstReceiver:
         except FrameError as exc:
             return f"SIG: {exc}"
         bs.sig_checked = True
+        self._check_frequency(bs, sig)
         a = bs.amp[:SIG_SYMBOLS]
         bs.noise = PooledNoise(nv * float(np.mean(a * a)))  # its fit is relative to the gain removed
         bs.noise.update(bs.noise.nv, SIG_SYMBOLS)
@@ -420,11 +444,45 @@ class BurstReceiver:
         self.prior.update(bs.sync.cfo_cycles * self.sample_rate_hz, int(bs.tracker.state.time_samples))
         return None
 
+    def _check_frequency(self, bs: _Burst, sig: SigHeader) -> None:
+        """Re-anchor the tracker's residual CFO on the decoded SIG (known symbols).
+
+        At -1 dB Es/N0 about one burst in 40 left the SIG with the tracker's frequency a few hundred Hz off
+        (the residual phase turning by ~7 rad over the SIG): the SIG still decoded (its phase is refined per
+        window), but the tracker kept that frequency and every data codeword failed. The phase step at lag
+        SIG_SLOPE_LAG of z conj(SIG) measures the residual (std ~0.0007 rad per symbol at -6 dB); beyond
+        SIG_SLOPE_LIMIT it is removed from the tracker's state."""
+        r = bs.symbols(0, SIG_SYMBOLS) * np.conj(sig_symbols(sig))
+        slope = float(np.angle(np.vdot(r[:-SIG_SLOPE_LAG], r[SIG_SLOPE_LAG:]))) / SIG_SLOPE_LAG
+        if abs(slope) > SIG_SLOPE_LIMIT:
+            st = bs.tracker.state
+            bs.tracker = PilotTracker(replace(st, freq_rad_per_symbol=st.freq_rad_per_symbol + slope), bs.config)
+            self.frequency_corrections += 1
+
+    @staticmethod
+    def _anchor_phase(bs: _Burst) -> None:
+        """Start the BPSK refinement after the SIG at the data-aided phase of the SIG's last SIG_END_SYMBOLS
+        symbols as re-tracked with the SIG's decisions (the nearest representative of it).
+
+        The refinement used to continue from the SIG's own end phase, measured on the tentative tracking of
+        its last interval: in about one burst in 100 at -2..-0.5 dB that phase was pi off (a slip of the
+        squared-symbol phase, or the tentative tracker off where the re-tracked one is right), and every BPSK
+        codeword after the SIG was refined negated and failed."""
+        bs.anchored = True
+        first = max(bs.z_base, SIG_SYMBOLS - SIG_END_SYMBOLS)
+        if bs.content_end() < SIG_SYMBOLS or first >= SIG_SYMBOLS:
+            return
+        r = bs.symbols(first, SIG_SYMBOLS) * np.conj(sig_symbols(bs.sig)[first:])
+        end = float(np.angle(np.sum(r)))
+        bs.bpsk_phase += float(np.angle(np.exp(1j * (end - bs.bpsk_phase))))
+
     def _decode(self, bs: _Burst, events: list[RxEvent]) -> str | None:
         """Decode MAP and the data codewords the buffered symbols complete; an error ends the burst."""
         if bs.layout is None:
             return None
         layout, sig = bs.layout, bs.sig
+        if not bs.anchored:
+            self._anchor_phase(bs)
         if bs.offsets is None:
             if layout.map_codewords == 0:
                 bs.offsets = sig.first_offset + codeword_bytes(layout.mcs) * np.arange(sig.codewords, dtype=np.int64)

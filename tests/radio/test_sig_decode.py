@@ -41,7 +41,7 @@ def test_a_sig_flipped_by_pi_decodes_on_the_other_branch() -> None:
 
 def test_second_look_recovers_sigs_the_squaring_phase_lost_at_minus_4_db() -> None:
     """300 seeded SIGs at -4 Es/N0 with 0.02 rad/symbol of phase walk: the first look (squared-symbol phase)
-    loses 54, both looks 45 (with the phase known: 31); no wrong header passes."""
+    loses 54, all looks 40 (with one data-aided look: 45; with the phase known: 31); no wrong header passes."""
     rng = np.random.default_rng(1)
     first = both = 0
     nv = 10 ** 0.4
@@ -55,7 +55,7 @@ def test_second_look_recovers_sigs_the_squaring_phase_lost_at_minus_4_db() -> No
             assert decode_sig_tracked(z, nv)[0] == SIG
         except FrameError:
             both += 1
-    assert first >= 50 and both <= first - 8
+    assert first >= 50 and both <= 41
 
 
 def test_decision_phase_follows_a_slow_rotation() -> None:
@@ -63,3 +63,25 @@ def test_decision_phase_follows_a_slow_rotation() -> None:
     truth = np.linspace(-1.0, 1.0, x.size)
     est = decision_phase(x * np.exp(1j * truth), x, window=65)
     assert np.max(np.abs(est[40:-40] - truth[40:-40])) < 1e-3
+
+
+def test_a_sig_turning_by_800_hz_decodes_on_the_frequency_look() -> None:
+    """A tracker that left the SIG turning by 0.02 rad per symbol (800 Hz at 250 ksym/s; 500-760 Hz seen at
+    -0.75 dB with a wandering phase): 20 seeded SIGs at -1 dB; the looks without the frequency step decode 3,
+    with it all 20."""
+    from radio.sig_decode import _looks
+
+    rng = np.random.default_rng(5)
+    x = sig_symbols(SIG)
+    nv = 10 ** 0.1
+    plain = full = 0
+    for _ in range(20):
+        noise = rng.standard_normal((2, x.size)) * np.sqrt(nv / 2)
+        z = (x * np.exp(1j * (0.02 * np.arange(x.size) + rng.uniform(-1, 1))) + noise[0] + 1j * noise[1])
+        z = z.astype(np.complex64)
+        try:
+            plain += _looks(z, nv, 0.0)[0] == SIG
+        except FrameError:
+            pass
+        full += decode_sig_tracked(z, nv)[0] == SIG
+    assert full == 20 and plain <= 6, (plain, full)
