@@ -5,7 +5,9 @@ ends the edge sends train_done and holds the signed payload cut into packets. Th
 selective repeat reversed, driven by the receiver (the host): each uplink_request names the packets still missing
 and the MCS the host picked from the SNR it measured on the last burst; the edge transmits them as one burst of
 the same packets (radio.link.packets_burst: framing, CRC, FEC, modulation) on its transmit end of the uplink cable
-and answers uplink_sent with where the burst sits on its transmit clock.
+and answers uplink_sent with where the burst sits on its transmit clock. The transmit end is the one
+radio.backends.factory.make_uplink_backend gives for the edge's radio: the uplink cable (zmq), an emulated Pluto
+on an emulated air (pluto, no URI), or the edge's own Pluto (pluto with a URI: the daemon's device, `radio`).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from pathlib import Path
 from edge_node.fed_trainer import LocalResult, train_local
 from edge_node.install import current_adapter
 from radio.backends.base import RadioBackend
-from radio.backends.zmq_iq import ZmqTxBackend
+from radio.backends.factory import make_uplink_backend
 from radio.errors import BackendError
 from radio.link import LinkSettings, packets_burst
 from radio.mcs import MCS_TABLE
 from radio.reassembly import split
+from radio.transmitter import TX_POWER
 from testbed.config import TestbedConfig
 from testbed.control.server import ControlServer
 from testbed.errors import AirLoraError
@@ -35,8 +38,12 @@ log = logging.getLogger("airlora.edge.fed")
 class FedWorker:
     """Local training in a thread and the uplink transmitter of one edge daemon."""
 
-    def __init__(self, cfg: TestbedConfig, control: ControlServer, node_id: str) -> None:
+    def __init__(self, cfg: TestbedConfig, control: ControlServer, node_id: str,
+                 radio: RadioBackend | None = None) -> None:
+        """radio: the edge's own real Pluto when the daemon has it open (its uplink transmits on it); None opens one
+        for the uplink (radio.pluto.uri) when needed."""
         self.cfg, self.control, self.node_id = cfg, control, node_id
+        self._radio = radio
         self.settings = LinkSettings.from_config(cfg.radio)
         self._thread: threading.Thread | None = None
         self._job: dict | None = None  # the running or finished local round
@@ -89,9 +96,15 @@ class FedWorker:
             self.control.send(job["peer"], TrainDone(round=msg.round, session=msg.session, ok=False,
                                                      reason=str(job["error"])[:1024]))
             return
+        try:
+            self._connect(msg.uplink_endpoint)
+        except BackendError as exc:  # e.g. the edge's Pluto cannot be opened: no uplink this round
+            log.warning("round %d: no uplink transmitter: %s", msg.round, exc)
+            self.control.send(job["peer"], TrainDone(round=msg.round, session=msg.session, ok=False,
+                                                     reason=f"no uplink transmitter: {exc}"[:1024]))
+            return
         self._chunks = split(result.payload, self.settings.packet_payload_bytes)
         self._session = msg.session
-        self._connect(msg.uplink_endpoint)
         log.info("round %d: trained on %d examples, local accuracy %.3f; holding %d bytes in %d packets", msg.round,
                  result.samples, result.local_accuracy, len(result.payload), len(self._chunks))
         self.control.send(job["peer"], TrainDone(
@@ -104,11 +117,8 @@ class FedWorker:
     def _connect(self, endpoint: str) -> None:
         if self._tx is not None and self._tx_endpoint == endpoint:
             return
-        if self._tx is not None:
-            self._tx.close()
-        z = self.cfg.radio.zmq
-        self._tx = ZmqTxBackend(endpoint, self.cfg.radio.sample_rate_hz, bind=False, hwm_messages=z.hwm_messages,
-                                send_timeout_s=z.send_timeout_s)
+        self._close_tx()
+        self._tx = make_uplink_backend(self.cfg.radio, self.cfg.channel, TX_POWER, "tx", endpoint, device=self._radio)
         self._tx_endpoint = endpoint
 
     def on_uplink_request(self, peer: bytes, msg: UplinkRequest) -> None:
@@ -137,7 +147,11 @@ class FedWorker:
         self.control.reply(peer, msg, UplinkSent(session=msg.session, burst=msg.burst, first_sample=first,
                                                  samples_sent=iq.size, packets=len(seqs)))
 
-    def close(self) -> None:
-        if self._tx is not None:
+    def _close_tx(self) -> None:
+        """Close the uplink's transmit end (not the daemon's device: the daemon closes it)."""
+        if self._tx is not None and self._tx is not self._radio:
             self._tx.close()
-            self._tx = None
+        self._tx = None
+
+    def close(self) -> None:
+        self._close_tx()

@@ -24,11 +24,11 @@ import numpy as np
 
 from adapters.signing import TrustStore, key_id, open_payload, public_key
 from host.experiment import RunError
-from host.fleet import broadcast_tx, free_port, local_fleet
+from host.fleet import broadcast_tx, edge_crystals_ppm, fleet_air, free_port, local_fleet
 from host.fleet_experiment import Fleet, fleet_state
 from host.fountain_sender import FountainSender
 from host.uplink_receiver import Uplink, UplinkReceiver
-from radio.backends.factory import make_channel
+from radio.backends.factory import make_uplink_backend
 from radio.link import LinkSettings
 from radio.transmitter import TX_POWER
 from testbed import __version__
@@ -120,6 +120,7 @@ def run_fed_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], N
                   base_model=ModelIdentity(name=identity["name"], sha256=identity["sha256"]),
                   capabilities=["send", "fed"])
     edges = local_fleet(cfg, f.edges)
+    air = fleet_air(cfg, edges)  # before any edge starts: a fleet that cannot work fails at once
     sections = {e.name: {"fed": {"shard_index": i}} for i, e in enumerate(edges)}
     settings = v1_settings(LinkSettings.from_config(cfg.radio))
     splits = load_task(cfg.data)
@@ -147,13 +148,16 @@ def run_fed_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], N
     try:
         say(f"waiting for {len(edges)} edges ({', '.join(e.name for e in edges)}) ...")
         fleet.wait_ready(cfg.run.edge_start_timeout_s, identity, say)
-        tx = broadcast_tx(cfg, edges)
+        tx = broadcast_tx(cfg, edges, receive=True)  # a real Pluto hears every uplink too
         sender = FountainSender(fleet.links(), tx, settings, cfg.radio.backend, cfg.fleet, on_event=folder.event)
-        for i, e in enumerate(edges):
+        host_ppm, edge_ppm = edge_crystals_ppm(cfg, edges) if air == "emulated" else (0.0, {})
+        for e in edges:  # the uplink's ends: the edge's channel applied at the host, with its own noise seed
             channel_cfg = (e.channel or cfg.channel).model_copy(update={"seed": (e.channel or cfg.channel).seed + 1000})
-            channel = make_channel(channel_cfg, settings.sample_rate_hz, settings.samples_per_symbol, TX_POWER)
-            receivers[e.name] = UplinkReceiver(f"tcp://127.0.0.1:{free_port()}", settings, channel,
-                                               hwm_messages=cfg.radio.zmq.hwm_messages)
+            endpoint = f"tcp://127.0.0.1:{free_port()}"  # a real Pluto edge is told it too, and ignores it
+            backend = make_uplink_backend(cfg.radio, channel_cfg, TX_POWER, "rx", endpoint,
+                                          crystals_ppm=(host_ppm, edge_ppm.get(e.name, 0.0)),
+                                          device=tx if air == "pluto" else None)
+            receivers[e.name] = UplinkReceiver(endpoint, settings, backend=backend)
         session_base = secrets.randbits(20) << 10
         say("round 1: sounding the channels (downlink; the uplink is measured from round 1's adapters on) ...")
         sounding = sender.deliver(secrets.token_bytes(SOUNDING_BYTES), session_base, cfg.run.burst_report_timeout_s,

@@ -7,6 +7,11 @@ first burst: SNR is measured on the preamble whether or not packets decode), rea
 through the same receiver (sync, CFO, SNR per packet, demodulation, Viterbi, CRC), and repeats until the payload
 is whole and matches the SHA-256 the edge announced, or the deadline passes. The measured uplink SNR is what the
 rank policy uses for this edge's next ranks. Verification (signature, manifest) happens in host.fed_experiment.
+
+The receiving end is any backend (radio.backends.factory.make_uplink_backend): on the ZeroMQ cable the burst is
+complete once the cable has delivered the transmit-clock index the edge announced; on a real-time radio (a Pluto,
+real or emulated) the stream is read continuously from the request on, and the burst is complete once its length
+plus a margin has been read after the edge said it was sent (as the edge reads the downlink, edge_node.radio_input).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import numpy as np
 
 from radio import mcs as mcs_module
 from radio.airtime import burst_samples
+from radio.backends.base import RadioBackend
+from radio.backends.factory import uplink_cable_rx
 from radio.backends.zmq_iq import ZmqRxBackend
 from radio.link import LinkSettings, pick_mcs
 from radio.mcs import MCS_TABLE, Mcs
@@ -32,6 +39,9 @@ from testbed.messages import MAX_RANGES, Error, UplinkRequest, UplinkSent, seqs_
 CHUNK_SAMPLES = 1 << 17
 TAIL_SAMPLES = 16384  # silence read after a burst so the receiver completes its last packet
 STALL_S = 3.0  # an announced burst whose samples stop arriving for this long is closed with what came
+REALTIME_READ_SAMPLES = 32768  # real time: read in pieces this long, so control messages are seen between them
+REALTIME_MARGIN_S = 0.2  # real time: read this much past a burst's announced end (the edge's TX pipeline may still
+#                          hold its start when uplink_sent arrives: a device's buffers, the emulated air's socket)
 ANSWER_S = 10.0  # how long the edge may take to answer an uplink_request (it transmits first)
 
 
@@ -61,16 +71,22 @@ class Uplink:
 
 
 class UplinkReceiver:
-    """One edge's uplink cable (bound here) and the receiver that turns its stream into packets."""
+    """One edge's uplink receiving end and the receiver that turns its stream into packets.
 
-    def __init__(self, endpoint: str, settings: LinkSettings, channel, *, hwm_messages: int = 16,
-                 window_samples: int | None = None) -> None:
+    endpoint: where the edge's transmitter connects. backend: the receiving end (make_uplink_backend); None binds a
+    ZeroMQ cable at endpoint that applies `channel` (the zmq uplink). A backend shared with other users (the host's
+    one real Pluto) may be closed by each: closing twice is safe.
+    """
+
+    def __init__(self, endpoint: str, settings: LinkSettings, channel=None, *, hwm_messages: int = 16,
+                 backend: RadioBackend | None = None) -> None:
         self.settings = settings
         fs = settings.sample_rate_hz
-        self.rx = ZmqRxBackend(endpoint, fs, channel, bind=True, hwm_messages=hwm_messages,
-                               window_samples=window_samples or max(1, int(2.0 * fs)), realtime_idle=False)
-        self.endpoint = self.rx.endpoint
+        self.rx = backend if backend is not None else uplink_cable_rx(endpoint, fs, channel, hwm_messages)
+        self.endpoint = self.rx.endpoint if isinstance(self.rx, ZmqRxBackend) else endpoint
+        self.cable = self.rx.cable_stream  # None: a real-time radio
         self.receiver = Receiver(fs, settings.samples_per_symbol, settings.rolloff)
+        self.samples_read = 0  # real time: samples of the stream read so far
         self.snr_db: float | None = None  # the last burst's selection SNR (what the next MCS is picked from)
 
     def receive(self, client: ControlClient, edge: str, session: int, payload_bytes: int, packet_count: int,
@@ -147,28 +163,45 @@ class UplinkReceiver:
                         return (f"the edge announced uplink burst {burst} as {msg.packets} packets in "
                                 f"{msg.samples_sent} samples; the {packets} packets asked for at {mcs.name} take at "
                                 f"most {most}")
-                    end = msg.first_sample + msg.samples_sent
+                    # the cable: the edge's transmit clock; real time: the stream read so far, what the radio still
+                    # holds ahead of it, the burst and a margin
+                    end = msg.first_sample + msg.samples_sent if self.cable is not None else \
+                        self.samples_read + self.rx.pending + msg.samples_sent + TAIL_SAMPLES + \
+                        int(REALTIME_MARGIN_S * self.settings.sample_rate_hz)
                     up.packets_sent += msg.packets
                     up.samples += msg.samples_sent
                 elif isinstance(msg, Error):
                     return f"the edge refused the uplink: {msg.code}: {msg.message}"
                 msg = client.recv(0.0)
-            self.rx.poll_cable()
+            if self.cable is None:  # a real-time radio: its stream runs, read it all the while
+                if end is not None and self.samples_read >= end:
+                    return snrs
+                if end is None and time.monotonic() - asked > wait_s:
+                    return f"the edge did not answer uplink burst {burst} within {wait_s:.0f} s"
+                n = REALTIME_READ_SAMPLES if end is None else min(REALTIME_READ_SAMPLES, end - self.samples_read)
+                snrs += self._feed(self._read(n), session, reassembly, up)
+                continue
+            self.cable.poll_cable()
             pending = self.rx.pending
             if pending > 0:
                 progress = time.monotonic()
-                snrs += self._feed(self.rx.rx(min(pending, CHUNK_SAMPLES)), session, reassembly, up)
+                snrs += self._feed(self._read(min(pending, CHUNK_SAMPLES)), session, reassembly, up)
                 continue
-            if end is not None and self.rx.tx_clock_received >= end:
-                snrs += self._feed(self.rx.rx(TAIL_SAMPLES), session, reassembly, up)
+            if end is not None and self.cable.tx_clock_received >= end:
+                snrs += self._feed(self._read(TAIL_SAMPLES), session, reassembly, up)
                 return snrs
             now = time.monotonic()
             if end is None and now - asked > wait_s:
                 return f"the edge did not answer uplink burst {burst} within {wait_s:.0f} s"
             if end is not None and now - progress > STALL_S:
-                snrs += self._feed(self.rx.rx(TAIL_SAMPLES), session, reassembly, up)
+                snrs += self._feed(self._read(TAIL_SAMPLES), session, reassembly, up)
                 return snrs  # the rest of the burst never came: what is missing is asked again
-            self.rx.wait_cable(0.005)
+            self.cable.wait_cable(0.005)
+
+    def _read(self, n: int) -> np.ndarray:
+        samples = self.rx.rx(n)
+        self.samples_read += len(samples)
+        return samples
 
     def _feed(self, samples, session: int, reassembly: Reassembly, up: Uplink) -> list[float]:
         snrs = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from radio.backends.base import RadioBackend
+from radio.backends.broadcast import BroadcastTx
 from radio.backends.pluto import CabledPlutoRelay, PlutoBackend, PlutoSettings
 from radio.backends.pluto_emulator import emulated_pluto_backend
 from radio.backends.sigmf_io import RecordedFrame, SigmfRecorder, SigmfReplayBackend
@@ -12,7 +13,7 @@ from radio.backends.sim import SimBackend
 from radio.backends.zmq_iq import MAX_IDLE_SAMPLES, CableCurve, ZmqRxBackend, ZmqTxBackend
 from radio.channel import Channel, ScheduledChannel
 from radio.errors import BackendError
-from radio.oscillator import pair_ppm, with_clock_offset
+from radio.oscillator import emulated_ppm, pair_ppm, with_clock_offset
 
 if TYPE_CHECKING:
     from radio.config import ChannelConfig, RadioConfig
@@ -87,10 +88,7 @@ def _zmq_rx(radio_cfg: RadioConfig, channel: Channel | ScheduledChannel | None, 
 def _pluto(radio_cfg: RadioConfig, channel_cfg: ChannelConfig, reference_power: float, pluto_uri: str | None,
            role: str, curve: CableCurve | None) -> RadioBackend:
     p, fs = radio_cfg.pluto, radio_cfg.sample_rate_hz
-    settings = PlutoSettings(sample_rate_hz=fs, lo_hz=p.lo_hz, tx_attenuation_db=p.tx_attenuation_db,
-                             rx_gain_mode=p.rx_gain_mode, rx_gain_db=p.rx_gain_db, rf_bandwidth_hz=p.rf_bandwidth_hz,
-                             rx_buffer_size=p.rx_buffer_size,
-                             tx_buffer_samples=p.tx_buffer_samples, xo_correction_hz=p.xo_correction_hz)
+    settings = pluto_settings(radio_cfg)
     uri = pluto_uri or p.uri
     if uri and p.one_device and role == "tx":  # the edge owns the one device: send it IQ over the cable
         return _zmq_tx(radio_cfg, curve)
@@ -133,3 +131,110 @@ def _build(
     if kind == "sim":
         return SimBackend(channel, fs, seed=channel_cfg.seed)
     raise BackendError(f"unknown radio backend {kind!r}; use sim, zmq, pluto or replay")
+
+
+# --- the fleet's radios: one host device that broadcasts and hears every uplink, one device per edge -------------
+
+UPLINK_WINDOW_S = 2.0
+"""The host's uplink receiver takes this much of the cable ahead of its decoder (seconds of stream)."""
+
+
+def pluto_settings(radio_cfg: RadioConfig) -> PlutoSettings:
+    """The device settings of radio.pluto at radio.sample_rate_hz."""
+    p = radio_cfg.pluto
+    return PlutoSettings(sample_rate_hz=radio_cfg.sample_rate_hz, lo_hz=p.lo_hz, tx_attenuation_db=p.tx_attenuation_db,
+                         rx_gain_mode=p.rx_gain_mode, rx_gain_db=p.rx_gain_db, rf_bandwidth_hz=p.rf_bandwidth_hz,
+                         rx_buffer_size=p.rx_buffer_size, tx_buffer_samples=p.tx_buffer_samples,
+                         xo_correction_hz=p.xo_correction_hz)
+
+
+def fleet_crystals_ppm(radio_cfg: RadioConfig, host_seed: int, edge_seeds: list[int]) -> tuple[float, list[float]]:
+    """Emulated fleet: (the host device's crystal error, each edge device's) in ppm.
+
+    radio.pluto.emulated_ppm a number: the host's error against exact edges (as for a pair); null: the host's drawn
+    from host_seed and each edge's from its own channel seed, as `pair_ppm` draws a pair (an edge whose seed is the
+    host's has the unicast pair's crystals)."""
+    if radio_cfg.pluto.emulated_ppm is not None:
+        return float(radio_cfg.pluto.emulated_ppm), [0.0] * len(edge_seeds)
+    return emulated_ppm(host_seed, "host"), [emulated_ppm(s, "edge") for s in edge_seeds]
+
+
+def make_broadcast_backend(radio_cfg: RadioConfig, endpoints: list[str], *, curves: list[CableCurve | None],
+                           lag_timeout_s: float, pluto_uri: str | None = None, host_ppm: float = 0.0,
+                           seed: int = 0, stream_rx: bool = False) -> RadioBackend:
+    """The one transmitter a fleet hears.
+
+    zmq: a BroadcastTx over the edges' IQ cables (endpoints). pluto with a URI (pluto_uri or radio.pluto.uri): that
+    device (stream_rx: it also receives, continuously: the uplinks of `airlora fed`). pluto without one: an emulated
+    device with crystal error host_ppm whose DAC output goes over a BroadcastTx (the emulated air to every edge; each
+    edge's own emulated device applies its channel). radio.pluto.one_device is refused (the edge owns that device).
+    """
+    p = radio_cfg.pluto
+
+    def air() -> BroadcastTx:
+        return BroadcastTx(endpoints, radio_cfg.sample_rate_hz, curves=curves, lag_timeout_s=lag_timeout_s,
+                           hwm_messages=radio_cfg.zmq.hwm_messages)
+
+    if radio_cfg.backend == "zmq":
+        return air()
+    if radio_cfg.backend != "pluto":
+        raise BackendError(f"a fleet is served over radio.backend zmq or pluto, not {radio_cfg.backend!r}")
+    if p.one_device:
+        raise BackendError("radio.pluto.one_device: one Pluto owned by one edge cannot serve a fleet")
+    uri = pluto_uri or p.uri
+    if uri:
+        return PlutoBackend(uri, pluto_settings(radio_cfg), rx_backlog_s=p.rx_backlog_s, stream_rx=stream_rx)
+    return emulated_pluto_backend(None, pluto_settings(radio_cfg), air_tx=air(), seed=seed, crystal_ppm=host_ppm)
+
+
+def uplink_cable_tx(endpoint: str, sample_rate_hz: float, hwm_messages: int, send_timeout_s: float) -> ZmqTxBackend:
+    """The edge's end of its uplink cable: connects to the host's receiver at endpoint."""
+    return ZmqTxBackend(endpoint, sample_rate_hz, bind=False, hwm_messages=hwm_messages,
+                        send_timeout_s=send_timeout_s)
+
+
+def uplink_cable_rx(endpoint: str, sample_rate_hz: float, channel: Channel | ScheduledChannel | None,
+                    hwm_messages: int, realtime_idle: bool = False) -> ZmqRxBackend:
+    """The host's end of an edge's uplink cable: binds endpoint, applies channel (None: the emulated air)."""
+    return ZmqRxBackend(endpoint, sample_rate_hz, channel, bind=True, hwm_messages=hwm_messages,
+                        window_samples=max(1, int(UPLINK_WINDOW_S * sample_rate_hz)), realtime_idle=realtime_idle)
+
+
+def make_uplink_backend(
+    radio_cfg: RadioConfig, channel_cfg: ChannelConfig, reference_power: float, role: str, endpoint: str, *,
+    crystals_ppm: tuple[float, float] | None = None, device: RadioBackend | None = None,
+) -> RadioBackend:
+    """One end of an edge's uplink (`airlora fed`: the edge transmits its adapter, the host receives it).
+
+    role 'tx' is the edge's end, 'rx' the host's. zmq: the uplink cable (the host binds endpoint and applies
+    channel_cfg; the edge connects). pluto with a URI (radio.pluto.uri): the node's own device, `device` when it is
+    open already (the edge's receiver, the host's broadcaster), else opened here. pluto without one: an emulated
+    device on an emulated air, the cable at endpoint: the edge's sends its DAC output over it, the host's receives
+    it in real time through channel_cfg plus the pair's relative crystal error (edge minus host).
+    crystals_ppm: (host_ppm, edge_ppm) of the emulated pair; None draws them as `pair_ppm` does for this node's
+    config (radio.pluto.emulated_ppm, channel_cfg.seed).
+    """
+    if role not in ("tx", "rx"):
+        raise BackendError(f"make_uplink_backend role must be 'tx' or 'rx', got {role!r}")
+    z, p, fs = radio_cfg.zmq, radio_cfg.pluto, radio_cfg.sample_rate_hz
+    if radio_cfg.backend not in ("zmq", "pluto"):
+        raise BackendError(f"the uplink runs over radio.backend zmq or pluto, not {radio_cfg.backend!r}")
+    if radio_cfg.backend == "pluto" and p.one_device:
+        raise BackendError("radio.pluto.one_device: the uplink needs a Pluto on each node")
+    if radio_cfg.backend == "pluto" and p.uri:
+        if device is not None:
+            return device
+        return PlutoBackend(p.uri, pluto_settings(radio_cfg), rx_backlog_s=p.rx_backlog_s, stream_rx=role == "rx")
+    if radio_cfg.backend == "zmq":
+        if role == "tx":
+            return uplink_cable_tx(endpoint, fs, z.hwm_messages, z.send_timeout_s)
+        return uplink_cable_rx(endpoint, fs, make_channel(channel_cfg, fs, radio_cfg.samples_per_symbol,
+                                                          reference_power), z.hwm_messages)
+    host_ppm, edge_ppm = crystals_ppm if crystals_ppm is not None else pair_ppm(p.emulated_ppm, channel_cfg.seed)
+    if role == "tx":
+        return emulated_pluto_backend(None, pluto_settings(radio_cfg), seed=channel_cfg.seed, crystal_ppm=edge_ppm,
+                                      air_tx=uplink_cable_tx(endpoint, fs, z.hwm_messages, z.send_timeout_s))
+    channel_cfg = with_clock_offset(channel_cfg, edge_ppm - host_ppm, p.lo_hz)
+    channel = make_channel(channel_cfg, fs, radio_cfg.samples_per_symbol, reference_power)
+    return emulated_pluto_backend(channel, pluto_settings(radio_cfg), seed=channel_cfg.seed, crystal_ppm=host_ppm,
+                                  air_rx=uplink_cable_rx(endpoint, fs, None, z.hwm_messages, realtime_idle=True))

@@ -46,6 +46,10 @@ class FleetConfig(Section):
     local_snr_db: list[SnrDb] = Field(
         [20.0, 14.0, 8.0, 2.0], min_length=1, max_length=MAX_EDGES,
         description="`airlora run --edges N`: SNR (-30..60 dB) of each local edge's emulated channel (cycled)")
+    local_pluto_uris: list[str] = Field(
+        default_factory=list, max_length=MAX_EDGES,
+        description="radio.backend pluto, local edges (`--edges N`, `airlora fed`): the libiio URI of each local "
+                    "edge's own Pluto, in order (the host's is radio.pluto.uri); empty: the edges' Plutos are emulated")
     mcs_rule: Literal["worst", "percentile"] = Field(
         "worst", description="MCS from the pending edges' measured SNRs: the worst one, or a percentile (the "
                              "edges below it finish in a top-up at their own MCS once the others are done)")
@@ -61,6 +65,13 @@ class FleetConfig(Section):
         30.0, ge=0.0, le=86400.0, description="once every reachable edge is done, how long to wait for a lost edge "
                                               "to come back")
     evaluate: bool = Field(True, description="edges evaluate the installed adapter (false: verify and install only)")
+
+    @field_validator("local_pluto_uris")
+    @classmethod
+    def _uris(cls, value: list[str]) -> list[str]:
+        for uri in value:
+            PlutoConfig._uri(uri)  # the same libiio URI check as radio.pluto.uri
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "FleetConfig":
