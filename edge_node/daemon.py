@@ -123,7 +123,7 @@ class EdgeDaemon:
         self.last_apply: ApplyReport | None = None
         self._log = LogThrottle(log)  # refusals of what hosts send: rate-limited
         self._session_log = LogThrottle(log)  # session starts, resumes, losses: rate-limited apart from refusals
-        self.fed = FedWorker(cfg, self.control, node_id)  # federated rounds: local training and the uplink
+        self.fed = FedWorker(cfg, self.control, node_id, radio=self.backend)  # federated rounds: local training and the uplink
 
     def _identity(self, node_id: str) -> Hello:
         from edge_node.payload_reader import edge_identity
