@@ -16,7 +16,7 @@ from typing import Any
 from adapters.signing import key_id, public_key
 from host.edge_process import EdgeProcess
 from host.experiment import RunError
-from host.fleet import broadcast_tx, write_edge_configs
+from host.fleet import broadcast_tx, fleet_air, write_edge_configs
 from host.fountain_sender import FleetDelivery, FleetEdgeLink, FountainSender
 from host.payload_cost import round_inputs
 from policy.state import PolicyState
@@ -91,6 +91,7 @@ def run_fleet_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str],
     from adapters.identity import model_identity
     from host.pipeline import finetune_and_pack
 
+    fleet_air(cfg, edges, pluto_uri)  # before any edge starts: a fleet that cannot work fails at once
     t_run = time.monotonic()
     signing_key, key_path = host_signing_secret(cfg)
     say(f"payloads signed with key {key_id(public_key(signing_key))} ({key_path})")

@@ -136,3 +136,18 @@ def test_the_uplink_backend_per_radio() -> None:
             make_uplink_backend(radio.radio, radio.channel, TX_POWER, "rx", "tcp://127.0.0.1:1")
     with pytest.raises(BackendError, match="role"):
         make_uplink_backend(cfg.radio, cfg.channel, TX_POWER, "loopback", "tcp://127.0.0.1:1")
+
+
+def test_a_fleet_run_that_cannot_work_fails_before_any_edge_starts(tmp_path, capsys) -> None:
+    """`airlora run --edges 2 --pluto-uri URI` without fleet.local_pluto_uris: one line naming the edges, exit 2,
+    and no edge process was started (the run folder holds no edge configs or logs)."""
+    from airlora.cli import main
+
+    code = main(["run", "--edges", "2", "--pluto-uri", "ip:192.0.2.1", "--set", "radio.backend=pluto",
+                 "--set", f"run.out_dir={tmp_path}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith("airlora run: fleet.edges: edge-1, edge-2: the host's Pluto is real")
+    folders = list(tmp_path.iterdir())
+    assert len(folders) == 1 and not (folders[0] / "edges").exists()
+    assert not list(folders[0].glob("edge*.log"))
