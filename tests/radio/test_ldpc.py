@@ -241,3 +241,48 @@ def test_commpy_belief_propagation_agrees(tmp_path) -> None:
     assert np.array_equal(theirs[both], ours.codewords[both])
     assert np.array_equal(ours.bits[both], info[both])
     assert abs(int(theirs_ok.sum()) - int(ours.ok.sum())) <= 3
+
+
+# --- the extended rate-1/4 code (radio/ldpc_extension.py) ------------------------------------------
+
+
+def test_extended_code_is_the_core_codeword_then_more_parity() -> None:
+    from radio.ldpc_extension import CHOSEN, random_extension
+
+    c, core = ldpc.code(3888, "1/4"), ldpc.code(1944, "1/2")
+    assert (c.n, c.k, c.m, c.z, c.code_rate, c.name) == (3888, 972, 2916, 81, 0.25, "ldpc3888-1/4")
+    assert np.array_equal(c.base[:12, :24], core.base) and np.array_equal(c.base[12:, :24], random_extension(*CHOSEN))
+    assert np.array_equal(c.base[12:, 24:], np.where(np.eye(24, dtype=bool), 0, -1))  # one new parity block each
+    info = np.random.default_rng(3).integers(0, 2, (16, c.k), dtype=np.uint8)
+    words = ldpc.encode(c, info)
+    assert np.array_equal(words[:, :1944], ldpc.encode(core, info)) and ldpc.syndrome_ok(c, words).all()
+    h = ldpc.parity_check_matrix(c)
+    assert not (h.astype(np.int64) @ words.T.astype(np.int64) % 2).any()
+    assert np.all(h[:, 1944:].sum(axis=0) == 1)  # the new parity bits are degree 1
+    flipped = words.copy()
+    flipped[:, 2000] ^= 1
+    assert not ldpc.syndrome_ok(c, flipped).any()
+
+
+def test_extended_code_beats_sending_the_rate_half_codeword_twice() -> None:
+    """Bare BPSK, Es/N0 -5.0 dB (the rate-1/4 BICM limit is -6.82 dB): the extension decodes ~99 % of codewords
+    where repetition of the 1944-1/2 codeword loses more than a third; at -4.5 dB the extension loses none."""
+    from radio.ldpc_extension import bpsk_bler, repetition_bler
+
+    c = ldpc.code(3888, "1/4")
+    assert bpsk_bler(c, -5.0, 400, seed=11) <= 0.04
+    assert repetition_bler(-5.0, 400, seed=11) >= 0.25
+    assert bpsk_bler(c, -4.5, 200, seed=12) == 0.0
+    assert bpsk_bler(c, -6.5, 50, seed=13) == 1.0  # below the limit nothing decodes: the test can fail
+
+
+def test_bad_extension_rows_are_refused() -> None:
+    from radio.ldpc_extension import candidate, random_extension
+
+    rows = random_extension(1, (2,))
+    with pytest.raises(FecError, match="extension rows must be 24 shifts"):
+        candidate(rows[:, :20])
+    bad = rows.copy()
+    bad[0, 0] = 81
+    with pytest.raises(FecError, match="extension rows must be 24 shifts"):
+        candidate(bad)
