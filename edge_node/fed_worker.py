@@ -5,13 +5,16 @@ ends the edge sends train_done and holds the signed payload cut into packets. Th
 selective repeat reversed, driven by the receiver (the host): each uplink_request names the packets still missing
 and the MCS the host picked from the SNR it measured on the last burst; the edge transmits them as one burst of
 the same packets (radio.link.packets_burst: framing, CRC, FEC, modulation) on its transmit end of the uplink cable
-and answers uplink_sent with where the burst sits on its transmit clock. The transmit end is the one
+and answers uplink_sent with where the burst sits on its transmit clock. A host that knows this edge lists
+uplink:v2 asks for v2 bursts instead (the request's codeword runs, LDPC MCS and SIG flags): the edge modulates
+exactly that burst of its held payload (radio.burst_tx) and answers the same way. The transmit end is the one
 radio.backends.factory.make_uplink_backend gives for the edge's radio: the uplink cable (zmq), an emulated Pluto
 on an emulated air (pluto, no URI), or the edge's own Pluto (pluto with a URI: the daemon's device, `radio`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -21,9 +24,10 @@ from edge_node.fed_trainer import LocalResult, train_local
 from edge_node.install import current_adapter
 from radio.backends.base import RadioBackend
 from radio.backends.factory import make_uplink_backend
-from radio.errors import BackendError
+from radio.burst_tx import BurstPlan, CodewordRun, burst_waveform
+from radio.errors import BackendError, RadioError
 from radio.link import LinkSettings, packets_burst
-from radio.mcs import MCS_TABLE
+from radio.mcs import LDPC_MCS_TABLE, MCS_TABLE
 from radio.reassembly import split
 from radio.transmitter import TX_POWER
 from testbed.config import TestbedConfig
@@ -48,6 +52,7 @@ class FedWorker:
         self._thread: threading.Thread | None = None
         self._job: dict | None = None  # the running or finished local round
         self._chunks: list[bytes] = []
+        self._payload = b""  # the held payload (frame v2 bursts address it by byte offset)
         self._session: int | None = None
         self._tx: RadioBackend | None = None
         self._tx_endpoint: str | None = None
@@ -104,6 +109,7 @@ class FedWorker:
                                                      reason=f"no uplink transmitter: {exc}"[:1024]))
             return
         self._chunks = split(result.payload, self.settings.packet_payload_bytes)
+        self._payload = result.payload
         self._session = msg.session
         log.info("round %d: trained on %d examples, local accuracy %.3f; holding %d bytes in %d packets", msg.round,
                  result.samples, result.local_accuracy, len(result.payload), len(self._chunks))
@@ -126,6 +132,9 @@ class FedWorker:
             self.control.reply(peer, msg, Error(code="no_session", message=f"uplink session {msg.session} is not "
                                                                            "held by this edge"))
             return
+        if msg.runs:
+            self._uplink_v2(peer, msg)
+            return
         held = len(self._chunks)  # runs clipped to the packets held before they are expanded (a run may span 2**32)
         seqs = ranges_to_seqs([first, min(last, held - 1)] for first, last in msg.ranges if first < held)
         mcs = next((m for m in MCS_TABLE if m.name == msg.mcs), None)
@@ -137,6 +146,25 @@ class FedWorker:
             self.control.reply(peer, msg, Error(code="bad_ranges", message="no packet of the session is asked for"))
             return
         iq = packets_burst({s: self._chunks[s] for s in seqs}, len(self._chunks), msg.session, mcs, self.settings)
+        self._transmit(peer, msg, iq, len(seqs))
+
+    def _uplink_v2(self, peer: bytes, msg: UplinkRequest) -> None:
+        """The frame v2 burst the request names (its runs must address the held payload)."""
+        mcs = next((m for m in LDPC_MCS_TABLE if m.name == msg.mcs), None)
+        if mcs is None:
+            self.control.reply(peer, msg, Error(code="bad_mcs", message=f"unknown LDPC MCS {msg.mcs!r}; v2 uplink "
+                                                f"bursts use {', '.join(m.name for m in LDPC_MCS_TABLE)}"))
+            return
+        try:
+            plan = BurstPlan(msg.session, msg.burst, mcs, tuple(CodewordRun(o, c) for o, c in msg.runs),
+                             len(self._payload), msg.flags)
+        except RadioError as exc:  # runs outside the payload, too many codewords, unknown flags
+            self.control.reply(peer, msg, Error(code="bad_ranges", message=f"uplink burst {msg.burst}: {exc}"[:1024]))
+            return
+        v2 = self.settings if self.settings.frame == "v2" else dataclasses.replace(self.settings, frame="v2")
+        self._transmit(peer, msg, burst_waveform(plan, self._payload, v2), plan.codewords)
+
+    def _transmit(self, peer: bytes, msg: UplinkRequest, iq, count: int) -> None:
         first = self._tx.clock_samples
         try:
             self._tx.tx(iq)
@@ -145,7 +173,7 @@ class FedWorker:
             self.control.reply(peer, msg, Error(code="tx_failed", message=str(exc)[:1024]))
             return
         self.control.reply(peer, msg, UplinkSent(session=msg.session, burst=msg.burst, first_sample=first,
-                                                 samples_sent=iq.size, packets=len(seqs)))
+                                                 samples_sent=iq.size, packets=count))
 
     def _close_tx(self) -> None:
         """Close the uplink's transmit end (not the daemon's device: the daemon closes it)."""

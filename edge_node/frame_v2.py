@@ -19,8 +19,8 @@ from edge_node.session_v2 import EdgeSessionV2
 from radio.backends.base import RadioBackend
 from radio.errors import LinkError
 from testbed.config import TestbedConfig
-from testbed.messages import (CAPABILITY_FRAME_V2, ERR_REASSEMBLY_FAILED, BurstDone, Error, Message, SessionStart,
-                              TransferComplete)
+from testbed.messages import (CAPABILITY_FRAME_V2, CAPABILITY_UPLINK_V2, ERR_REASSEMBLY_FAILED, BurstDone, Error,
+                              Message, SessionStart, TransferComplete)
 
 log = logging.getLogger("airlora.edge")
 
@@ -28,8 +28,9 @@ SPILL_FOLDER = ".reassembly"  # under edge.adapter_dir: payloads over edge.reass
 
 
 def capabilities(cfg: TestbedConfig) -> list[str]:
-    """The Hello capabilities frame v2 adds (frame:v2 when edge.frames lists v2)."""
-    return [CAPABILITY_FRAME_V2] if "v2" in cfg.edge.frames else []
+    """The Hello capabilities frame v2 adds when edge.frames lists v2: frame:v2 (it receives v2 bursts) and
+    uplink:v2 (its fed uplink transmits them, edge_node/fed_worker.py)."""
+    return [CAPABILITY_FRAME_V2, CAPABILITY_UPLINK_V2] if "v2" in cfg.edge.frames else []
 
 
 class ControlPort(Protocol):

@@ -4,7 +4,8 @@ broadcast the global adapter.
 Each round: every edge gets a rank vector from the policy at the uplink SNR the host measured on that edge's last
 uplink (round 1: the SNR the edge measured on a downlink sounding, the channel being reciprocal in emulation);
 every edge fine-tunes on its own shard from the installed global adapter (edge_node.fed_worker); the host pulls
-each adapter up the radio in turn (host.uplink_receiver: one radio, one uplink at a time), checks its signature
+each adapter up the radio in turn (host.uplink_receiver: one radio, one uplink at a time; as v2 LDPC bursts,
+host.uplink_v2, from edges that list uplink:v2 when radio.frame is v2, else v1 packets), checks its signature
 against the trusted edge keys (the signer must be that edge) and its SHA-256 and manifest, aggregates what passed
 (ml.aggregate; or ml.dp with fed.dp.enabled), packs and signs the global adapter, measures its accuracy on the
 test split, and broadcasts it with the fleet's fountain code (host.fountain_sender); every edge verifies and
@@ -28,6 +29,7 @@ from host.fleet import broadcast_tx, edge_crystals_ppm, fleet_air, free_port, lo
 from host.fleet_experiment import Fleet, fleet_state
 from host.fountain_sender import FountainSender
 from host.uplink_receiver import Uplink, UplinkReceiver
+from host.uplink_v2 import receive_v2
 from radio.backends.factory import make_uplink_backend
 from radio.link import LinkSettings
 from radio.transmitter import TX_POWER
@@ -36,7 +38,7 @@ from testbed.config import TestbedConfig
 from testbed.control.endpoint import PeerLost
 from testbed.errors import AirLoraError
 from testbed.keys import host_signing_secret, host_trusted_edges_dir, trusted_signing_keys
-from testbed.messages import Hello, ModelIdentity, TrainDone, TrainStart
+from testbed.messages import CAPABILITY_UPLINK_V2, Hello, ModelIdentity, TrainDone, TrainStart
 from testbed.results import RunFolder
 
 SOUNDING_BYTES = 4096
@@ -62,8 +64,8 @@ def verify_uplink(payload: bytes, edge: str, trust: TrustStore, identity: dict, 
 
 
 def v1_settings(settings: LinkSettings) -> LinkSettings:
-    """The fed link's settings: the uplink and the fountain broadcast carry frame v1 packets whatever radio.frame says
-    (a v2 LDPC MCS name becomes 'auto')."""
+    """The fed link's v1 settings: the fountain broadcast (and the uplink of an edge without uplink:v2) carries
+    frame v1 packets whatever radio.frame says (a v2 LDPC MCS name becomes 'auto')."""
     mcs = "auto" if settings.mcs.startswith("ldpc-") else settings.mcs
     return dataclasses.replace(settings, frame="v1", mcs=mcs)
 
@@ -147,7 +149,9 @@ def run_fed_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], N
     receivers: dict[str, UplinkReceiver] = {}
     try:
         say(f"waiting for {len(edges)} edges ({', '.join(e.name for e in edges)}) ...")
-        fleet.wait_ready(cfg.run.edge_start_timeout_s, identity, say)
+        acks = fleet.wait_ready(cfg.run.edge_start_timeout_s, identity, say)
+        uplink_frame = {n: "v2" if cfg.radio.frame == "v2" and CAPABILITY_UPLINK_V2 in a.capabilities else "v1"
+                        for n, a in acks.items()}  # LDPC bursts up from an edge that transmits them
         tx = broadcast_tx(cfg, edges, receive=True)  # a real Pluto hears every uplink too
         sender = FountainSender(fleet.links(), tx, settings, cfg.radio.backend, cfg.fleet, on_event=folder.event)
         host_ppm, edge_ppm = edge_crystals_ppm(cfg, edges) if air == "emulated" else (0.0, {})
@@ -220,10 +224,15 @@ def run_fed_rounds(cfg: TestbedConfig, folder: RunFolder, say: Callable[[str], N
                 row.update(samples=done.samples, local_accuracy=done.local_accuracy, train_s=round(done.train_s, 2),
                            payload_bytes=done.payload_bytes)
                 proc = fleet.processes.get(e.name)
-                up: Uplink = receivers[e.name].receive(
-                    fleet.clients[e.name], e.name, done.session, done.payload_bytes, done.packet_count,
-                    done.payload_sha256 or "", f.uplink_deadline_s, f.uplink_max_rounds,
-                    gone=(lambda p=proc: p is not None and not p.alive))
+                gone = (lambda p=proc: p is not None and not p.alive)
+                if uplink_frame.get(e.name) == "v2":
+                    up: Uplink = receive_v2(receivers[e.name], fleet.clients[e.name], e.name, done.session,
+                                            done.payload_bytes, done.payload_sha256 or "", f.uplink_deadline_s,
+                                            f.uplink_max_rounds, gone)
+                else:
+                    up = receivers[e.name].receive(
+                        fleet.clients[e.name], e.name, done.session, done.payload_bytes, done.packet_count,
+                        done.payload_sha256 or "", f.uplink_deadline_s, f.uplink_max_rounds, gone=gone)
                 row.update(snr_db_uplink=up.snr_db, uplink_airtime_s=up.airtime_s(settings.sample_rate_hz),
                            uplink_bursts=up.bursts, uplink_mcs=up.mcs_per_burst[-1] if up.mcs_per_burst else None,
                            uplink_wall_s=round(up.wall_s, 2))

@@ -8,6 +8,9 @@ through the same receiver (sync, CFO, SNR per packet, demodulation, Viterbi, CRC
 is whole and matches the SHA-256 the edge announced, or the deadline passes. The measured uplink SNR is what the
 rank policy uses for this edge's next ranks. Verification (signature, manifest) happens in host.fed_experiment.
 
+For an edge that lists uplink:v2, host.uplink_v2 drives the same exchange (`exchange`) with LDPC bursts the host
+plans instead of packets.
+
 The receiving end is any backend (radio.backends.factory.make_uplink_backend): on the ZeroMQ cable the burst is
 complete once the cable has delivered the transmit-clock index the edge announced; on a real-time radio (a Pluto,
 real or emulated) the stream is read continuously from the request on, and the burst is complete once its length
@@ -92,7 +95,8 @@ class UplinkReceiver:
     def receive(self, client: ControlClient, edge: str, session: int, payload_bytes: int, packet_count: int,
                 payload_sha256: str, deadline_s: float, max_rounds: int,
                 gone: Callable[[], bool] = lambda: False) -> Uplink:
-        """Pull the edge's held payload up the radio; an Uplink either way (delivered or why not)."""
+        """Pull the edge's held payload up the radio as v1 packets; an Uplink either way (delivered or why not).
+        host.uplink_v2.receive_v2 does the same with v2 LDPC bursts."""
         up = Uplink(edge)
         t0 = time.monotonic()
         packet_bytes = self.settings.packet_payload_bytes
@@ -148,7 +152,17 @@ class UplinkReceiver:
         s = self.settings  # the longest burst those packets make: an edge that announces more is not believed
         most = burst_samples(packets * s.packet_payload_bytes, s.packet_payload_bytes, mcs, s.samples_per_symbol,
                              s.rolloff)
-        client.send(UplinkRequest(session=session, burst=burst, mcs=mcs.name, ranges=ranges))
+        request = UplinkRequest(session=session, burst=burst, mcs=mcs.name, ranges=ranges)
+        return self.exchange(client, request, packets, most, up, wait_s,
+                             lambda samples: self._feed(samples, session, reassembly, up))
+
+    def exchange(self, client: ControlClient, request: UplinkRequest, packets: int, most: int, up: Uplink,
+                 wait_s: float, feed: Callable[[np.ndarray], list[float]]) -> list[float] | str:
+        """Send one uplink_request and read the burst it asks for through feed (samples -> SNRs measured); the
+        SNRs, or why the uplink stops. packets, most: what the burst holds at most (packets or codewords, samples):
+        an edge that announces more is not believed."""
+        session, burst = request.session, request.burst
+        client.send(request)
         end: int | None = None
         snrs: list[float] = []
         asked = time.monotonic()
@@ -161,8 +175,8 @@ class UplinkReceiver:
                 if isinstance(msg, UplinkSent) and msg.session == session and msg.burst == burst:
                     if msg.packets > packets or msg.samples_sent > most:
                         return (f"the edge announced uplink burst {burst} as {msg.packets} packets in "
-                                f"{msg.samples_sent} samples; the {packets} packets asked for at {mcs.name} take at "
-                                f"most {most}")
+                                f"{msg.samples_sent} samples; the {packets} packets asked for at {request.mcs} take "
+                                f"at most {most}")
                     # the cable: the edge's transmit clock; real time: the stream read so far, what the radio still
                     # holds ahead of it, the burst and a margin
                     end = msg.first_sample + msg.samples_sent if self.cable is not None else \
@@ -179,22 +193,22 @@ class UplinkReceiver:
                 if end is None and time.monotonic() - asked > wait_s:
                     return f"the edge did not answer uplink burst {burst} within {wait_s:.0f} s"
                 n = REALTIME_READ_SAMPLES if end is None else min(REALTIME_READ_SAMPLES, end - self.samples_read)
-                snrs += self._feed(self._read(n), session, reassembly, up)
+                snrs += feed(self._read(n))
                 continue
             self.cable.poll_cable()
             pending = self.rx.pending
             if pending > 0:
                 progress = time.monotonic()
-                snrs += self._feed(self._read(min(pending, CHUNK_SAMPLES)), session, reassembly, up)
+                snrs += feed(self._read(min(pending, CHUNK_SAMPLES)))
                 continue
             if end is not None and self.cable.tx_clock_received >= end:
-                snrs += self._feed(self._read(TAIL_SAMPLES), session, reassembly, up)
+                snrs += feed(self._read(TAIL_SAMPLES))
                 return snrs
             now = time.monotonic()
             if end is None and now - asked > wait_s:
                 return f"the edge did not answer uplink burst {burst} within {wait_s:.0f} s"
             if end is not None and now - progress > STALL_S:
-                snrs += self._feed(self._read(TAIL_SAMPLES), session, reassembly, up)
+                snrs += feed(self._read(TAIL_SAMPLES))
                 return snrs  # the rest of the burst never came: what is missing is asked again
             self.cable.wait_cable(0.005)
 

@@ -184,8 +184,9 @@ def payload_sha256(source: PayloadSource) -> str:
     return sha.hexdigest()
 
 
-class _Loop:
-    """Both ends of one v2 transfer; `run` drives them until the sender is done or the link stalls."""
+class TransferLoop:
+    """Both ends of one v2 transfer; `run` drives them until the sender is done or the link stalls. `send` is the
+    one place a burst goes out: host.uplink_v2 replaces it to have a remote edge transmit the planned burst."""
 
     def __init__(self, source: PayloadSource, tx: RadioBackend, rx: RadioBackend, settings: LinkSettings,
                  session: int, receiver: StreamReceiver, selector: Selector, reassembly: ByteReassembly,
@@ -330,7 +331,7 @@ def transfer_v2(payload: PayloadSource | bytes | bytearray | memoryview | np.nda
                           payload_sha256(source))
     started = time.perf_counter()
     with ByteReassembly(source.size, memory_limit_bytes, spill_dir) as reassembly:
-        loop = _Loop(source, backend, rx, settings, session, receiver, selector, reassembly, report,
+        loop = TransferLoop(source, backend, rx, settings, session, receiver, selector, reassembly, report,
                      chunk_samples, settings.max_rounds, on_progress, on_burst)
         try:
             loop.run()
@@ -346,4 +347,5 @@ def transfer_v2(payload: PayloadSource | bytes | bytearray | memoryview | np.nda
     return report
 
 
-__all__ = ["BurstRecord", "LinkV2Report", "make_selector", "payload_sha256", "transfer_v2"]
+__all__ = ["BurstRecord", "LinkV2Report", "TransferLoop", "default_receiver", "make_selector", "payload_sha256",
+           "transfer_v2"]

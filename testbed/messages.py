@@ -32,6 +32,8 @@ MAX_RUNS = 4096  # codeword runs in one burst_done, failed byte ranges in one bu
 MAX_BURST_CODEWORDS = 65535  # a v2 burst's SIG counts codewords in a u16
 CAPABILITY_FRAME_V2 = "frame:v2"
 """Hello capability of an edge that receives v2 bursts; a host uses frame v2 only with an edge that lists it."""
+CAPABILITY_UPLINK_V2 = "uplink:v2"
+"""Hello capability of an edge that transmits its fed uplink as v2 bursts when the host asks (uplink_request runs)."""
 
 
 class ProtocolError(AirLoraError):
@@ -472,7 +474,9 @@ class TrainDone(Message):
 
 
 class UplinkRequest(Message):
-    """host -> edge: transmit these packets of the held adapter at this MCS (the host measured the last burst)."""
+    """host -> edge: transmit these packets of the held adapter at this MCS (the host measured the last burst).
+    Frame v2 (to an edge listing uplink:v2): `runs` names the burst's codewords, `mcs` is an LDPC MCS, `flags` the
+    SIG's, `ranges` is empty; the edge transmits exactly that burst (radio.burst_tx.BurstPlan)."""
 
     TYPE: ClassVar[str] = "uplink_request"
     type: Literal["uplink_request"] = "uplink_request"
@@ -480,6 +484,11 @@ class UplinkRequest(Message):
     burst: U32
     mcs: Name
     ranges: SeqRanges
+    runs: list[CodewordRunField] = Field(default_factory=list, max_length=MAX_RUNS,
+                                         description="frame 2: the codewords as [offset, count] runs")
+    flags: Annotated[int, Field(ge=0, le=255)] = Field(0, description="frame 2: the SIG flags (last, probe)")
+
+    WIRE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"runs", "flags"})
 
 
 class UplinkSent(Message):

@@ -18,11 +18,11 @@ from testbed.results import RunFolder
 pytestmark = pytest.mark.slow
 
 
-def _cfg(tmp, **fed) -> object:
+def _cfg(tmp, frame: str = "v2", **fed) -> object:
     # a tight airtime budget: the heuristic gives the 8 dB edge lower ranks than the 20 dB one
     return validate({
         "data": {"train_size": 200, "val_size": 20, "test_size": 60, "probe_count": 2},
-        "radio": {"backend": "zmq"}, "model": {"max_length": 32}, "finetune": {"batch_size": 8},
+        "radio": {"backend": "zmq", "frame": frame}, "model": {"max_length": 32}, "finetune": {"batch_size": 8},
         # a generous peer timeout: on a loaded 2-core machine the host's packing can starve its heartbeats for 5 s
         "control": {"curve": {"keys_dir": str(tmp / "keys")}, "peer_timeout_s": 30.0},
         "edge": {"adapter_dir": str(tmp / "edge"), "trusted_keys_dir": str(tmp / "keys" / "trusted")},
@@ -60,6 +60,7 @@ def test_killed_edge_is_left_out_and_rejoins(tmp_path) -> None:
     # round 2's ranks come from the measured uplink SNR: the weak edge sends a smaller adapter, at a slower MCS
     assert edges[(3, "edge-2")]["rank_sum"] < edges[(3, "edge-1")]["rank_sum"]
     assert edges[(1, "edge-1")]["uplink_mcs"] != edges[(1, "edge-2")]["uplink_mcs"]
+    assert all(e["uplink_mcs"].startswith("ldpc-") for e in summary["edges"] if e.get("uplink_mcs"))  # v2 bursts
     for r in rounds:
         assert 0.0 <= r["global_accuracy"] <= 1.0 and r["downlink_airtime_s"] > 0
     assert rounds[-1]["cumulative_uplink_airtime_s"] == pytest.approx(
@@ -69,7 +70,8 @@ def test_killed_edge_is_left_out_and_rejoins(tmp_path) -> None:
 
 
 def test_dp_reports_epsilon_per_round(tmp_path) -> None:
-    cfg = _cfg(tmp_path, rounds=2, dp={"enabled": True, "clip_norm": 0.5, "noise_multiplier": 1.2})
+    # radio.frame v1: the uplinks go up as v1 packets (the path of edges without uplink:v2)
+    cfg = _cfg(tmp_path, frame="v1", rounds=2, dp={"enabled": True, "clip_norm": 0.5, "noise_multiplier": 1.2})
     folder = RunFolder(cfg.run.out_dir)
     try:
         summary = run_fed_rounds(cfg, folder, lambda text: None)
@@ -79,3 +81,4 @@ def test_dp_reports_epsilon_per_round(tmp_path) -> None:
     assert eps == pytest.approx([epsilon(1.2, 1, 1e-5), epsilon(1.2, 2, 1e-5)])
     assert eps[0] < eps[1]
     assert all(r["aggregation"] == "dp-svd" and r["edges_installed"] == 2 for r in summary["rounds"])
+    assert all(e["uplink_mcs"] and not e["uplink_mcs"].startswith("ldpc-") for e in summary["edges"])

@@ -74,6 +74,7 @@ def test_airlora_fed_over_emulated_plutos(tmp_path, tiny_bert):
     for e in edges:
         assert e["included"] == "True", e.get("reason")
         assert abs(float(e["snr_db_uplink"]) - SNR_DB[e["edge"]]) < 1.5  # measured by the host's device
+        assert e["uplink_mcs"].startswith("ldpc-")  # the edges list uplink:v2: LDPC bursts go up
     events = [json.loads(line) for line in (folder / "events.jsonl").open()]
     sounding = next(e for e in events if e["event"] == "sounding")  # the downlink, measured by each edge's device
     assert all(abs(sounding["snr_db"][n] - SNR_DB[n]) < 1.5 for n in SNR_DB), sounding

@@ -97,3 +97,16 @@ def test_quarter_db_codes_saturate_and_round_trip() -> None:
     snr = np.array([-40.0, -1.3, 0.0, 12.26, 31.75, 90.0, np.nan])
     back = from_quarter_db(quarter_db(snr))
     assert back.tolist() == [-32.0, -1.25, 0.0, 12.25, 31.75, 31.75, -32.0]
+
+
+def test_a_v2_uplink_request_round_trips_and_a_v1_one_carries_no_v2_field() -> None:
+    from testbed.messages import UplinkRequest
+
+    v1 = UplinkRequest(session=7, burst=1, mcs="qpsk-1/2", ranges=[[0, 3]])
+    assert not {"runs", "flags"} & set(wire(v1)) and decode(encode(v1)) == v1  # an edge before uplink:v2 parses it
+    v2 = UplinkRequest(session=7, burst=2, mcs="ldpc-qpsk-1/2", ranges=[], runs=[[0, 40], [9680, 3]], flags=3)
+    assert decode(encode(v2)) == v2 and wire(v2)["runs"] == [[0, 40], [9680, 3]]
+    with pytest.raises(ProtocolError):
+        decode(msgpack.packb({**wire(v2), "runs": [[0, 1]] * (MAX_RUNS + 1)}, use_bin_type=True))
+    with pytest.raises(ProtocolError):
+        decode(msgpack.packb({**wire(v2), "flags": 256}, use_bin_type=True))
