@@ -8,9 +8,9 @@ burst of its held payload (edge_node.fed_worker) and answers uplink_sent, and th
 uplink's receiving end (host.uplink_receiver.UplinkReceiver.exchange: the cable's transmit clock, or a real-time
 radio's stream) through the v2 burst receiver. Used with edges that list uplink:v2 when radio.frame is v2.
 
-Bounds: the edge's announced size was checked against edge.max_payload_bytes before (host.fed_experiment); an
-uplink_sent must state exactly the planned burst's codewords and samples; the payload is reassembled in memory up
-to radio's default limit and spilled beyond it (radio.reassembly.ByteReassembly).
+Bounds: the edge's announced size was checked before (host.fed_experiment); an uplink_sent that claims more
+codewords or samples than the planned burst has is not believed (the edge is left out); the payload is reassembled
+in memory up to radio's default limit and spilled beyond it (radio.reassembly.ByteReassembly).
 """
 
 from __future__ import annotations

@@ -157,3 +157,11 @@ def test_v2_uplink_refusals(link) -> None:
     while reply is not None and reply.type not in ("uplink_sent", "error"):
         reply = client.recv(20.0)
     assert reply.type == "error" and reply.code == "bad_mcs" and "unknown LDPC MCS 'qpsk-1/2'" in reply.message
+
+
+@pytest.mark.parametrize("link", [(12.0, True)], indirect=True)
+def test_an_edge_announcing_an_absurd_v2_burst_is_left_out(link) -> None:
+    rx, client, payload = link
+    up = receive_v2(rx, client, "edge-1", 77, len(payload), hashlib.sha256(payload).hexdigest(), 60, 30, lambda: False)
+    assert not up.delivered and up.samples == 0 and up.bursts == 1
+    assert f"as 1 packets in {2**40} samples" in up.reason and "at ldpc-" in up.reason
